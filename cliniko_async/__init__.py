@@ -1,0 +1,57 @@
+"""cliniko_async: an asyncio-native, typed client for the Cliniko API."""
+
+from ._client import Cliniko
+from ._filters import Filter, FilterType, q
+from ._limiter import RateLimit
+from ._pagination import Page, PageLinks, Paginator
+from ._session import RequestOptions
+from ._types import UNSET, Link, Unset
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ClinikoError,
+    ConfigurationError,
+    DecodeError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    UnprocessableEntityError,
+    UnsafeURLError,
+)
+
+__all__ = [
+    "UNSET",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Cliniko",
+    "ClinikoError",
+    "ConfigurationError",
+    "DecodeError",
+    "Filter",
+    "FilterType",
+    "Link",
+    "NotFoundError",
+    "Page",
+    "PageLinks",
+    "Paginator",
+    "PermissionDeniedError",
+    "RateLimit",
+    "RateLimitError",
+    "RequestOptions",
+    "ServerError",
+    "UnprocessableEntityError",
+    "Unset",
+    "UnsafeURLError",
+    "__version__",
+    "q",
+]

@@ -1,0 +1,135 @@
+"""The async client, :class:`Cliniko`."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+
+from ._config import ClientConfig
+from ._limiter import KeyLimiter, RateLimit
+from ._session import RequestOptions, Session
+from .resources import AsyncResources
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
+
+__all__ = ["DEFAULT_LIMITS", "Cliniko"]
+
+#: Connection pool limits of the client's own httpx.AsyncClient.
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+
+class Cliniko(AsyncResources):
+    """An async Cliniko session for one API key.
+
+    ::
+
+        async with Cliniko(api_key=key, user_agent="Acme Sync (dev@acme.example)") as cliniko:
+            patient = await cliniko.patients.get(123)
+
+    Requests on one key share one rate limiter (``rate_limit``, Cliniko's 200 per 60 s by
+    default) with every other client of that key in the process. ``base_url`` defaults to the
+    key's shard (``https://api.{shard}.cliniko.com/v1``); ``http_client`` lets you bring your
+    own ``httpx.AsyncClient`` (it is not closed for you).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        user_agent: str,
+        base_url: str | None = None,
+        shard: str | None = None,
+        rate_limit: RateLimit | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int = 2,
+        http_client: httpx.AsyncClient | None = None,
+        limiter: KeyLimiter | None = None,
+    ) -> None:
+        config = ClientConfig.build(
+            api_key=api_key, user_agent=user_agent, base_url=base_url, shard=shard
+        )
+        rate_limit = rate_limit if rate_limit is not None else RateLimit()
+        if not isinstance(rate_limit, RateLimit):
+            from .errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"rate_limit must be a RateLimit(requests, period), got {rate_limit!r}"
+            )
+        options = RequestOptions(timeout=timeout, max_retries=max_retries)
+        self._owns_http = http_client is None
+        http = http_client or httpx.AsyncClient(limits=DEFAULT_LIMITS, timeout=timeout)
+        self._session_obj = Session(
+            config, http, rate_limit=rate_limit, options=options, limiter=limiter
+        )
+        self._resource_host = self
+
+    @classmethod
+    def _from_session(cls, session: Session) -> Cliniko:
+        clone = cls.__new__(cls)
+        clone._owns_http = False
+        clone._session_obj = session
+        clone._resource_host = clone
+        return clone
+
+    # ResourceHost protocol
+    @property
+    def _session(self) -> Session:
+        return self._session_obj
+
+    @property
+    def _portal(self) -> BlockingPortal | None:
+        return None
+
+    @property
+    def base_url(self) -> str:
+        """The base URL every request goes to."""
+        return str(self._session_obj.config.base_url)
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        """The key's rate limit."""
+        return self._session_obj.rate_limit
+
+    def with_options(
+        self, *, timeout: float | httpx.Timeout | None = None, max_retries: int | None = None
+    ) -> Cliniko:
+        """A client sharing this one's connection pool and limiter, with other settings.
+
+        ``await cliniko.with_options(timeout=5, max_retries=0).patients.get(1)``
+        """
+        old = self._session_obj.options
+        options = RequestOptions(
+            timeout=old.timeout if timeout is None else timeout,
+            max_retries=old.max_retries if max_retries is None else max_retries,
+            backoff_base=old.backoff_base,
+            backoff_max=old.backoff_max,
+            max_rate_limit_wait=old.max_rate_limit_wait,
+        )
+        return Cliniko._from_session(self._session_obj.with_options(options))
+
+    async def request(self, method: str, path: str, *, params: Any = None, json: Any = None) -> Any:
+        """Send a raw request through the pipeline (auth, limiter, retries); return its JSON."""
+        return await self._session_obj.request(method, path, params=params, json_body=json)
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless it was passed in as ``http_client``)."""
+        if self._owns_http:
+            await self._session_obj.http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        key = self._session_obj.config.api_key
+        return f"<Cliniko base_url={self.base_url!r} key={key.fingerprint}>"

@@ -1,0 +1,529 @@
+"""Declarative resources: operation descriptors and the one generic implementation behind them.
+
+A resource is a class of descriptors, one per API operation::
+
+    class PatientsResource(Resource[ModeT]):
+        list = ListOp("/patients", "patients", Patient, filters={...})
+        get = GetOp("/patients/{id}", Patient)
+        archive = ActionOp("POST", "/patients/{id}/archive")
+
+``Resource[Async]`` (on :class:`~cliniko_async.Cliniko`) hands out coroutine methods and async
+paginators; ``Resource[Sync]`` (on :class:`~cliniko_async.SyncCliniko`) the same operations,
+blocking. Every descriptor exposes ``method``, ``path``, ``model``, ``deprecated`` and ``name``
+(``ListOp`` adds ``key``, ``filters``, ``params``; write operations add ``body``), which the fake
+server and the coverage tests read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import string
+import warnings
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, overload
+from urllib.parse import quote
+
+from ._converter import ModelDecodeError, structure, unstructure_body
+from ._filters import FilterType, QueryFilters, encode_filters
+from ._pagination import Paginator, check_per_page
+from ._session import QueryParams, Session
+from .errors import ConfigurationError, DecodeError
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
+
+    from ._sync_pagination import SyncPaginator
+
+__all__ = [
+    "ActionOp",
+    "Async",
+    "CreateOp",
+    "GetOp",
+    "ListOp",
+    "ModeT",
+    "Resource",
+    "ResourceHost",
+    "Sync",
+    "UpdateOp",
+]
+
+M = TypeVar("M")
+B = TypeVar("B")
+R = TypeVar("R")
+
+
+class Async:
+    """Type marker: operations are coroutines (``Cliniko``)."""
+
+
+class Sync:
+    """Type marker: operations block (``SyncCliniko``)."""
+
+
+ModeT = TypeVar("ModeT", Async, Sync)
+PathId = int | str
+ParamValue = str | int | dt.date | bool
+
+
+class ResourceHost(Protocol):
+    """What a resource needs from its client: the async session and, for sync use, a portal."""
+
+    @property
+    def _session(self) -> Session: ...
+
+    @property
+    def _portal(self) -> BlockingPortal | None: ...
+
+
+class Resource(Generic[ModeT]):
+    """Base class of every resource; operations are declared as class attributes."""
+
+    __slots__ = ("_host",)
+
+    def __init__(self, host: ResourceHost) -> None:
+        self._host = host
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    @classmethod
+    def operations(cls) -> dict[str, _Op]:
+        """Every operation of this resource, by attribute name."""
+        ops: dict[str, _Op] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, _Op):
+                    ops[name] = value
+        return ops
+
+
+_PATH_FIELD = re.compile(r"{(\w+)}")
+_ID = re.compile(r"^\d+$")
+
+
+class _Op:
+    """Common parts of every operation descriptor."""
+
+    method: str
+    model: type[Any] | None
+    body: type[Any] | None = None
+
+    def __init__(self, path: str, *, deprecated: str | None = None) -> None:
+        self.path = path
+        self.path_params: tuple[str, ...] = tuple(
+            name for _, name, _, _ in string.Formatter().parse(path) if name
+        )
+        self.deprecated = deprecated
+        self.name = "?"
+        self.owner_name = "?"
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.owner_name = owner.__name__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.method} {self.path}>"
+
+    def qualname(self) -> str:
+        return f"{self.owner_name}.{self.name}"
+
+    def render_path(self, ids: tuple[PathId, ...]) -> str:
+        """Fill the path's ``{params}`` with ``ids`` (validated: integers or digit strings)."""
+        if len(ids) != len(self.path_params):
+            wanted = ", ".join(self.path_params) or "no ids"
+            raise ConfigurationError(
+                f"{self.qualname()}() takes {len(self.path_params)} id argument(s) ({wanted}), "
+                f"got {len(ids)}"
+            )
+        values: dict[str, str] = {}
+        for name, value in zip(self.path_params, ids, strict=True):
+            text = str(value) if not isinstance(value, bool) else ""
+            if not _ID.match(text):
+                raise ConfigurationError(
+                    f"{self.qualname()}(): {name} must be a positive integer id, got {value!r}"
+                )
+            values[name] = quote(text, safe="")
+        return self.path.format(**values)
+
+    def warn_if_deprecated(self) -> None:
+        if self.deprecated:
+            warnings.warn(
+                f"{self.qualname()} ({self.method} {self.path}) is deprecated: {self.deprecated}",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+
+    def structure_result(self, data: Any, session: Session, url: str) -> Any:
+        if self.model is None:
+            return None
+        try:
+            return structure(data, self.model)
+        except ModelDecodeError as exc:
+            raise DecodeError(
+                f"the response did not match the {self.model.__name__} model",
+                method=self.method,
+                url=str(session.url_for(url).copy_with(query=None)),
+                status_code=200,
+                snippet=str(exc)[:200],
+            ) from None
+
+
+def _encode_params(
+    op: _Op,
+    filters: Mapping[str, FilterType],
+    allowed: tuple[str, ...],
+    q: QueryFilters | None,
+    sort: str | None,
+    order: str | None,
+    params: Mapping[str, ParamValue] | None,
+) -> list[tuple[str, str]]:
+    out = [("q[]", f) for f in encode_filters(q, filters)]
+    if sort is not None:
+        if not isinstance(sort, str) or not re.fullmatch(
+            r"[a-z_]+(:(asc|desc))?(,[a-z_]+(:(asc|desc))?)*", sort
+        ):
+            raise ConfigurationError(
+                f"sort={sort!r} is not valid: use comma-separated fields with an optional "
+                "':desc', e.g. 'starts_at,created_at:desc'"
+            )
+        out.append(("sort", sort))
+    if order is not None:
+        if order not in ("asc", "desc"):
+            raise ConfigurationError(f"order={order!r} must be 'asc' or 'desc'")
+        out.append(("order", order))
+    for name, value in (params or {}).items():
+        if name not in allowed:
+            raise ConfigurationError(
+                f"{op.qualname()}() got unknown query parameter {name!r}; "
+                f"it accepts {', '.join(allowed) or 'none'} (filters go in q=[...])"
+            )
+        if isinstance(value, dt.datetime):
+            raise ConfigurationError(f"{name} takes a date (YYYY-MM-DD), not a datetime")
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, dt.date):
+            text = value.isoformat()
+        else:
+            text = str(value)
+        out.append((name, text))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Bound operations: what ``cliniko.patients.list`` etc. evaluate to.
+
+
+class _Bound(Generic[R]):
+    __slots__ = ("_host", "_op")
+
+    def __init__(self, op: Any, host: ResourceHost) -> None:
+        self._op = op
+        self._host = host
+
+    def __repr__(self) -> str:
+        return f"<bound {self._op!r}>"
+
+    def _run_sync(self, coro_fn: Any, *args: Any) -> Any:
+        portal = self._host._portal
+        assert portal is not None
+        return portal.call(coro_fn, *args)
+
+
+class AsyncList(_Bound[M]):
+    """``cliniko.<resource>.list...(*ids, q=..., sort=..., per_page=...)`` -> :class:`Paginator`."""
+
+    __slots__ = ()
+
+    def __call__(
+        self,
+        *ids: PathId,
+        q: QueryFilters | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+        per_page: int | None = None,
+        params: Mapping[str, ParamValue] | None = None,
+    ) -> Paginator[M]:
+        op: ListOp[M] = self._op
+        op.warn_if_deprecated()
+        check_per_page(per_page)
+        path = op.render_path(ids)
+        query = _encode_params(op, op.filters, op.params, q, sort, order, params)
+        return Paginator(self._host._session, path, op.key, op.model, query, per_page=per_page)
+
+
+class SyncList(_Bound[M]):
+    """Blocking twin of :class:`AsyncList`: returns an iterator over records."""
+
+    __slots__ = ()
+
+    def __call__(
+        self,
+        *ids: PathId,
+        q: QueryFilters | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+        per_page: int | None = None,
+        params: Mapping[str, ParamValue] | None = None,
+    ) -> SyncPaginator[M]:
+        from ._sync_pagination import SyncPaginator
+
+        paginator = AsyncList[M](self._op, self._host)(
+            *ids, q=q, sort=sort, order=order, per_page=per_page, params=params
+        )
+        portal = self._host._portal
+        assert portal is not None
+        return SyncPaginator(paginator, portal)
+
+
+async def _single(
+    op: _Op,
+    session: Session,
+    ids: tuple[PathId, ...],
+    query: QueryParams | None,
+    body: Any,
+) -> Any:
+    path = op.render_path(ids)
+    data = await session.request(op.method, path, params=query, json_body=body)
+    return op.structure_result(data, session, path)
+
+
+class AsyncGet(_Bound[M]):
+    """``await cliniko.<resource>.get(*ids, q=...)`` -> the record."""
+
+    __slots__ = ()
+
+    def __call__(
+        self,
+        *ids: PathId,
+        q: QueryFilters | None = None,
+        params: Mapping[str, ParamValue] | None = None,
+    ) -> Coroutine[Any, Any, M]:
+        op: GetOp[M] = self._op
+        op.warn_if_deprecated()
+        query = _encode_params(op, op.filters, op.params, q, None, None, params)
+        return _single(op, self._host._session, ids, query, None)
+
+
+class SyncGet(_Bound[M]):
+    """Blocking twin of :class:`AsyncGet`."""
+
+    __slots__ = ()
+
+    def __call__(
+        self,
+        *ids: PathId,
+        q: QueryFilters | None = None,
+        params: Mapping[str, ParamValue] | None = None,
+    ) -> M:
+        coro = AsyncGet[M](self._op, self._host)(*ids, q=q, params=params)
+        return self._run_sync(_await, coro)  # type: ignore[no-any-return]
+
+
+async def _await(coro: Coroutine[Any, Any, R]) -> R:
+    return await coro
+
+
+def _body(op: _Op, body: object, *, for_create: bool) -> Any:
+    if body is None:
+        return None
+    if isinstance(body, Mapping):
+        return dict(body)
+    if op.body is not None and not isinstance(body, op.body):
+        raise ConfigurationError(
+            f"{op.qualname()}() takes a {op.body.__name__} (or a mapping), got "
+            f"{type(body).__name__}"
+        )
+    return unstructure_body(body, for_create=for_create)
+
+
+class AsyncSend(_Bound[R]):
+    """``await cliniko.<resource>.create/update/archive/...(*ids, body)``."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any) -> Coroutine[Any, Any, R]:
+        op: _Op = self._op
+        op.warn_if_deprecated()
+        ids, body = _split_body(op, args)
+        payload = _body(op, body, for_create=isinstance(op, CreateOp))
+        return _single(op, self._host._session, ids, None, payload)
+
+
+class SyncSend(_Bound[R]):
+    """Blocking twin of :class:`AsyncSend`."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any) -> R:
+        coro = AsyncSend[R](self._op, self._host)(*args)
+        return self._run_sync(_await, coro)  # type: ignore[no-any-return]
+
+
+def _split_body(op: _Op, args: tuple[Any, ...]) -> tuple[tuple[PathId, ...], object]:
+    n = len(op.path_params)
+    if len(args) == n:
+        if isinstance(op, CreateOp | UpdateOp):
+            raise ConfigurationError(
+                f"{op.qualname()}() needs a request body after the id argument(s): "
+                f"a {op.body.__name__ if op.body else 'mapping'}"
+            )
+        return args, None
+    if len(args) == n + 1:
+        return args[:n], args[n]
+    raise ConfigurationError(
+        f"{op.qualname()}() takes {n} id argument(s) ({', '.join(op.path_params) or 'none'})"
+        f"{' and a body' if op.body is not None or isinstance(op, CreateOp | UpdateOp) else ''}, "
+        f"got {len(args)} argument(s)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Descriptors
+
+
+class ListOp(_Op, Generic[M]):
+    """A paginated ``GET`` list."""
+
+    method = "GET"
+
+    def __init__(
+        self,
+        path: str,
+        key: str,
+        model: type[M],
+        *,
+        filters: Mapping[str, FilterType] | None = None,
+        params: tuple[str, ...] = (),
+        deprecated: str | None = None,
+    ) -> None:
+        super().__init__(path, deprecated=deprecated)
+        self.key = key
+        self.model: type[M] = model
+        self.filters: Mapping[str, FilterType] = dict(filters or {})
+        self.params = params
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, obj: Resource[Async], owner: type) -> AsyncList[M]: ...
+    @overload
+    def __get__(self, obj: Resource[Sync], owner: type) -> SyncList[M]: ...
+    def __get__(self, obj: Resource[Any] | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        if obj._host._portal is None:
+            return AsyncList[M](self, obj._host)
+        return SyncList[M](self, obj._host)
+
+
+class GetOp(_Op, Generic[M]):
+    """A ``GET`` of one object (a record, settings, conflicts, ...)."""
+
+    method = "GET"
+
+    def __init__(
+        self,
+        path: str,
+        model: type[M],
+        *,
+        filters: Mapping[str, FilterType] | None = None,
+        params: tuple[str, ...] = (),
+        deprecated: str | None = None,
+    ) -> None:
+        super().__init__(path, deprecated=deprecated)
+        self.model: type[M] = model
+        self.filters: Mapping[str, FilterType] = dict(filters or {})
+        self.params = params
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, obj: Resource[Async], owner: type) -> AsyncGet[M]: ...
+    @overload
+    def __get__(self, obj: Resource[Sync], owner: type) -> SyncGet[M]: ...
+    def __get__(self, obj: Resource[Any] | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        if obj._host._portal is None:
+            return AsyncGet[M](self, obj._host)
+        return SyncGet[M](self, obj._host)
+
+
+class _SendOp(_Op, Generic[R]):
+    @overload
+    def __get__(self, obj: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, obj: Resource[Async], owner: type) -> AsyncSend[R]: ...
+    @overload
+    def __get__(self, obj: Resource[Sync], owner: type) -> SyncSend[R]: ...
+    def __get__(self, obj: Resource[Any] | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        if obj._host._portal is None:
+            return AsyncSend[R](self, obj._host)
+        return SyncSend[R](self, obj._host)
+
+
+class CreateOp(_SendOp[M], Generic[M, B]):
+    """``POST`` a new record: ``create(*parent_ids, body)`` -> the record."""
+
+    method = "POST"
+
+    def __init__(
+        self, path: str, model: type[M], body: type[B] | None, *, deprecated: str | None = None
+    ) -> None:
+        super().__init__(path, deprecated=deprecated)
+        self.model: type[M] = model
+        self.body = body
+
+
+class UpdateOp(_SendOp[M], Generic[M, B]):
+    """``PATCH`` a record: ``update(id, body)`` -> the record. Only fields set are sent."""
+
+    method = "PATCH"
+
+    def __init__(
+        self, path: str, model: type[M], body: type[B] | None, *, deprecated: str | None = None
+    ) -> None:
+        super().__init__(path, deprecated=deprecated)
+        self.model: type[M] = model
+        self.body = body
+
+
+class ActionOp(_SendOp[R]):
+    """Any other call (archive, unarchive, cancel, delete, ...); returns the model or None."""
+
+    @overload
+    def __init__(
+        self: ActionOp[None],
+        method: str,
+        path: str,
+        model: None = None,
+        body: type[Any] | None = None,
+        *,
+        deprecated: str | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: ActionOp[M],
+        method: str,
+        path: str,
+        model: type[M],
+        body: type[Any] | None = None,
+        *,
+        deprecated: str | None = None,
+    ) -> None: ...
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        model: type[Any] | None = None,
+        body: type[Any] | None = None,
+        *,
+        deprecated: str | None = None,
+    ) -> None:
+        super().__init__(path, deprecated=deprecated)
+        self.method = method
+        self.model = model
+        self.body = body

@@ -1,0 +1,359 @@
+"""The one request pipeline every operation goes through.
+
+encode -> acquire the key's limiter -> send with httpx -> classify:
+2xx decode JSON; 429 pause the key until the reset, retry; 5xx / connection errors / timeouts
+retry with backoff and jitter (idempotent methods only); other 4xx raise typed errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import logging
+import random
+from collections.abc import Mapping
+from typing import Any, Final
+
+import anyio
+import attrs
+import httpx
+
+from ._config import ClientConfig, same_origin
+from ._limiter import KeyLimiter, RateLimit, local_limiter_for
+from .errors import (
+    STATUS_ERRORS,
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    DecodeError,
+    RateLimitError,
+    ServerError,
+    UnprocessableEntityError,
+    UnsafeURLError,
+)
+
+try:  # optional speed-up
+    import orjson
+
+    _loads: Any = orjson.loads
+    _JSONDecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError, UnicodeDecodeError)
+except ImportError:  # pragma: no cover - exercised when orjson is absent
+    _loads = json.loads
+    _JSONDecodeError = (json.JSONDecodeError, UnicodeDecodeError)
+
+__all__ = ["QueryParams", "RequestOptions", "Session"]
+
+log = logging.getLogger("cliniko_async")
+
+QueryParams = list[tuple[str, str]]
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Longest a 429 may pause a key before the request fails with RateLimitError instead.
+MAX_RATE_LIMIT_WAIT: Final = 120.0
+#: How many 429s one request rides out before RateLimitError.
+MAX_RATE_LIMIT_RETRIES: Final = 8
+
+
+@attrs.frozen
+class RequestOptions:
+    """Per-client (or per-call, via ``with_options``) request settings."""
+
+    timeout: float | httpx.Timeout = 30.0
+    max_retries: int = 2
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    max_rate_limit_wait: float = MAX_RATE_LIMIT_WAIT
+
+    def __attrs_post_init__(self) -> None:
+        from .errors import ConfigurationError
+
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ConfigurationError(
+                f"max_retries must be an integer >= 0, got {self.max_retries!r}"
+            )
+        if isinstance(self.timeout, int | float) and not self.timeout > 0:
+            raise ConfigurationError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+
+
+def backoff_delay(attempt: int, options: RequestOptions) -> float:
+    """Exponential backoff with jitter: base * 2**attempt, capped, scaled by U(0.5, 1)."""
+    return float(min(options.backoff_max, options.backoff_base * 2**attempt)) * random.uniform(
+        0.5, 1
+    )
+
+
+def rate_limit_delay(response: httpx.Response) -> tuple[float | None, dt.datetime | None]:
+    """Seconds until the key may send again, from X-RateLimit-Reset (or Retry-After).
+
+    The reset (unix seconds) is turned into a delay with the response's own ``Date`` header, so
+    the local clock's skew does not matter. ``(None, None)`` when the headers are missing or
+    nonsense (the caller backs off instead).
+    """
+    headers = response.headers
+    reset_raw = headers.get("x-ratelimit-reset")
+    server_now = _parse_http_date(headers.get("date"))
+    if reset_raw is not None:
+        try:
+            reset = float(reset_raw)
+        except ValueError:
+            reset = None
+        if reset is not None and reset > 1e9 and reset < 1e11:  # plausible unix seconds
+            reset_at = dt.datetime.fromtimestamp(reset, dt.UTC)
+            if server_now is not None:
+                return max(0.0, reset - server_now), reset_at
+            return None, reset_at
+    retry_after = headers.get("retry-after")
+    if retry_after is not None:
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            when = _parse_http_date(retry_after)
+            if when is None or server_now is None:
+                return None, None
+            seconds = when - server_now
+        if seconds >= 0:
+            retry_at: dt.datetime | None = (
+                dt.datetime.fromtimestamp(server_now + seconds, dt.UTC)
+                if server_now is not None
+                else None
+            )
+            return seconds, retry_at
+    return None, None
+
+
+def _parse_http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return float(parsed.timestamp())
+
+
+def _snippet(content: bytes, limit: int = 120) -> str:
+    text = content[:limit].decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+class Session:
+    """Sends requests for one API key: auth, limiter, retries, error classification."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        http: httpx.AsyncClient,
+        *,
+        rate_limit: RateLimit,
+        options: RequestOptions,
+        limiter: KeyLimiter | None = None,
+    ) -> None:
+        self.config = config
+        self.http = http
+        self.rate_limit = rate_limit
+        self.options = options
+        self._limiter = limiter
+        self._headers = {
+            "Authorization": config.api_key.basic_auth_header(),
+            "User-Agent": config.user_agent,
+            "Accept": "application/json",
+        }
+
+    @property
+    def limiter(self) -> KeyLimiter:
+        """This key's limiter (created on first use, on the running event loop)."""
+        if self._limiter is None:
+            self._limiter = local_limiter_for(self.config.api_key.fingerprint, self.rate_limit)
+        return self._limiter
+
+    def with_options(self, options: RequestOptions) -> Session:
+        """A session sharing this one's pool and limiter, with other request settings."""
+        return Session(
+            self.config,
+            self.http,
+            rate_limit=self.rate_limit,
+            options=options,
+            limiter=self._limiter,
+        )
+
+    def url_for(self, path_or_url: str) -> httpx.URL:
+        """Resolve a path against the base URL; refuse absolute URLs on another origin."""
+        base = self.config.base_url
+        if path_or_url.startswith("/"):
+            return base.copy_with(path=base.path.rstrip("/") + path_or_url)
+        url = httpx.URL(path_or_url)
+        if not same_origin(url, base) or not url.path.startswith(base.path.rstrip("/") + "/"):
+            raise UnsafeURLError(
+                f"refusing to follow {url.copy_with(query=None)}: it is not on the configured "
+                f"base URL {base} (scheme, host and port must match); nothing was sent to it",
+                url=str(url.copy_with(query=None)),
+            )
+        return url
+
+    async def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: QueryParams | None = None,
+        json_body: Any = None,
+    ) -> Any:
+        """Send one API request through the pipeline; return the decoded JSON (None for 204)."""
+        url = self.url_for(path_or_url)
+        options = self.options
+        idempotent = method in IDEMPOTENT_METHODS
+        public_url = str(url.copy_with(query=None))
+        content = None
+        headers = self._headers
+        if json_body is not None:
+            content = json.dumps(json_body, separators=(",", ":")).encode()
+            headers = {**headers, "Content-Type": "application/json"}
+        attempt = 0
+        rate_limited = 0
+        while True:
+            permit = await self.limiter.acquire()
+            try:
+                response = await self.http.request(
+                    method,
+                    url,
+                    params=tuple(params) if params else None,
+                    content=content,
+                    headers=headers,
+                    timeout=options.timeout,
+                )
+            except httpx.TransportError as exc:
+                permit.release()
+                # A connect failure never reached Cliniko: safe to retry for every method.
+                not_sent = isinstance(
+                    exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+                )
+                error_cls = (
+                    APITimeoutError
+                    if isinstance(exc, httpx.TimeoutException)
+                    else APIConnectionError
+                )
+                if (idempotent or not_sent) and attempt < options.max_retries:
+                    delay = backoff_delay(attempt, options)
+                    attempt += 1
+                    log.debug(
+                        "%s %s failed (%s); retry %d in %.2fs",
+                        method, public_url, type(exc).__name__, attempt, delay,
+                    )  # fmt: skip
+                    await anyio.sleep(delay)
+                    continue
+                reason = "timed out" if error_cls is APITimeoutError else "connection failed"
+                raise error_cls(
+                    f"request {reason}: {type(exc).__name__}", method=method, url=public_url
+                ) from None
+            except BaseException:
+                permit.release()
+                raise
+            permit.release()
+            status = response.status_code
+            log.debug("%s %s -> %d", method, public_url, status)
+            if status < 300:
+                return self._decode(response, method, public_url)
+            if status == 429:
+                wait, reset_at = rate_limit_delay(response)
+                if wait is not None and wait > options.max_rate_limit_wait:
+                    raise self._status_error(
+                        response,
+                        method,
+                        public_url,
+                        f"rate limited until {reset_at:%Y-%m-%d %H:%M:%S} UTC, more than the "
+                        f"{options.max_rate_limit_wait:.0f} s this client waits",
+                        reset_at=reset_at,
+                    )
+                if rate_limited < MAX_RATE_LIMIT_RETRIES:
+                    rate_limited += 1
+                    if wait is None:
+                        wait = backoff_delay(rate_limited, options)
+                    # Every request on this key waits, not only this one.
+                    self.limiter.pause(wait)
+                    log.debug("%s %s rate limited; key paused %.2fs", method, public_url, wait)
+                    continue
+                raise self._status_error(
+                    response,
+                    method,
+                    public_url,
+                    f"rate limited {rate_limited + 1} times in a row",
+                    reset_at=reset_at,
+                )
+            if status >= 500 and idempotent and attempt < options.max_retries:
+                delay = backoff_delay(attempt, options)
+                attempt += 1
+                log.debug(
+                    "%s %s -> %d; retry %d in %.2fs", method, public_url, status, attempt, delay
+                )
+                await anyio.sleep(delay)
+                continue
+            raise self._status_error(response, method, public_url)
+
+    def _decode(self, response: httpx.Response, method: str, url: str) -> Any:
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return _loads(response.content)
+        except _JSONDecodeError:
+            kind = "an HTML page" if response.content.lstrip()[:1] == b"<" else "invalid JSON"
+            raise DecodeError(
+                f"expected JSON from Cliniko, got {kind}",
+                method=method,
+                url=url,
+                status_code=response.status_code,
+                snippet=_snippet(response.content),
+            ) from None
+
+    def _status_error(
+        self,
+        response: httpx.Response,
+        method: str,
+        url: str,
+        message: str | None = None,
+        *,
+        reset_at: dt.datetime | None = None,
+    ) -> APIStatusError:
+        status = response.status_code
+        try:
+            body: Any = _loads(response.content) if response.content else None
+        except _JSONDecodeError:
+            body = _snippet(response.content, 500)
+        server_message = body.get("message") if isinstance(body, dict) else None
+        cls = STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
+        text = message or (str(server_message) if server_message else response.reason_phrase)
+        common: dict[str, Any] = {
+            "method": method,
+            "url": url,
+            "status_code": status,
+            "body": body,
+            "headers": _safe_headers(response.headers),
+        }
+        if status == 401 and message is None:
+            text = (
+                f"{text}: the API key was refused. Check the key, and that it is used on its own "
+                f"shard ({self.config.api_key.shard}): a key sent to another shard also gets 401"
+            )
+        if cls is UnprocessableEntityError:
+            return UnprocessableEntityError(text, errors=_field_errors(body), **common)
+        if cls is RateLimitError:
+            return RateLimitError(text, reset_at=reset_at, **common)
+        return cls(text, **common)
+
+
+def _safe_headers(headers: httpx.Headers) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in ("set-cookie", "authorization")}
+
+
+def _field_errors(body: Any) -> dict[str, list[str]]:
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, Mapping):
+        return {}
+    out: dict[str, list[str]] = {}
+    for field, messages in errors.items():
+        if isinstance(messages, list):
+            out[str(field)] = [str(m) for m in messages]
+        else:
+            out[str(field)] = [str(messages)]
+    return out

@@ -1,0 +1,173 @@
+"""The exception hierarchy. Every exception the library raises is a :class:`ClinikoError`.
+
+::
+
+    ClinikoError
+    ├── ConfigurationError          bad input, raised before any request is sent (also a ValueError)
+    ├── UnsafeURLError              a URL that would leave the configured Cliniko host
+    └── APIError                    something went wrong with a request (method, url)
+        ├── APIConnectionError      the request did not get a response
+        │   └── APITimeoutError
+        ├── DecodeError             a response body that is not the JSON expected
+        └── APIStatusError          a 4xx/5xx response (status_code, body, headers)
+            ├── BadRequestError              400
+            ├── AuthenticationError          401
+            ├── PermissionDeniedError        403
+            ├── NotFoundError                404
+            ├── UnprocessableEntityError     422 (field ``errors``)
+            ├── RateLimitError               429 (``reset_at``)
+            └── ServerError                  5xx
+
+URLs in messages and attributes never carry credentials; the API key never appears anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClinikoError",
+    "ConfigurationError",
+    "DecodeError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "UnprocessableEntityError",
+    "UnsafeURLError",
+]
+
+
+class ClinikoError(Exception):
+    """Base class of every exception raised by cliniko_async."""
+
+
+class ConfigurationError(ClinikoError, ValueError):
+    """Invalid input (key, shard, User-Agent, filter, page size...); nothing was sent."""
+
+
+class UnsafeURLError(ClinikoError):
+    """A URL (e.g. a pagination ``links.next``) points away from the configured Cliniko base URL.
+
+    Nothing was sent to it: the API key is only ever sent to the configured base URL.
+    """
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class APIError(ClinikoError):
+    """A request failed. ``method`` and ``url`` (without credentials) say which."""
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.method} {self.url})"
+
+
+class APIConnectionError(APIError):
+    """No response: the connection failed or was dropped."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+class DecodeError(APIError):
+    """The response body was not the JSON expected (an HTML page, truncated JSON, wrong shape)."""
+
+    def __init__(
+        self, message: str, *, method: str, url: str, status_code: int, snippet: str
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.status_code = status_code
+        self.snippet = snippet
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.url}, status {self.status_code}"
+        return f"{self.message} ({where}): {self.snippet!r}"
+
+
+class APIStatusError(APIError):
+    """Cliniko answered with an error status. ``body`` is the parsed JSON body (or text)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status_code: int,
+        body: Any,
+        headers: Mapping[str, str],
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.status_code = status_code
+        self.body = body
+        self.headers = dict(headers)
+
+    def __str__(self) -> str:
+        return f"{self.status_code} {self.message} ({self.method} {self.url})"
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was malformed (e.g. a filter on a non-filterable field)."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key was refused. A key used on the wrong shard also answers 401."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key's user may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such record (or it is not visible to this key)."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: validation failed. ``errors`` maps each field to its messages."""
+
+    def __init__(self, message: str, *, errors: Mapping[str, list[str]], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.errors: dict[str, list[str]] = dict(errors)
+
+    def __str__(self) -> str:
+        fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in self.errors.items())
+        return f"{super().__str__()}: {fields}" if fields else super().__str__()
+
+
+class RateLimitError(APIStatusError):
+    """429 after the retries ran out. ``reset_at`` is when Cliniko said the limit resets."""
+
+    def __init__(self, message: str, *, reset_at: dt.datetime | None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reset_at = reset_at
+
+
+class ServerError(APIStatusError):
+    """5xx after the retries ran out (504 also when a query ran past Cliniko's 30 s limit)."""
+
+
+STATUS_ERRORS: Mapping[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}

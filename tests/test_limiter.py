@@ -1,0 +1,230 @@
+"""The per-key limiter, in virtual time (looptime): windows, sharing, 429 pauses, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import time
+
+import httpx
+import pytest
+
+from cliniko_async import Cliniko, RateLimit
+from cliniko_async._limiter import LocalLimiter, local_limiter_for
+
+from ._mockserver import API_KEY, BASE_URL, EPOCH, OTHER_KEY, USER_AGENT, CountingServer
+
+pytestmark = pytest.mark.looptime
+
+
+def client(server: CountingServer, key: str = API_KEY, **kwargs: object) -> Cliniko:
+    http = httpx.AsyncClient(transport=server.transport())
+    return Cliniko(
+        api_key=key, user_agent=USER_AGENT, base_url=BASE_URL, http_client=http, **kwargs
+    )  # type: ignore[arg-type]
+
+
+async def run_many(cliniko: Cliniko, n: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    done: list[float] = []
+
+    async def one(i: int) -> None:
+        await cliniko.request("GET", f"/patients/{i}")
+        done.append(loop.time())
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return done
+
+
+def minimum_time(n: int, limit: int, period: float) -> float:
+    """The earliest the last of n requests may arrive: one full batch per period."""
+    return (math.ceil(n / limit) - 1) * period
+
+
+@pytest.mark.parametrize("window", ["rolling", "fixed"])
+async def test_1000_requests_zero_429_within_2pct_of_minimum(window: str) -> None:
+    server = CountingServer(limit=200, period=60.0, window=window)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with client(server) as cliniko:
+        await run_many(cliniko, 1000)
+    elapsed = loop.time() - start
+    assert server.rejected == 0
+    assert len(server.arrivals) == 1000
+    assert server.max_in_any_window() <= 200
+    floor = minimum_time(1000, 200, 60.0)
+    assert floor <= elapsed <= floor * 1.02, elapsed
+
+
+@pytest.mark.parametrize("window", ["rolling", "fixed"])
+async def test_varying_latency_never_exceeds_window(window: str) -> None:
+    # Requests arrive closer together than they left: the slot is freed a period after the
+    # response, so no server window ever sees more than the limit.
+    server = CountingServer(limit=20, period=2.0, window=window, latency=(0.001, 0.2))  # type: ignore[arg-type]
+    async with client(server, rate_limit=RateLimit(20, 2.0)) as cliniko:
+        await run_many(cliniko, 300)
+    assert server.rejected == 0
+    assert server.max_in_any_window() <= 20
+
+
+async def test_bare_aiolimiter_would_leak_a_double_burst() -> None:
+    # The reason for the window guard: aiolimiter alone admits ~2x the limit in the first period.
+    from aiolimiter import AsyncLimiter
+
+    loop = asyncio.get_running_loop()
+    bucket = AsyncLimiter(200, 60)
+    start = loop.time()
+    count = 0
+    while loop.time() - start < 59.9:
+        await bucket.acquire()
+        count += 1
+    assert count > 380
+
+
+async def test_fresh_key_bursts_up_to_the_limit_at_once() -> None:
+    server = CountingServer(limit=200, period=60.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with client(server) as cliniko:
+        done = await run_many(cliniko, 200)
+    assert max(done) - start < 0.01
+    assert server.rejected == 0
+
+
+async def test_two_sessions_one_key_share_a_budget_two_keys_do_not() -> None:
+    loop = asyncio.get_running_loop()
+    server = CountingServer(limit=200, period=60.0)
+    start = loop.time()
+    async with client(server) as a, client(server) as b:
+        await asyncio.gather(run_many(a, 150), run_many(b, 150))
+    assert server.rejected == 0
+    assert loop.time() - start >= 60.0  # 300 requests on one key need a second period
+
+    other = CountingServer(limit=1000, period=60.0)
+    start = loop.time()
+    third = OTHER_KEY.replace("MS0y", "MS0z")
+    async with client(other, OTHER_KEY) as a, client(other, third) as b:
+        await asyncio.gather(run_many(a, 150), run_many(b, 150))
+    assert loop.time() - start < 1.0  # separate budgets: no waiting
+
+
+async def _pause_scenario(skew: float, monkeypatch: pytest.MonkeyPatch) -> tuple[list[float], int]:
+    """A server that refuses everything for 7 s, answering 429 with the reset 7 s ahead."""
+    if skew:
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + skew)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    server = CountingServer(limit=1000, period=60.0)
+    refused = 0
+
+    async def route(request: httpx.Request, srv: CountingServer) -> httpx.Response | None:
+        nonlocal refused
+        if srv.now - start < 7.0:
+            refused += 1
+            return srv.json(429, {}, **{"x-ratelimit-reset": str(int(EPOCH + start + 7.0))})
+        return None
+
+    server.route = route
+    async with client(server) as cliniko:
+        done = await run_many(cliniko, 50)
+    return [t - start for t in done], refused
+
+
+@pytest.mark.parametrize("skew", [0.0, 3600.0, -3600.0])
+async def test_429_pauses_every_request_on_the_key_until_reset(
+    skew: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done, refused = await _pause_scenario(skew, monkeypatch)
+    assert len(done) == 50  # all succeed after the pause
+    # The first wave is refused once; everyone else waits for the pause instead of hammering.
+    assert refused <= 50 + 5
+    assert all(6.0 <= t <= 8.5 for t in done), done
+
+
+async def test_reset_far_in_the_future_raises_rate_limit_error_with_reset_time() -> None:
+    from cliniko_async import RateLimitError
+
+    server = CountingServer()
+
+    async def route(request: httpx.Request, srv: CountingServer) -> httpx.Response | None:
+        return srv.json(429, {}, **{"x-ratelimit-reset": str(int(srv.wall() + 3600))})
+
+    server.route = route
+    async with client(server) as cliniko:
+        with pytest.raises(RateLimitError) as info:
+            await cliniko.request("GET", "/patients")
+    assert info.value.reset_at is not None
+    assert abs(info.value.reset_at.timestamp() - (server.wall() + 3600)) < 2
+
+
+async def test_cancelled_waiter_leaks_no_capacity_and_no_task() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = LocalLimiter(RateLimit(2, 10.0), loop)
+    p1, p2 = await limiter.acquire(), await limiter.acquire()
+    waiter = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(1.0)
+    assert not waiter.done()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    p1.release()
+    p2.release()
+    assert limiter.in_use == 2
+    await asyncio.sleep(10.5)
+    assert limiter.in_use == 0
+    # Full capacity is back: two acquire at once, a third has to wait.
+    start = loop.time()
+    await limiter.acquire()
+    await limiter.acquire()
+    assert loop.time() - start < 0.01
+    gc.collect()
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_cancelled_in_flight_request_frees_its_slot_a_period_later() -> None:
+    server = CountingServer(limit=5, period=10.0, latency=(5.0, 5.0))
+    async with client(server, rate_limit=RateLimit(5, 10.0)) as cliniko:
+        task = asyncio.ensure_future(cliniko.request("GET", "/patients"))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        limiter = cliniko._session.limiter
+        assert isinstance(limiter, LocalLimiter)
+        assert limiter.in_use == 1
+        await asyncio.sleep(10.5)
+        assert limiter.in_use == 0
+
+
+async def test_registry_is_per_key_and_refuses_a_conflicting_limit() -> None:
+    from cliniko_async import ConfigurationError
+
+    a = local_limiter_for("fp-a", RateLimit(200, 60))
+    assert local_limiter_for("fp-a", RateLimit(200, 60)) is a
+    assert local_limiter_for("fp-b", RateLimit(200, 60)) is not a
+    with pytest.raises(ConfigurationError, match="same rate_limit"):
+        local_limiter_for("fp-a", RateLimit(100, 60))
+
+
+def test_rate_limit_validation() -> None:
+    from cliniko_async import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        RateLimit(0, 60)
+    with pytest.raises(ConfigurationError):
+        RateLimit(10, 0)
+    with pytest.raises(ConfigurationError):
+        RateLimit(10, 60, burst=11)
+
+
+async def test_burst_smooths_a_fresh_key_through_aiolimiter() -> None:
+    server = CountingServer(limit=100, period=10.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with client(server, rate_limit=RateLimit(100, 10.0, burst=10)) as cliniko:
+        done = await run_many(cliniko, 20)
+    # 10 at once, then 10 per second (100 per 10 s).
+    assert sorted(t - start for t in done)[9] < 0.01
+    assert 0.9 <= max(done) - start <= 1.1
