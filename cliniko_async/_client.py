@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Self
 import httpx
 
 from ._config import ClientConfig
-from ._limiter import KeyLimiter, RateLimit
+from ._limiter import LimiterBackend, RateLimit
 from ._session import RequestOptions, Session
 from .resources import AsyncResources
 
@@ -32,7 +32,9 @@ class Cliniko(AsyncResources):
     Requests on one key share one rate limiter (``rate_limit``, Cliniko's 200 per 60 s by
     default) with every other client of that key in the process. ``base_url`` defaults to the
     key's shard (``https://api.{shard}.cliniko.com/v1``); ``http_client`` lets you bring your
-    own ``httpx.AsyncClient`` (it is not closed for you).
+    own ``httpx.AsyncClient`` (it is not closed for you). ``limiter`` picks where the key's
+    budget is kept: in this process (the default) or shared through Redis
+    (``cliniko_async.redis.RedisLimiterBackend``).
     """
 
     def __init__(
@@ -46,7 +48,7 @@ class Cliniko(AsyncResources):
         timeout: float | httpx.Timeout = 30.0,
         max_retries: int = 2,
         http_client: httpx.AsyncClient | None = None,
-        limiter: KeyLimiter | None = None,
+        limiter: LimiterBackend | None = None,
     ) -> None:
         config = ClientConfig.build(
             api_key=api_key, user_agent=user_agent, base_url=base_url, shard=shard
@@ -62,7 +64,7 @@ class Cliniko(AsyncResources):
         self._owns_http = http_client is None
         http = http_client or httpx.AsyncClient(limits=DEFAULT_LIMITS, timeout=timeout)
         self._session_obj = Session(
-            config, http, rate_limit=rate_limit, options=options, limiter=limiter
+            config, http, rate_limit=rate_limit, options=options, limiter_backend=limiter
         )
         self._resource_host = self
 

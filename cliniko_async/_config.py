@@ -78,7 +78,7 @@ class ApiKey:
                     "drop the shard argument or use the key for that shard"
                 )
         digest = hashlib.sha256(raw.encode()).hexdigest()
-        return cls(raw, key_shard or shard or DEFAULT_SHARD, digest[:12])
+        return cls(raw, key_shard or shard or DEFAULT_SHARD, digest[:16])
 
     def basic_auth_header(self) -> str:
         """``Authorization`` header value: HTTP Basic, key as user name, empty password."""

@@ -26,7 +26,15 @@ from aiolimiter import AsyncLimiter
 
 from .errors import ConfigurationError
 
-__all__ = ["KeyLimiter", "LocalLimiter", "Permit", "RateLimit", "local_limiter_for"]
+__all__ = [
+    "KeyLimiter",
+    "LimiterBackend",
+    "LocalLimiter",
+    "LocalLimiterBackend",
+    "Permit",
+    "RateLimit",
+    "local_limiter_for",
+]
 
 
 @attrs.frozen
@@ -75,6 +83,14 @@ class KeyLimiter(Protocol):
 
     def paused_for(self) -> float:
         """Seconds left in the current pause (0 when not paused)."""
+        ...
+
+
+class LimiterBackend(Protocol):
+    """Hands out the limiter of a key, identified by its fingerprint (a hash, never the key)."""
+
+    def limiter_for(self, fingerprint: str, rate_limit: RateLimit) -> KeyLimiter:
+        """The limiter every client of this key shares."""
         ...
 
 
@@ -167,3 +183,13 @@ def local_limiter_for(fingerprint: str, rate_limit: RateLimit) -> LocalLimiter:
             "give every client of a key the same rate_limit"
         )
     return limiter
+
+
+class LocalLimiterBackend:
+    """The default backend: one in-memory limiter per key, per event loop, in this process."""
+
+    def limiter_for(self, fingerprint: str, rate_limit: RateLimit) -> KeyLimiter:
+        return local_limiter_for(fingerprint, rate_limit)
+
+    def __repr__(self) -> str:
+        return "LocalLimiterBackend()"

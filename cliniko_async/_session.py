@@ -20,7 +20,7 @@ import attrs
 import httpx
 
 from ._config import ClientConfig, same_origin
-from ._limiter import KeyLimiter, RateLimit, local_limiter_for
+from ._limiter import KeyLimiter, LimiterBackend, LocalLimiterBackend, RateLimit
 from .errors import (
     STATUS_ERRORS,
     APIConnectionError,
@@ -148,12 +148,14 @@ class Session:
         *,
         rate_limit: RateLimit,
         options: RequestOptions,
+        limiter_backend: LimiterBackend | None = None,
         limiter: KeyLimiter | None = None,
     ) -> None:
         self.config = config
         self.http = http
         self.rate_limit = rate_limit
         self.options = options
+        self.limiter_backend = limiter_backend or LocalLimiterBackend()
         self._limiter = limiter
         self._headers = {
             "Authorization": config.api_key.basic_auth_header(),
@@ -165,7 +167,9 @@ class Session:
     def limiter(self) -> KeyLimiter:
         """This key's limiter (created on first use, on the running event loop)."""
         if self._limiter is None:
-            self._limiter = local_limiter_for(self.config.api_key.fingerprint, self.rate_limit)
+            self._limiter = self.limiter_backend.limiter_for(
+                self.config.api_key.fingerprint, self.rate_limit
+            )
         return self._limiter
 
     def with_options(self, options: RequestOptions) -> Session:
@@ -175,6 +179,7 @@ class Session:
             self.http,
             rate_limit=self.rate_limit,
             options=options,
+            limiter_backend=self.limiter_backend,
             limiter=self._limiter,
         )
 
