@@ -227,6 +227,8 @@ class Session:
                     content=content,
                     headers=headers,
                     timeout=options.timeout,
+                    # Never follow a redirect: it could carry the key to another host.
+                    follow_redirects=False,
                 )
             except httpx.TransportError as exc:
                 permit.release()
