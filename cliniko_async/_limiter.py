@@ -13,6 +13,10 @@ aiolimiter's bucket (capacity ``burst``, leaking ``limit / period`` per second) 
 traffic inside that guarantee: with ``burst < limit`` a fresh key ramps up instead of bursting.
 
 A 429 pauses the whole key until the reset that Cliniko gave; every waiter on that key waits.
+A 429 also means someone else is spending this key's budget (another process, another app), so
+the bucket is marked full at that moment: after the pause, requests are metered back in at the
+sustainable rate (``limit / period``, plus what leaked during the pause) instead of rushing the
+server all at once at the reset.
 """
 
 from __future__ import annotations
@@ -154,9 +158,16 @@ class LocalLimiter:
 
     def pause(self, seconds: float) -> None:
         self._resume_at = max(self._resume_at, self._loop.time() + seconds)
+        _fill(self._bucket, self._loop.time())
 
     def paused_for(self) -> float:
         return max(0.0, self._resume_at - self._loop.time())
+
+
+def _fill(bucket: AsyncLimiter, now: float) -> None:
+    """Mark the leaky bucket full as of ``now`` (aiolimiter has no public way to do this)."""
+    bucket._level = float(bucket.max_rate)
+    bucket._last_check = now
 
 
 # One limiter per (event loop, key): an aiolimiter instance belongs to one loop. Values are weak:

@@ -116,7 +116,7 @@ async def _pause_scenario(skew: float, monkeypatch: pytest.MonkeyPatch) -> tuple
         monkeypatch.setattr(time, "time", lambda: real() + skew)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    server = CountingServer(limit=1000, period=60.0)
+    server = CountingServer(limit=1000, period=60.0, latency=(0.05, 0.05))  # all in flight
     refused = 0
 
     async def route(request: httpx.Request, srv: CountingServer) -> httpx.Response | None:
@@ -138,9 +138,36 @@ async def test_429_pauses_every_request_on_the_key_until_reset(
 ) -> None:
     done, refused = await _pause_scenario(skew, monkeypatch)
     assert len(done) == 50  # all succeed after the pause
-    # The first wave is refused once; everyone else waits for the pause instead of hammering.
-    assert refused <= 50 + 5
-    assert all(6.0 <= t <= 8.5 for t in done), done
+    # One wave is refused; then every request waits for the pause instead of hammering.
+    assert refused == 50
+    assert min(done) >= 7.05
+    # Metered back in at the sustainable rate (200/60 s), plus what leaked during the pause.
+    leaked = 7.0 * 200 / 60
+    assert sum(t < 7.5 for t in done) <= leaked + 1
+    assert max(done) <= 7.0 + (50 - leaked) * 60 / 200 + 0.5, max(done)
+
+
+async def test_storm_of_100_is_one_pause_then_metered_in() -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    server = CountingServer(limit=1000, period=60.0, latency=(0.05, 0.05))  # all in flight
+    refused = 0
+
+    async def route(request: httpx.Request, srv: CountingServer) -> httpx.Response | None:
+        nonlocal refused
+        if srv.now - start < 5.0:
+            refused += 1
+            return srv.json(429, {}, **{"x-ratelimit-reset": str(int(EPOCH + start + 5.0))})
+        return None
+
+    server.route = route
+    async with client(server, rate_limit=RateLimit(1000, 100.0)) as cliniko:
+        done = [t - start for t in await run_many(cliniko, 100)]
+    assert refused == 100  # one wave of 429s, one pause
+    assert min(done) >= 5.05
+    # No herd at the reset: 5 s x 10/s leaked = 50 at once, the rest at 10 per second.
+    assert sum(t < 5.25 for t in done) <= 52
+    assert 9.5 <= max(done) <= 10.5
 
 
 async def test_reset_far_in_the_future_raises_rate_limit_error_with_reset_time() -> None:
