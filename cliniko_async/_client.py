@@ -55,7 +55,7 @@ class Cliniko(AsyncResources):
         )
         rate_limit = rate_limit if rate_limit is not None else RateLimit()
         if not isinstance(rate_limit, RateLimit):
-            from .errors import ConfigurationError
+            from .errors import ConfigurationError  # type: ignore[unreachable]
 
             raise ConfigurationError(
                 f"rate_limit must be a RateLimit(requests, period), got {rate_limit!r}"

@@ -124,11 +124,16 @@ def _encode_value(field: str, value: object) -> str:
     return str(value)
 
 
-@attrs.frozen(slots=True)
 class _Field:
     """The left-hand side of a filter: ``q("field")`` followed by an operator."""
 
-    name: str
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"q({self.name!r})"
 
     def __eq__(self, value: object) -> Filter:  # type: ignore[override]
         if isinstance(value, list | tuple | set | frozenset):

@@ -84,6 +84,7 @@ class CountingServer:
         if hi:
             await asyncio.sleep(self._rng.uniform(lo, hi))
         t = self.now
+        response: httpx.Response | None = None
         if self.count_in_window(t) >= self.limit:
             self.rejected += 1
             reset = EPOCH + self.reset_at(t)
@@ -92,11 +93,10 @@ class CountingServer:
             )
         else:
             self.arrivals.append(t)
-            response = None
             if self.route is not None:
                 response = await self.route(request, self)
-            if response is None:
-                response = self.json(200, {"ok": True, "path": request.url.path})
+        if response is None:
+            response = self.json(200, {"ok": True, "path": request.url.path})
         if hi:
             await asyncio.sleep(self._rng.uniform(lo, hi))
         return response

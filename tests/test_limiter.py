@@ -6,6 +6,7 @@ import asyncio
 import gc
 import math
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -18,11 +19,11 @@ from ._mockserver import API_KEY, BASE_URL, EPOCH, OTHER_KEY, USER_AGENT, Counti
 pytestmark = pytest.mark.looptime
 
 
-def client(server: CountingServer, key: str = API_KEY, **kwargs: object) -> Cliniko:
+def client(server: CountingServer, key: str = API_KEY, **kwargs: Any) -> Cliniko:
     http = httpx.AsyncClient(transport=server.transport())
     return Cliniko(
         api_key=key, user_agent=USER_AGENT, base_url=BASE_URL, http_client=http, **kwargs
-    )  # type: ignore[arg-type]
+    )
 
 
 async def run_many(cliniko: Cliniko, n: int) -> list[float]:

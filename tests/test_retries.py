@@ -25,7 +25,7 @@ from ._mockserver import API_KEY, BASE_URL, USER_AGENT
 pytestmark = pytest.mark.looptime
 
 
-def scripted(*outcomes: int | type[Exception]) -> tuple[httpx.MockTransport, list[str]]:
+def scripted(*outcomes: int | type[httpx.TransportError]) -> tuple[httpx.MockTransport, list[str]]:
     """A transport answering each request with the next outcome (a status or an exception)."""
     calls: list[str] = []
     queue = list(outcomes)
@@ -34,7 +34,7 @@ def scripted(*outcomes: int | type[Exception]) -> tuple[httpx.MockTransport, lis
         calls.append(request.method)
         outcome = queue.pop(0) if len(queue) > 1 else queue[0]
         if isinstance(outcome, int):
-            body = {"message": f"status {outcome}"}
+            body: dict[str, object] = {"message": f"status {outcome}"}
             if outcome == 422:
                 body = {"message": "Validation Failed", "errors": {"first_name": "can't be blank"}}
             return httpx.Response(outcome, json=body)
@@ -51,7 +51,7 @@ def make(transport: httpx.MockTransport, **kwargs: object) -> Cliniko:
 
 
 @pytest.mark.parametrize("failure", [500, 502, 503, 504, httpx.ReadError, httpx.ReadTimeout])
-async def test_get_is_retried_then_succeeds(failure: int | type[Exception]) -> None:
+async def test_get_is_retried_then_succeeds(failure: int | type[httpx.TransportError]) -> None:
     transport, calls = scripted(failure, failure, 200)
     async with make(transport, max_retries=2) as cliniko:
         assert await cliniko.request("GET", "/patients") == {"message": "status 200"}
@@ -77,7 +77,7 @@ async def test_backoff_grows_with_jitter() -> None:
     ],
 )
 async def test_post_is_never_blindly_retried(
-    failure: int | type[Exception], error: type[Exception]
+    failure: int | type[httpx.TransportError], error: type[Exception]
 ) -> None:
     transport, calls = scripted(failure, 201)
     async with make(transport, max_retries=3) as cliniko:

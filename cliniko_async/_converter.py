@@ -1,0 +1,217 @@
+"""The one cattrs converter: API JSON <-> attrs models, with Cliniko's quirks handled here.
+
+Quirks: ids come as JSON numbers or strings (and exceed 2**53: never through float); dates
+and datetimes may be ``""`` for "none"; references are ``{"links": {"self": url}}``; money is a
+decimal string; unknown keys are kept on ``Model.extra``; missing optional keys are fine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from ._model import Model
+from ._types import UNSET, Link
+from .errors import ConfigurationError
+
+__all__ = ["ModelDecodeError", "converter", "structure", "unstructure_body"]
+
+T = TypeVar("T")
+
+
+class ModelDecodeError(ValueError):
+    """Data that cannot be turned into the model (the pipeline re-raises it as DecodeError)."""
+
+
+converter = cattrs.Converter(detailed_validation=False)
+
+
+def _int(value: Any, _: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    raise ModelDecodeError(f"expected an integer, got {value!r}")
+
+
+def _datetime(value: Any, _: Any) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        parsed = dt.datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=dt.UTC)
+        return parsed.astimezone(dt.UTC) if parsed.utcoffset() else parsed.replace(tzinfo=dt.UTC)
+    raise ModelDecodeError(f"expected an ISO 8601 datetime, got {value!r}")
+
+
+def _date(value: Any, _: Any) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value[:10])
+    raise ModelDecodeError(f"expected a YYYY-MM-DD date, got {value!r}")
+
+
+def _time(value: Any, _: Any) -> dt.time | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return dt.time.fromisoformat(value)
+    raise ModelDecodeError(f"expected a time of day, got {value!r}")
+
+
+def _decimal(value: Any, _: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ModelDecodeError(f"expected a decimal amount, got {value!r}")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ModelDecodeError(f"expected a decimal amount, got {value!r}") from None
+
+
+def _link(value: Any, _: Any) -> Link | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        links = value.get("links", value)
+        url = links.get("self") if isinstance(links, Mapping) else None
+        if url is None and isinstance(value.get("link"), str):  # telehealth guide's shape
+            url = value["link"]
+        if isinstance(url, str):
+            return Link(url)
+        if url is None and not value:
+            return None
+    if isinstance(value, str):
+        return Link(value)
+    raise ModelDecodeError(f"expected a link object, got {value!r}")
+
+
+def _str(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ModelDecodeError(f"expected a string, got {type(value).__name__}")
+
+
+def _bool(value: Any, _: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ModelDecodeError(f"expected true or false, got {value!r}")
+
+
+converter.register_structure_hook(bool, _bool)  # before int: bool is an int subclass
+converter.register_structure_hook(int, _int)
+converter.register_structure_hook(str, _str)
+converter.register_structure_hook(dt.datetime, _datetime)
+converter.register_structure_hook(dt.date, _date)
+converter.register_structure_hook(dt.time, _time)
+converter.register_structure_hook(Decimal, _decimal)
+converter.register_structure_hook(Link, _link)
+
+
+def _model_hook(cls: type[Model]) -> Callable[[Any, Any], Model]:
+    renames = cls.__renames__
+    overrides = {name: override(rename=wire) for name, wire in renames.items()}
+    overrides["extra"] = override(omit=True)
+    base = make_dict_structure_fn(
+        cls,
+        converter,
+        _cattrs_forbid_extra_keys=False,
+        **overrides,  # type: ignore[arg-type]
+    )
+    known = frozenset(renames.get(a.name, a.name) for a in attrs.fields(cls) if a.name != "extra")
+
+    def hook(data: Any, _: Any) -> Model:
+        if not isinstance(data, Mapping):
+            raise ModelDecodeError(
+                f"expected an object for {cls.__name__}, got {type(data).__name__}"
+            )
+        obj = base(data, cls)
+        if not known.issuperset(data):
+            extra = {k: v for k, v in data.items() if k not in known}
+            object.__setattr__(obj, "extra", MappingProxyType(extra))
+        if getattr(obj, "id", 0) is None:  # some records carry no id: take it from links.self
+            own = getattr(obj, "links", None)
+            if isinstance(own, Link) and own.id is not None:
+                object.__setattr__(obj, "id", own.id)
+        return obj
+
+    return hook
+
+
+converter.register_structure_hook_factory(
+    lambda t: isinstance(t, type) and issubclass(t, Model), _model_hook
+)
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Turn decoded JSON into ``cls``; raise :class:`ModelDecodeError` (never KeyError etc.)."""
+    try:
+        return converter.structure(data, cls)
+    except ModelDecodeError:
+        raise
+    except Exception as exc:  # cattrs, ValueError from fromisoformat, TypeError, ...
+        raise ModelDecodeError(f"{cls.__name__}: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def _wire_value(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int) and (name == "id" or name.endswith(("_id", "_ids"))):
+        return str(value)  # ids are int64: sent as strings, like Cliniko's own docs
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ConfigurationError(
+                f"naive datetime in {name!r}: pass an aware datetime (e.g. tzinfo=datetime.UTC)"
+            )
+        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.time):
+        return value.strftime("%H:%M")
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Link):
+        return value.url
+    if isinstance(value, list | tuple):
+        return [_wire_value(name, v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _wire_value(k, v) for k, v in value.items()}
+    if attrs.has(type(value)):
+        return unstructure_body(value, for_create=False)
+    return value
+
+
+def unstructure_body(obj: object, *, for_create: bool) -> dict[str, Any]:
+    """A request model as a JSON body: fields left ``UNSET`` are omitted, ``None`` sends null.
+
+    For a create, fields the API requires must be set (checked here, before sending).
+    """
+    cls = type(obj)
+    renames: Mapping[str, str] = getattr(cls, "__renames__", {})
+    if for_create:
+        required: frozenset[str] = getattr(cls, "__required__", frozenset())
+        missing = sorted(f for f in required if getattr(obj, f, UNSET) is UNSET)
+        if missing:
+            raise ConfigurationError(
+                f"{cls.__name__} is missing required field(s) {', '.join(missing)}: set them "
+                "before creating the record"
+            )
+    body: dict[str, Any] = {}
+    for field in attrs.fields(cls):  # type: ignore[arg-type]
+        value = getattr(obj, field.name)
+        if value is UNSET or field.name == "extra":
+            continue
+        body[renames.get(field.name, field.name)] = _wire_value(field.name, value)
+    return body

@@ -1,0 +1,171 @@
+"""The converter's quirks, and property tests: unknown keys and missing fields never break it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cliniko_async import UNSET, ConfigurationError, Link
+from cliniko_async._converter import ModelDecodeError, structure, unstructure_body
+from cliniko_async.models import IndividualAppointment, Patient, PatientInput, Practitioner
+
+BIG = 514810976034364376  # beyond 2**53: must never pass through float
+
+PATIENT: dict[str, Any] = {
+    "id": str(BIG),
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "date_of_birth": "1815-12-10",
+    "archived_at": None,
+    "deleted_at": "",
+    "created_at": "2026-01-02T03:04:05Z",
+    "updated_at": "2026-01-02T13:04:05+10:00",
+    "accepted_privacy_policy": None,
+    "patient_phone_numbers": [{"number": "0400 000 000", "phone_type": "Mobile"}],
+    "links": {"self": f"https://api.au1.cliniko.com/v1/patients/{BIG}"},
+    "concession_type": {"links": {"self": "https://api.au1.cliniko.com/v1/concession_types/3"}},
+    "custom_fields": None,
+}
+
+
+def test_quirks() -> None:
+    p = structure(PATIENT, Patient)
+    assert p.id == BIG
+    assert p.date_of_birth == dt.date(1815, 12, 10)
+    assert p.deleted_at is None  # "" means none
+    assert p.updated_at == dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    assert p.updated_at is not None and p.updated_at.tzinfo is dt.UTC
+    assert p.links == Link(f"https://api.au1.cliniko.com/v1/patients/{BIG}")
+    assert p.concession_type is not None and p.concession_type.id == 3
+    assert structure({**PATIENT, "id": BIG}, Patient).id == BIG  # a JSON number works too
+    assert structure({"active": True, "id": "3"}, Practitioner).active is True
+
+
+def test_missing_id_taken_from_links_self() -> None:
+    record = {"deleted_at": "2026-01-01T00:00:00Z", "links": {"self": "https://x/v1/patients/42"}}
+    assert structure(record, Patient).id == 42
+
+
+def test_unknown_keys_are_kept_and_reachable() -> None:
+    p = structure({**PATIENT, "brand_new_field": {"x": 1}, "another": 2}, Patient)
+    assert p.extra == {"brand_new_field": {"x": 1}, "another": 2}
+    assert structure(PATIENT, Patient).extra == {}
+    assert "brand_new_field" not in repr(p)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"id": "abc"},
+        {"created_at": "yesterday"},
+        {"first_name": {"nested": True}},
+        {"patient_phone_numbers": "0400"},
+        [],
+        "string",
+        {"accepted_privacy_policy": "yes"},
+    ],
+)
+def test_bad_data_raises_model_decode_error_only(bad: Any) -> None:
+    with pytest.raises(ModelDecodeError):
+        structure(bad, Patient)
+
+
+def test_request_bodies() -> None:
+    body = PatientInput(first_name="A", last_name="B", notes=None, concession_type_id=BIG,
+                        date_of_birth=dt.date(2000, 1, 2))  # fmt: skip
+    assert unstructure_body(body, for_create=True) == {
+        "first_name": "A",
+        "last_name": "B",
+        "notes": None,
+        "concession_type_id": str(BIG),
+        "date_of_birth": "2000-01-02",
+    }
+    assert unstructure_body(PatientInput(email="x@y.z"), for_create=False) == {"email": "x@y.z"}
+    with pytest.raises(ConfigurationError, match="first_name, last_name"):
+        unstructure_body(PatientInput(), for_create=True)
+    assert PatientInput().email is UNSET
+
+
+def test_decimal_exact() -> None:
+    from cliniko_async._converter import converter
+
+    assert converter.structure("81.818", Decimal) == Decimal("81.818")
+    assert converter.structure(10, Decimal) == Decimal(10)
+    assert converter.structure("", Decimal | None) is None  # type: ignore[arg-type]
+
+
+def test_appointment_time_zones_and_links() -> None:
+    appt = structure(
+        {"id": 1, "starts_at": "2026-03-01T09:00:00+10:00", "repeat_rule": {}, "patient": None},
+        IndividualAppointment,
+    )
+    assert appt.starts_at == dt.datetime(2026, 2, 28, 23, tzinfo=dt.UTC)
+    assert appt.patient is None and appt.repeat_rule == {}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+    max_leaves=5,
+)
+unknown_keys = st.dictionaries(
+    st.text(min_size=1, max_size=12).filter(
+        lambda k: k not in PATIENT and k not in Patient.__annotations__
+    ),
+    json_values,
+    max_size=5,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(extra=unknown_keys, drop=st.sets(st.sampled_from(sorted(PATIENT)), max_size=len(PATIENT)))
+def test_unknown_added_and_optional_removed_never_break(
+    extra: dict[str, Any], drop: set[str]
+) -> None:
+    record = {k: v for k, v in PATIENT.items() if k not in drop} | extra
+    patient = structure(record, Patient)
+    assert dict(patient.extra) == extra
+    for key in set(PATIENT) - drop - {"links"}:
+        assert getattr(patient, key) is not None or PATIENT[key] in (None, "")
+
+
+def _wire(p: Patient) -> dict[str, Any]:
+    """The model back to API JSON (what the fake server sends)."""
+    from cliniko_async._converter import _wire_value
+
+    out: dict[str, Any] = {}
+    for name in Patient.__annotations__:
+        if name in ("extra",) or name.startswith("_"):
+            continue
+        value = getattr(p, name)
+        if value is None:
+            continue
+        if isinstance(value, Link):
+            out[name] = {"self": value.url} if name == "links" else {"links": {"self": value.url}}
+        elif isinstance(value, list):
+            out[name] = [{"number": v.number, "phone_type": v.phone_type} for v in value]
+        else:
+            out[name] = _wire_value(name, value)
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pid=st.integers(min_value=1, max_value=2**63 - 1),
+    name=st.text(max_size=10),
+    born=st.dates(),
+    created=st.datetimes(timezones=st.just(dt.UTC)).map(lambda d: d.replace(microsecond=0)),
+)
+def test_structure_unstructure_round_trip(
+    pid: int, name: str, born: dt.date, created: dt.datetime
+) -> None:
+    record = {**PATIENT, "id": str(pid), "first_name": name, "date_of_birth": born.isoformat(),
+              "created_at": created.isoformat().replace("+00:00", "Z")}  # fmt: skip
+    first = structure(record, Patient)
+    again = structure(_wire(first), Patient)
+    assert again == first

@@ -1,0 +1,234 @@
+"""The core resources end to end: every operation of patients, practitioners and appointments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from cliniko_async import UNSET, Cliniko, ConfigurationError, Link, NotFoundError, q
+from cliniko_async.models import (
+    IndividualAppointment,
+    IndividualAppointmentCancelInput,
+    IndividualAppointmentInput,
+    Patient,
+    PatientInput,
+    Practitioner,
+)
+
+from ._mockserver import API_KEY, BASE_URL, USER_AGENT
+
+HOST = "http://127.0.0.1/v1"
+
+
+def patient_json(pid: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": str(pid),
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "date_of_birth": "",
+        "archived_at": "",
+        "created_at": "2026-01-02T03:04:05Z",
+        "patient_phone_numbers": [{"number": "0400", "phone_type": "Mobile"}],
+        "concession_type": {"links": {"self": f"{HOST}/concession_types/514810976034364376"}},
+        "links": {"self": f"{HOST}/patients/{pid}"},
+        **extra,
+    }
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path, method = request.url.path, request.method
+        body = json.loads(request.content) if request.content else None
+        if path == "/v1/patients" and method == "GET":
+            return httpx.Response(
+                200,
+                json={"patients": [patient_json(1), patient_json(2)], "total_entries": 2,
+                      "links": {"self": f"{HOST}/patients"}},
+            )  # fmt: skip
+        if path == "/v1/patients/404":
+            return httpx.Response(404, json={"message": "Not found"})
+        if path.startswith("/v1/patients/") and method in ("GET", "PATCH"):
+            return httpx.Response(200, json=patient_json(int(path.split("/")[3]), **(body or {})))
+        if path == "/v1/patients" and method == "POST":
+            return httpx.Response(201, json=patient_json(99, **(body or {})))
+        if path.endswith(("/archive", "/cancel")) or method == "DELETE":
+            return httpx.Response(204)
+        if path.endswith("/unarchive"):
+            return httpx.Response(200, json=patient_json(int(path.split("/")[3])))
+        if path.endswith("/conflicts"):
+            return httpx.Response(200, json={"conflicts": {"exist": False}})
+        if "practitioners" in path and method == "GET" and not path.split("/")[-1].isdigit():
+            return httpx.Response(200, json={"practitioners": [{"id": 3, "first_name": "P"}],
+                                             "total_entries": 1, "links": {}})  # fmt: skip
+        if "practitioners" in path:
+            return httpx.Response(200, json={"id": "514810972972521916", "active": True})
+        if path.startswith("/v1/individual_appointments"):
+            record = {
+                "id": 7,
+                "starts_at": "2026-03-01T09:00:00+10:00",
+                "patient": {"links": {"self": f"{HOST}/patients/1"}},
+                "repeat_rule": {},
+                "cancellation_reason": None,
+            }
+            if (method == "GET" and path.count("/") == 2) or path.endswith("cancelled"):
+                return httpx.Response(200, json={"individual_appointments": [record],
+                                                 "total_entries": 1, "links": {}})  # fmt: skip
+            return httpx.Response(200 if method != "POST" else 201, json={**record, **(body or {})})
+        return httpx.Response(500, json={"message": f"unexpected {method} {path}"})
+
+
+@pytest.fixture
+async def setup() -> Any:
+    rec = Recorder()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(rec))
+    async with Cliniko(
+        api_key=API_KEY, user_agent=USER_AGENT, base_url=BASE_URL, http_client=http
+    ) as c:
+        yield c, rec
+    await http.aclose()
+
+
+async def test_patients_every_operation(setup: Any) -> None:
+    cliniko, rec = setup
+    patient = await cliniko.patients.get(1)
+    assert isinstance(patient, Patient)
+    assert patient.id == 1 and patient.first_name == "Ada"
+    assert patient.date_of_birth is None and patient.archived_at is None  # "" quirk
+    assert patient.created_at == dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    assert patient.concession_type == Link(f"{HOST}/concession_types/514810976034364376")
+    assert patient.concession_type is not None and patient.concession_type.id == 514810976034364376
+    assert patient.patient_phone_numbers and patient.patient_phone_numbers[0].number == "0400"
+
+    since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    listed = await cliniko.patients.list(
+        q=[q("created_at") >= since, q("last_name").contains("Love")],
+        sort="last_name:desc",
+        per_page=100,
+    ).collect()
+    assert [p.id for p in listed] == [1, 2]
+    params = rec.requests[-1].url.params
+    assert params.get_list("q[]") == ["created_at:>=2026-01-01T00:00:00Z", "last_name:~Love"]
+    assert (params["sort"], params["per_page"]) == ("last_name:desc", "100")
+
+    created = await cliniko.patients.create(
+        PatientInput(first_name="Grace", last_name="Hopper", notes=None)
+    )
+    assert json.loads(rec.requests[-1].content) == {
+        "first_name": "Grace",
+        "last_name": "Hopper",
+        "notes": None,
+    }
+    assert created.id == 99 and created.first_name == "Grace"
+
+    await cliniko.patients.update(5, PatientInput(email="g@example.com"))
+    assert rec.requests[-1].method == "PATCH"
+    assert json.loads(rec.requests[-1].content) == {"email": "g@example.com"}  # only fields set
+
+    assert await cliniko.patients.archive(5) is None
+    assert rec.requests[-1].url.path == "/v1/patients/5/archive"
+    unarchived = await cliniko.patients.unarchive(5)
+    assert isinstance(unarchived, Patient)
+    with pytest.warns(DeprecationWarning, match="archive"):
+        await cliniko.patients.delete(5)
+    with pytest.warns(DeprecationWarning, match="archived_at"):
+        cliniko.patients.list_archived()
+    with pytest.raises(NotFoundError):
+        await cliniko.patients.get(404)
+
+
+async def test_bad_calls_fail_before_sending(setup: Any) -> None:
+    cliniko, rec = setup
+    with pytest.raises(ConfigurationError, match="missing required field"):
+        await cliniko.patients.create(PatientInput(first_name="Only"))
+    with pytest.raises(ConfigurationError, match="id"):
+        await cliniko.patients.get("1/../../x")
+    with pytest.raises(ConfigurationError, match="1 id argument"):
+        await cliniko.patients.get()
+    with pytest.raises(ConfigurationError, match="not a filterable field"):
+        cliniko.patients.list(q=[q("nope") == 1])
+    with pytest.raises(ConfigurationError, match="naive datetime"):
+        cliniko.patients.list(q=[q("created_at") >= dt.datetime(2026, 1, 1)])
+    with pytest.raises(ConfigurationError, match="per_page"):
+        cliniko.patients.list(per_page=101)
+    with pytest.raises(ConfigurationError, match="sort"):
+        cliniko.patients.list(sort="name; drop")
+    with pytest.raises(ConfigurationError, match="unknown query parameter"):
+        cliniko.patients.list(params={"from": "2026-01-01"})
+    with pytest.raises(ConfigurationError, match="PatientInput"):
+        await cliniko.patients.update(1, IndividualAppointmentInput())
+    with pytest.raises(ConfigurationError, match="request body"):
+        await cliniko.patients.update(1)
+    assert rec.requests == []
+
+
+async def test_practitioners_every_operation(setup: Any) -> None:
+    cliniko, rec = setup
+    practitioner = await cliniko.practitioners.get(514810972972521916)
+    assert isinstance(practitioner, Practitioner) and practitioner.id == 514810972972521916
+    for pages, path in [
+        (cliniko.practitioners.list(), "/v1/practitioners"),
+        (cliniko.practitioners.list_inactive(), "/v1/practitioners/inactive"),
+        (cliniko.practitioners.list_for_business(3), "/v1/businesses/3/practitioners"),
+        (
+            cliniko.practitioners.list_inactive_for_business(3),
+            "/v1/businesses/3/practitioners/inactive",
+        ),
+        (
+            cliniko.practitioners.list_for_appointment_type(4),
+            "/v1/appointment_types/4/practitioners",
+        ),
+        (
+            cliniko.practitioners.list_inactive_for_appointment_type(4),
+            "/v1/appointment_types/4/practitioners/inactive",
+        ),
+    ]:
+        items = await pages.collect()
+        assert [p.id for p in items] == [3]
+        assert rec.requests[-1].url.path == path
+
+
+async def test_individual_appointments_every_operation(setup: Any) -> None:
+    cliniko, rec = setup
+    appt = await cliniko.individual_appointments.get(7)
+    assert isinstance(appt, IndividualAppointment)
+    assert appt.starts_at == dt.datetime(2026, 2, 28, 23, 0, tzinfo=dt.UTC)  # converted to UTC
+    assert appt.patient is not None and appt.patient.id == 1
+    assert [
+        a.id async for a in cliniko.individual_appointments.list(q=[q("patient_id") == [1, 2]])
+    ] == [7]
+    assert rec.requests[-1].url.params.get_list("q[]") == ["patient_id:=1,2"]
+    body = IndividualAppointmentInput(
+        appointment_type_id=1, business_id=2, patient_id=3, practitioner_id=4,
+        starts_at=dt.datetime(2026, 3, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=10))),
+        ends_at=dt.datetime(2026, 3, 1, 0, 30, tzinfo=dt.UTC),
+    )  # fmt: skip
+    await cliniko.individual_appointments.create(body)
+    sent = json.loads(rec.requests[-1].content)
+    assert sent["patient_id"] == "3" and sent["starts_at"] == "2026-02-28T23:00:00Z"
+    await cliniko.individual_appointments.update(7, IndividualAppointmentInput(notes="x"))
+    assert json.loads(rec.requests[-1].content) == {"notes": "x"}
+    assert await cliniko.individual_appointments.archive(7) is None
+    assert (
+        await cliniko.individual_appointments.cancel(
+            7, IndividualAppointmentCancelInput(cancellation_reason=50)
+        )
+        is None
+    )
+    assert (rec.requests[-1].method, json.loads(rec.requests[-1].content)) == (
+        "PATCH",
+        {"cancellation_reason": 50},
+    )
+    assert await cliniko.individual_appointments.conflicts(7) == {"conflicts": {"exist": False}}
+    with pytest.warns(DeprecationWarning, match="use archive"):
+        await cliniko.individual_appointments.delete(7)
+    with pytest.warns(DeprecationWarning, match="cancelled_at"):
+        assert len(await cliniko.individual_appointments.list_cancelled().collect()) == 1
+    assert UNSET is not None and not UNSET
