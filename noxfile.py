@@ -19,7 +19,7 @@ TEST_DEPS = [
 ]
 BENCH_DEPS = ["pydantic>=2.7", "pyyaml>=6"]
 LINT_DEPS = ["ruff==0.17.6"]
-TYPE_DEPS = ["mypy==2.4.1", "types-PyYAML"]
+TYPE_DEPS = ["mypy==2.4.1", "types-PyYAML", "nox"]
 
 
 @nox.session(python=None)
