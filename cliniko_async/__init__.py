@@ -5,6 +5,7 @@ from ._filters import Filter, FilterType, q
 from ._limiter import RateLimit
 from ._pagination import Page, PageLinks, Paginator
 from ._session import RequestOptions
+from ._sync import SyncCliniko, SyncInAsyncContextError
 from ._types import UNSET, Link, Unset
 from ._version import __version__
 from .errors import (
@@ -49,6 +50,8 @@ __all__ = [
     "RateLimitError",
     "RequestOptions",
     "ServerError",
+    "SyncCliniko",
+    "SyncInAsyncContextError",
     "UnprocessableEntityError",
     "Unset",
     "UnsafeURLError",

@@ -1,0 +1,102 @@
+"""SyncCliniko: one loop thread, one limiter and one pool shared by many threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from cliniko_async import ClinikoError, RateLimit, SyncCliniko, SyncInAsyncContextError
+from cliniko_async.models import Patient
+
+from ._mockserver import API_KEY, BASE_URL, USER_AGENT, CountingServer
+
+
+def make(server: CountingServer, **kwargs: Any) -> SyncCliniko:
+    return SyncCliniko(
+        api_key=API_KEY,
+        user_agent=USER_AGENT,
+        base_url=BASE_URL,
+        transport=server.transport(),
+        **kwargs,
+    )
+
+
+def test_64_threads_share_one_limiter_zero_429() -> None:
+    before = set(threading.enumerate())
+    server = CountingServer(limit=800, period=1.0, window="rolling", latency=(0.0005, 0.003))
+    with make(server, rate_limit=RateLimit(800, 1.0)) as cliniko:
+
+        def worker(n: int) -> int:
+            for i in range(50):
+                assert cliniko.request("GET", f"/patients/{n * 50 + i}")["ok"] is True
+            return n
+
+        with ThreadPoolExecutor(64) as pool:
+            assert sorted(pool.map(worker, range(64))) == list(range(64))
+    assert len(server.arrivals) == 64 * 50
+    assert server.rejected == 0
+    assert server.max_in_any_window() <= 800
+    assert set(threading.enumerate()) <= before  # the loop thread is gone
+
+
+def patients_route(total: int) -> Any:
+    async def route(request: httpx.Request, srv: CountingServer) -> httpx.Response:
+        if request.url.path.endswith("/patients"):
+            page = int(request.url.params.get("page", "1"))
+            per = int(request.url.params.get("per_page", "50"))
+            lo = (page - 1) * per
+            items = [{"id": str(i), "first_name": f"P{i}"} for i in range(lo, min(total, lo + per))]
+            links = {"self": str(request.url)}
+            if lo + per < total:
+                links["next"] = f"http://127.0.0.1/v1/patients?page={page + 1}&per_page={per}"
+            return srv.json(200, {"patients": items, "total_entries": total, "links": links})
+        return srv.json(200, {"id": request.url.path.rsplit("/", 1)[-1], "first_name": "X"})
+
+    return route
+
+
+def test_resources_and_iterators_block() -> None:
+    server = CountingServer(route=patients_route(250))
+    with make(server) as cliniko:
+        patient = cliniko.patients.get(5)
+        assert isinstance(patient, Patient) and patient.id == 5
+        assert [p.id for p in cliniko.patients.list(per_page=100)] == list(range(250))
+        assert len(cliniko.patients.list(per_page=100).collect()) == 250
+        pages = [len(p) for p in cliniko.patients.list(per_page=100).pages()]
+        assert pages == [100, 100, 50]
+
+        async def tasks() -> int:
+            return len(asyncio.all_tasks())
+
+        baseline = cliniko._portal.call(tasks)  # the portal's own task and this probe
+    slow = CountingServer(route=patients_route(250), latency=(0.5, 0.5))
+    with make(slow) as cliniko:
+        for p in cliniko.patients.list(per_page=10):
+            if p.id == 3:
+                break  # the prefetch of page 2 (1 s away) is cancelled on the loop thread
+        assert cliniko._portal.call(tasks) == baseline
+
+
+def test_called_from_event_loop_raises_clear_error() -> None:
+    server = CountingServer()
+    with make(server) as cliniko:
+
+        async def inside() -> None:
+            cliniko.request("GET", "/patients/1")
+
+        with pytest.raises(SyncInAsyncContextError, match="use cliniko_async.Cliniko"):
+            asyncio.run(inside())
+
+
+def test_close_is_idempotent_and_use_after_close_is_clear() -> None:
+    cliniko = make(CountingServer())
+    cliniko.close()
+    cliniko.close()
+    with pytest.raises(ClinikoError, match="closed"):
+        cliniko.request("GET", "/patients/1")
+    assert API_KEY not in repr(cliniko)
