@@ -1,5 +1,6 @@
 """cliniko_async: an asyncio-native, typed client for the Cliniko API."""
 
+from ._accounts import ClinikoAccounts
 from ._client import Cliniko
 from ._filters import Filter, FilterType, q
 from ._limiter import RateLimit
@@ -35,6 +36,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Cliniko",
+    "ClinikoAccounts",
     "ClinikoError",
     "ConfigurationError",
     "DecodeError",
