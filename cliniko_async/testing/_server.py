@@ -1,0 +1,44 @@
+"""Serve the fake Cliniko over real HTTP on 127.0.0.1 with uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import uvicorn
+
+from ._app import FakeCliniko, RealClock
+
+__all__ = ["serve"]
+
+
+@contextlib.contextmanager
+def serve(fake: FakeCliniko, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Run ``fake`` under uvicorn in a background thread; yield its base URL ``.../v1``.
+
+    The fake switches to the real clock. The server stops and its thread is joined on exit.
+    """
+    fake.clock = RealClock()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(
+        fake.app, log_level="warning", access_log=False, lifespan="off", backlog=2048
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the fake Cliniko server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
