@@ -12,6 +12,13 @@ import pytest
 
 from cliniko_async import ClinikoError, RateLimit, SyncCliniko, SyncInAsyncContextError
 from cliniko_async.models import Patient
+from cliniko_async.testing import (
+    DEFAULT_API_KEY,
+    DEFAULT_USER_AGENT,
+    FakeCliniko,
+    FaultRule,
+    Faults,
+)
 
 from ._mockserver import API_KEY, BASE_URL, USER_AGENT, CountingServer
 
@@ -26,21 +33,27 @@ def make(server: CountingServer, **kwargs: Any) -> SyncCliniko:
     )
 
 
-def test_64_threads_share_one_limiter_zero_429() -> None:
+@pytest.mark.parametrize("window", ["rolling", "fixed"])
+def test_64_threads_share_one_limiter_zero_429(window: Any) -> None:
     before = set(threading.enumerate())
-    server = CountingServer(limit=800, period=1.0, window="rolling", latency=(0.0005, 0.003))
-    with make(server, rate_limit=RateLimit(800, 1.0)) as cliniko:
+    faults = Faults([FaultRule(latency=(0.0005, 0.003))], seed=1)
+    fake = FakeCliniko(patients=100, rate_limit=(800, 1.0), window=window, faults=faults)
+    with SyncCliniko(
+        api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=BASE_URL,
+        transport=fake.transport(), rate_limit=RateLimit(800, 1.0),
+    ) as cliniko:  # fmt: skip
 
         def worker(n: int) -> int:
             for i in range(50):
-                assert cliniko.request("GET", f"/patients/{n * 50 + i}")["ok"] is True
+                assert cliniko.patients.get(1 + (n * 50 + i) % 100).id is not None
             return n
 
         with ThreadPoolExecutor(64) as pool:
             assert sorted(pool.map(worker, range(64))) == list(range(64))
-    assert len(server.arrivals) == 64 * 50
-    assert server.rejected == 0
-    assert server.max_in_any_window() <= 800
+    stats = fake.stats()
+    assert len(stats.accepted) == 64 * 50
+    assert stats.rejected == 0
+    assert stats.max_in_window <= 800
     assert set(threading.enumerate()) <= before  # the loop thread is gone
 
 
