@@ -22,7 +22,9 @@ def serve(fake: FakeCliniko, host: str = "127.0.0.1", port: int = 0) -> Iterator
     The fake switches to the real clock. The server stops and its thread is joined on exit.
     """
     fake.clock = RealClock()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only then (without it,
+    # Nagle + delayed ACKs cost ~40 ms a response).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     config = uvicorn.Config(
