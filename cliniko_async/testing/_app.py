@@ -12,13 +12,14 @@ import json
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
 from typing import Any, Literal, Protocol
 
 import attrs
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .._filters import FilterType
@@ -139,6 +140,7 @@ class FaultRule:
     next_link_host: str | None = None
     date_skew: float = 0.0
     force_429_reset_in: float | None = None
+    slow_body: float = 0.0  # seconds to dribble each response body out over
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and fnmatch.fnmatch(path, self.path)
@@ -238,7 +240,6 @@ class FakeCliniko:
         ]  # fmt: skip
         self.app = Starlette(routes=routes)
         self.app.add_exception_handler(404, self._not_found)
-        self._skew = 0.0
 
     # -- public helpers -------------------------------------------------------------------
     def stats(self, api_key: str = DEFAULT_API_KEY) -> KeyStats:
@@ -256,16 +257,15 @@ class FakeCliniko:
 
     # -- request handling -----------------------------------------------------------------
     def _json(self, status: int, body: Any, **headers: str) -> Response:
-        skew = self._skew
-        return Response(
-            _dumps(body) if body is not None else b"",
-            status_code=status,
-            media_type="application/json",
-            headers={
-                "date": email.utils.formatdate(self.clock.wall() + skew, usegmt=True),
-                **headers,
-            },
-        )  # fmt: skip
+        rule = _RULE.get()
+        content = _dumps(body) if body is not None else b""
+        wall = self.clock.wall() + (rule.date_skew if rule else 0)
+        headers = {"date": email.utils.formatdate(wall, usegmt=True), **headers}
+        if rule is not None and rule.slow_body and content:
+            return StreamingResponse(
+                _dribble(content, rule.slow_body), status, headers, "application/json"
+            )
+        return Response(content, status, headers, "application/json")
 
     async def _not_found(self, request: Request, exc: Exception) -> Response:
         return self._json(404, {"message": "Not found"})
@@ -276,7 +276,7 @@ class FakeCliniko:
         rule = next(
             (r for r in self.faults.rules if r.matches(request.method, request.url.path)), None
         )
-        self._skew = rule.date_skew if rule else 0.0
+        _RULE.set(rule)
         if rule is not None:
             lo, hi = rule.latency
             if hi:
@@ -492,6 +492,16 @@ class FakeCliniko:
         if action == "conflicts" and request.method == "GET":
             return self._json(200, {"conflicts": {"exist": False}})
         return self._json(404, {"message": "Not found"})
+
+
+_RULE: ContextVar[FaultRule | None] = ContextVar("fake_cliniko_fault_rule", default=None)
+
+
+async def _dribble(content: bytes, seconds: float, parts: int = 10) -> AsyncIterator[bytes]:
+    step = max(1, len(content) // parts)
+    for i in range(0, len(content), step):
+        await asyncio.sleep(seconds / parts)
+        yield content[i : i + step]
 
 
 async def _body(request: Request) -> Any:

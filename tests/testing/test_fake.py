@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import threading
 from typing import Any
 
@@ -207,3 +208,27 @@ def test_served_responses_are_not_held_by_nagle() -> None:
         for _ in range(20):
             http.get(f"{url}/patients/1")
         assert (dt.datetime.now() - start).total_seconds() < 0.4
+
+
+@pytest.mark.looptime
+async def test_slow_bodies_skewed_dates_and_foreign_next_links() -> None:
+    rule = FaultRule(
+        path="/v1/patients", slow_body=2.0, date_skew=3600, next_link_host="evil.example"
+    )
+    fake = FakeCliniko(rate_limit=None, faults=Faults([rule]))
+    loop = asyncio.get_running_loop()
+    async with client(fake) as http:
+        start = loop.time()
+        r = await http.get("/patients", params={"per_page": 5})
+        assert loop.time() - start >= 2.0  # the body took two (virtual) seconds to arrive
+        assert r.json()["links"]["next"].startswith("http://evil.example/")
+        server_date = email.utils.parsedate_to_datetime(r.headers["date"]).timestamp()
+        assert abs(server_date - (fake.clock.wall() + 3600)) < 5
+        plain = await http.get("/patients/1")
+        assert (
+            abs(
+                email.utils.parsedate_to_datetime(plain.headers["date"]).timestamp()
+                - fake.clock.wall()
+            )
+            < 5
+        )
