@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.bench_redis_processes import warm, whole_periods_used, worker
 from cliniko_async import Cliniko, RateLimit
 from cliniko_async.testing import (
     DEFAULT_API_KEY,
@@ -45,46 +46,14 @@ def test_limiter_holds_against_a_real_server_with_jittery_latency(window: Any) -
     assert elapsed < 6
 
 
-def _warm() -> None:
-    import cliniko_async.redis  # noqa: F401  (import before the clock starts)
-
-
-def _worker(
-    url: str, redis_url: str, start_at: float, seconds: float, limit: int, period: float
-) -> int:
-    from cliniko_async.redis import RedisLimiterBackend
-
-    async def run() -> int:
-        await asyncio.sleep(max(0.0, start_at - time.time()))  # every process starts together
-        backend = RedisLimiterBackend(redis_url)
-        done = 0
-        async with Cliniko(
-            api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=url,
-            rate_limit=RateLimit(limit, period), limiter=backend,
-        ) as cliniko:  # fmt: skip
-            deadline = time.monotonic() + seconds - max(0.0, time.time() - start_at)
-
-            async def loop() -> None:
-                nonlocal done
-                while time.monotonic() < deadline:
-                    await cliniko.patients.get(1)
-                    done += 1
-
-            await asyncio.gather(*(loop() for _ in range(8)))
-        await backend.aclose()
-        return done
-
-    return asyncio.run(run())
-
-
 def test_four_processes_share_one_budget_through_redis(redis_url: str) -> None:
     limit, period, periods = 30, 1.0, 5
     fake = FakeCliniko(rate_limit=(limit, period), window="rolling")
     ctx = multiprocessing.get_context("spawn")
-    with serve(fake) as url, ctx.Pool(4, initializer=_warm) as pool:
+    with serve(fake) as url, ctx.Pool(4, initializer=warm) as pool:
         start_at = time.time() + 3.0
         results = [
-            pool.apply_async(_worker, (url, redis_url, start_at, periods * period, limit, period))
+            pool.apply_async(worker, (url, redis_url, start_at, periods * period, limit, period))
             for _ in range(4)
         ]
         counts = [r.get(60) for r in results]
@@ -94,9 +63,31 @@ def test_four_processes_share_one_budget_through_redis(redis_url: str) -> None:
     assert all(c > 0 for c in counts)
     # The budget is used: over the k whole periods from the first request, the server
     # allows at most k * limit; count what was accepted in them.
-    t0 = stats.accepted[0]
-    k = int((stats.accepted[-1] - t0) // period)
-    used = sum(1 for t in stats.accepted if t < t0 + k * period)
+    used, k = whole_periods_used(stats.accepted, period)
     print(f"4 processes: {counts}; {used} accepted in {k} periods of {limit} allowed")
     assert k >= periods
     assert used >= 0.95 * k * limit, (used, k, counts)
+
+
+def test_killing_one_process_costs_at_most_one_window(redis_url: str) -> None:
+    limit, period, seconds = 30, 1.0, 6.0
+    fake = FakeCliniko(rate_limit=(limit, period), window="rolling")
+    ctx = multiprocessing.get_context("spawn")
+    with serve(fake) as url:
+        start_at = time.time() + 3.0
+        procs = [
+            ctx.Process(target=worker, args=(url, redis_url, start_at, seconds, limit, period))
+            for _ in range(4)
+        ]
+        for p in procs:
+            p.start()
+        time.sleep(max(0.0, start_at - time.time()) + 2.0)
+        procs[0].kill()  # SIGKILL mid-run, leases in flight
+        for p in procs:
+            p.join(30)
+    stats = fake.stats()
+    assert stats.rejected == 0
+    assert stats.max_in_window <= limit
+    used, k = whole_periods_used(stats.accepted, period)
+    print(f"one of 4 killed: {used} accepted in {k} periods of {limit} allowed")
+    assert used >= k * limit - limit  # the dead process's leases cost at most one window
