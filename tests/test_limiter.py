@@ -13,14 +13,30 @@ import pytest
 
 from cliniko_async import Cliniko, RateLimit
 from cliniko_async._limiter import LocalLimiter, local_limiter_for
+from cliniko_async.testing import FakeCliniko, FaultRule, Faults
 
-from ._mockserver import API_KEY, BASE_URL, EPOCH, OTHER_KEY, USER_AGENT, CountingServer
+from ._mockserver import API_KEY, BASE_URL, OTHER_KEY, USER_AGENT
 
 pytestmark = pytest.mark.looptime
+THIRD_KEY = OTHER_KEY.replace("MS0y", "MS0z")
 
 
-def client(server: CountingServer, key: str = API_KEY, **kwargs: Any) -> Cliniko:
-    http = httpx.AsyncClient(transport=server.transport())
+def fake_server(
+    limit: int = 200,
+    period: float = 60.0,
+    window: str = "rolling",
+    rules: list[FaultRule] | None = None,
+) -> FakeCliniko:
+    """The fake Cliniko counting a rolling or fixed window, with our three test keys."""
+    return FakeCliniko(
+        patients=5, appointments=0, api_keys=(API_KEY, OTHER_KEY, THIRD_KEY),
+        rate_limit=(limit, period), window=window,  # type: ignore[arg-type]
+        faults=Faults(rules or [], seed=1),
+    )  # fmt: skip
+
+
+def client(fake: FakeCliniko, key: str = API_KEY, **kwargs: Any) -> Cliniko:
+    http = httpx.AsyncClient(transport=fake.transport())
     return Cliniko(
         api_key=key, user_agent=USER_AGENT, base_url=BASE_URL, http_client=http, **kwargs
     )
@@ -31,7 +47,7 @@ async def run_many(cliniko: Cliniko, n: int) -> list[float]:
     done: list[float] = []
 
     async def one(i: int) -> None:
-        await cliniko.request("GET", f"/patients/{i}")
+        await cliniko.request("GET", f"/patients/{1 + i % 5}")
         done.append(loop.time())
 
     await asyncio.gather(*(one(i) for i in range(n)))
@@ -45,15 +61,16 @@ def minimum_time(n: int, limit: int, period: float) -> float:
 
 @pytest.mark.parametrize("window", ["rolling", "fixed"])
 async def test_1000_requests_zero_429_within_2pct_of_minimum(window: str) -> None:
-    server = CountingServer(limit=200, period=60.0, window=window)  # type: ignore[arg-type]
+    fake = fake_server(200, 60.0, window)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    async with client(server) as cliniko:
+    async with client(fake) as cliniko:
         await run_many(cliniko, 1000)
     elapsed = loop.time() - start
-    assert server.rejected == 0
-    assert len(server.arrivals) == 1000
-    assert server.max_in_any_window() <= 200
+    stats = fake.stats(API_KEY)
+    assert stats.rejected == 0
+    assert len(stats.accepted) == 1000
+    assert stats.max_in_window <= 200
     floor = minimum_time(1000, 200, 60.0)
     assert floor <= elapsed <= floor * 1.02, elapsed
 
@@ -62,11 +79,11 @@ async def test_1000_requests_zero_429_within_2pct_of_minimum(window: str) -> Non
 async def test_varying_latency_never_exceeds_window(window: str) -> None:
     # Requests arrive closer together than they left: the slot is freed a period after the
     # response, so no server window ever sees more than the limit.
-    server = CountingServer(limit=20, period=2.0, window=window, latency=(0.001, 0.2))  # type: ignore[arg-type]
-    async with client(server, rate_limit=RateLimit(20, 2.0)) as cliniko:
+    fake = fake_server(20, 2.0, window, [FaultRule(latency=(0.001, 0.2))])
+    async with client(fake, rate_limit=RateLimit(20, 2.0)) as cliniko:
         await run_many(cliniko, 300)
-    assert server.rejected == 0
-    assert server.max_in_any_window() <= 20
+    assert fake.stats(API_KEY).rejected == 0
+    assert fake.stats(API_KEY).max_in_window <= 20
 
 
 async def test_bare_aiolimiter_would_leak_a_double_burst() -> None:
@@ -84,53 +101,46 @@ async def test_bare_aiolimiter_would_leak_a_double_burst() -> None:
 
 
 async def test_fresh_key_bursts_up_to_the_limit_at_once() -> None:
-    server = CountingServer(limit=200, period=60.0)
+    fake = fake_server(200, 60.0)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    async with client(server) as cliniko:
+    async with client(fake) as cliniko:
         done = await run_many(cliniko, 200)
     assert max(done) - start < 0.01
-    assert server.rejected == 0
+    assert fake.stats(API_KEY).rejected == 0
 
 
 async def test_two_sessions_one_key_share_a_budget_two_keys_do_not() -> None:
     loop = asyncio.get_running_loop()
-    server = CountingServer(limit=200, period=60.0)
+    fake = fake_server(200, 60.0)
     start = loop.time()
-    async with client(server) as a, client(server) as b:
+    async with client(fake) as a, client(fake) as b:
         await asyncio.gather(run_many(a, 150), run_many(b, 150))
-    assert server.rejected == 0
+    assert fake.stats(API_KEY).rejected == 0
+    assert fake.stats(API_KEY).max_in_window <= 200
     assert loop.time() - start >= 60.0  # 300 requests on one key need a second period
 
-    other = CountingServer(limit=1000, period=60.0)
+    other = fake_server(200, 60.0)
     start = loop.time()
-    third = OTHER_KEY.replace("MS0y", "MS0z")
-    async with client(other, OTHER_KEY) as a, client(other, third) as b:
+    async with client(other, OTHER_KEY) as a, client(other, THIRD_KEY) as b:
         await asyncio.gather(run_many(a, 150), run_many(b, 150))
     assert loop.time() - start < 1.0  # separate budgets: no waiting
+    assert other.stats(OTHER_KEY).rejected == other.stats(THIRD_KEY).rejected == 0
 
 
 async def _pause_scenario(skew: float, monkeypatch: pytest.MonkeyPatch) -> tuple[list[float], int]:
-    """A server that refuses everything for 7 s, answering 429 with the reset 7 s ahead."""
+    """The fake refuses everything for 7 s, answering 429 with the reset 7 s ahead."""
     if skew:
         real = time.time
         monkeypatch.setattr(time, "time", lambda: real() + skew)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    server = CountingServer(limit=1000, period=60.0, latency=(0.05, 0.05))  # all in flight
-    refused = 0
-
-    async def route(request: httpx.Request, srv: CountingServer) -> httpx.Response | None:
-        nonlocal refused
-        if srv.now - start < 7.0:
-            refused += 1
-            return srv.json(429, {}, **{"x-ratelimit-reset": str(int(EPOCH + start + 7.0))})
-        return None
-
-    server.route = route
-    async with client(server) as cliniko:
+    # Latency keeps all 50 in flight when the 429s come back.
+    fake = fake_server(1000, 60.0, rules=[FaultRule(latency=(0.05, 0.05), force_429_reset_in=7.0)])
+    loop.call_later(7.0, fake.faults.rules.clear)
+    async with client(fake) as cliniko:
         done = await run_many(cliniko, 50)
-    return [t - start for t in done], refused
+    return [t - start for t in done], fake.stats(API_KEY).rejected
 
 
 @pytest.mark.parametrize("skew", [0.0, 3600.0, -3600.0])
@@ -151,20 +161,11 @@ async def test_429_pauses_every_request_on_the_key_until_reset(
 async def test_storm_of_100_is_one_pause_then_metered_in() -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
-    server = CountingServer(limit=1000, period=60.0, latency=(0.05, 0.05))  # all in flight
-    refused = 0
-
-    async def route(request: httpx.Request, srv: CountingServer) -> httpx.Response | None:
-        nonlocal refused
-        if srv.now - start < 5.0:
-            refused += 1
-            return srv.json(429, {}, **{"x-ratelimit-reset": str(int(EPOCH + start + 5.0))})
-        return None
-
-    server.route = route
-    async with client(server, rate_limit=RateLimit(1000, 100.0)) as cliniko:
+    fake = fake_server(1000, 60.0, rules=[FaultRule(latency=(0.05, 0.05), force_429_reset_in=5.0)])
+    loop.call_later(5.0, fake.faults.rules.clear)
+    async with client(fake, rate_limit=RateLimit(1000, 100.0)) as cliniko:
         done = [t - start for t in await run_many(cliniko, 100)]
-    assert refused == 100  # one wave of 429s, one pause
+    assert fake.stats(API_KEY).rejected == 100  # one wave of 429s, one pause
     assert min(done) >= 5.05
     # No herd at the reset: 5 s x 10/s leaked = 50 at once, the rest at 10 per second.
     assert sum(t < 5.25 for t in done) <= 52
@@ -174,17 +175,12 @@ async def test_storm_of_100_is_one_pause_then_metered_in() -> None:
 async def test_reset_far_in_the_future_raises_rate_limit_error_with_reset_time() -> None:
     from cliniko_async import RateLimitError
 
-    server = CountingServer()
-
-    async def route(request: httpx.Request, srv: CountingServer) -> httpx.Response | None:
-        return srv.json(429, {}, **{"x-ratelimit-reset": str(int(srv.wall() + 3600))})
-
-    server.route = route
-    async with client(server) as cliniko:
+    fake = fake_server(rules=[FaultRule(force_429_reset_in=3600)])
+    async with client(fake) as cliniko:
         with pytest.raises(RateLimitError) as info:
             await cliniko.request("GET", "/patients")
     assert info.value.reset_at is not None
-    assert abs(info.value.reset_at.timestamp() - (server.wall() + 3600)) < 2
+    assert abs(info.value.reset_at.timestamp() - (fake.clock.wall() + 3600)) < 2
 
 
 async def test_cancelled_waiter_leaks_no_capacity_and_no_task() -> None:
@@ -212,8 +208,8 @@ async def test_cancelled_waiter_leaks_no_capacity_and_no_task() -> None:
 
 
 async def test_cancelled_in_flight_request_frees_its_slot_a_period_later() -> None:
-    server = CountingServer(limit=5, period=10.0, latency=(5.0, 5.0))
-    async with client(server, rate_limit=RateLimit(5, 10.0)) as cliniko:
+    fake = fake_server(5, 10.0, rules=[FaultRule(latency=(5.0, 5.0))])
+    async with client(fake, rate_limit=RateLimit(5, 10.0)) as cliniko:
         task = asyncio.ensure_future(cliniko.request("GET", "/patients"))
         await asyncio.sleep(1.0)
         task.cancel()
@@ -248,10 +244,10 @@ def test_rate_limit_validation() -> None:
 
 
 async def test_burst_smooths_a_fresh_key_through_aiolimiter() -> None:
-    server = CountingServer(limit=100, period=10.0)
+    fake = fake_server(100, 10.0)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    async with client(server, rate_limit=RateLimit(100, 10.0, burst=10)) as cliniko:
+    async with client(fake, rate_limit=RateLimit(100, 10.0, burst=10)) as cliniko:
         done = await run_many(cliniko, 20)
     # 10 at once, then 10 per second (100 per 10 s).
     assert sorted(t - start for t in done)[9] < 0.01

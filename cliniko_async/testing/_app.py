@@ -40,12 +40,13 @@ __all__ = [
 DEFAULT_API_KEY = "MS0xLWZha2UtdGVzdC1rZXktMDAwMQ-au1"
 DEFAULT_USER_AGENT = "cliniko-async tests (dev@example.com)"
 _UA = re.compile(r"\S.*\([^()\s]+@[^()\s]+\.[A-Za-z]{2,}\)")
-S, N, D, T, B = (
+S, N, D, T, B, A = (
     FilterType.STRING,
     FilterType.INTEGER,
     FilterType.DATE,
     FilterType.DATETIME,
     FilterType.BOOLEAN,
+    FilterType.ARRAY,
 )
 #: list key -> (filterable fields, required fields on create)
 TABLES: Mapping[str, tuple[Mapping[str, FilterType], tuple[str, ...]]] = {
@@ -67,7 +68,16 @@ TABLES: Mapping[str, tuple[Mapping[str, FilterType], tuple[str, ...]]] = {
     ),
     "practitioners": ({"id": N, "created_at": T, "updated_at": T, "user_id": N}, ()),
     "businesses": ({"id": N, "created_at": T, "updated_at": T, "archived_at": T}, ()),
-    "appointment_types": ({"id": N, "created_at": T, "updated_at": T, "archived_at": T}, ()),
+    "appointment_types": (
+        {
+            "id": N,
+            "created_at": T,
+            "updated_at": T,
+            "archived_at": T,
+            "appointment_confirmation_template_ids": A,
+        },
+        (),
+    ),
     "individual_appointments": (
         {
             "id": N,
@@ -93,6 +103,7 @@ _OPERATORS = {
     D: {"=", ">=", ">", "<=", "<", "?", "!?"},
     T: {">=", ">", "<=", "<", "*", "?", "!?"},
     B: {"=", "!=", "?", "!?"},
+    A: {"~", "?", "!?"},
 }
 
 
@@ -553,7 +564,7 @@ def _sorter(name: str) -> Any:
 def matches(record: dict[str, Any], name: str, op: str, raw: str, ftype: FilterType) -> bool:
     """Evaluate one ``q[]`` condition the way Cliniko does (brute force, for the fake)."""
     value = field_value(record, name)
-    empty = value in (None, "")
+    empty = value in (None, "", [])
     if op == "?" or op == "*":
         return not empty
     if op == "!?":
@@ -570,6 +581,8 @@ def matches(record: dict[str, Any], name: str, op: str, raw: str, ftype: FilterT
         return re.match(pattern, text, re.IGNORECASE | re.DOTALL) is not None
     if empty:
         return False
+    if ftype is FilterType.ARRAY:
+        return raw in {str(v) for v in value}
     if ftype is FilterType.INTEGER:
         if op == "=" and "," in raw:
             return int(value) in {int(x) for x in raw.split(",")}

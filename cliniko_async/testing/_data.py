@@ -68,6 +68,7 @@ def generate(
         data["appointment_types"][i] = {
             "id": str(i), "name": name, "duration_in_minutes": minutes, "color": "#3366cc",
             "max_attendees": 8 if "Group" in name else 1, "created_at": created,
+            "appointment_confirmation_template_ids": [str(t) for t in sorted(rng.sample(range(1, 9), rng.randrange(0, 4)))],
             "updated_at": created, "archived_at": None,
         }  # fmt: skip
     base = EPOCH - dt.timedelta(days=365)

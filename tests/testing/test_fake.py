@@ -232,3 +232,23 @@ async def test_slow_bodies_skewed_dates_and_foreign_next_links() -> None:
             )
             < 5
         )
+
+
+TEMPLATES = "appointment_confirmation_template_ids"
+
+
+@pytest.mark.parametrize(
+    ("flt", "predicate"),
+    [
+        (f"{TEMPLATES}:~3", lambda a: "3" in a[TEMPLATES]),
+        (f"{TEMPLATES}:?", lambda a: bool(a[TEMPLATES])),
+        (f"{TEMPLATES}:!?", lambda a: not a[TEMPLATES]),
+    ],
+)  # fmt: skip
+async def test_array_operators_match_brute_force(flt: str, predicate: Any) -> None:
+    fake = FakeCliniko(appointment_types=60, rate_limit=None, seed=5)
+    rows = fake.data["appointment_types"].values()
+    expected = sorted(int(a["id"]) for a in rows if predicate(a))
+    async with client(fake) as http:
+        assert sorted(await all_ids(http, "/appointment_types", [("q[]", flt)])) == expected
+    assert expected
