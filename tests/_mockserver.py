@@ -1,4 +1,7 @@
-"""A tiny counting Cliniko stand-in for the core pipeline tests (httpx.MockTransport).
+"""A scriptable Cliniko stand-in for pipeline tests that need hand-made responses.
+
+Behaviour the fake Cliniko models (lists, rate limits, faults) is tested on the fake; this
+stand-in serves the scenarios it does not (scripted bodies and statuses per request).
 
 It counts request *arrivals* on the event loop's clock (virtual under looptime) in a rolling or
 fixed window and answers 429 + X-RateLimit-Reset + Date beyond the limit, like Cliniko.
@@ -7,7 +10,6 @@ fixed window and answers 429 + X-RateLimit-Reset + Date beyond the limit, like C
 from __future__ import annotations
 
 import asyncio
-import bisect
 import email.utils
 import json
 import random
@@ -16,6 +18,8 @@ from typing import Any, Literal
 
 import attrs
 import httpx
+
+from cliniko_async.testing import KeyStats
 
 EPOCH = 1_800_000_000.0  # the server's wall clock at loop time 0
 Handler = Callable[[httpx.Request, "CountingServer"], Awaitable[httpx.Response | None]]
@@ -47,30 +51,19 @@ class CountingServer:
     def date_header(self) -> str:
         return email.utils.formatdate(self.wall(), usegmt=True)
 
+    @property
+    def stats(self) -> KeyStats:
+        """The window arithmetic is the fake Cliniko's, so both count the same way."""
+        return KeyStats(self.period, self.window, self.arrivals)
+
     def count_in_window(self, t: float) -> int:
-        if self.window == "rolling":
-            lo = bisect.bisect_right(self.arrivals, t - self.period)
-            return len(self.arrivals) - lo
-        start = (t // self.period) * self.period
-        return len(self.arrivals) - bisect.bisect_left(self.arrivals, start)
+        return self.stats.count_at(t)
 
     def reset_at(self, t: float) -> float:
-        if self.window == "rolling":
-            oldest = self.arrivals[len(self.arrivals) - self.count_in_window(t)]
-            return oldest + self.period
-        return (t // self.period + 1) * self.period
+        return self.stats.reset_at(t)
 
     def max_in_any_window(self) -> int:
-        best = 0
-        for i, t in enumerate(self.arrivals):
-            if self.window == "rolling":
-                j = bisect.bisect_left(self.arrivals, t + self.period)
-            else:
-                start = (t // self.period) * self.period
-                i = bisect.bisect_left(self.arrivals, start)
-                j = bisect.bisect_left(self.arrivals, start + self.period)
-            best = max(best, j - i)
-        return best
+        return self.stats.max_in_window
 
     def json(self, status: int, body: Any, **headers: str) -> httpx.Response:
         return httpx.Response(
