@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from cliniko_async import Cliniko, ConfigurationError, DecodeError, Paginator, UnsafeURLError
+from cliniko_async.testing import DEFAULT_API_KEY, FakeCliniko, FaultRule, Faults
 
 from ._mockserver import API_KEY, BASE_URL, USER_AGENT, CountingServer
 
@@ -21,29 +22,6 @@ pytestmark = pytest.mark.looptime
 class Item:
     id: int
     name: str | None = None
-
-
-def list_route(total: int, *, next_host: str | None = None, latency: float = 0.0):  # type: ignore[no-untyped-def]
-    async def route(request: httpx.Request, srv: CountingServer) -> httpx.Response:
-        if latency:
-            await asyncio.sleep(latency)
-        page = int(request.url.params.get("page", "1"))
-        per_page = int(request.url.params.get("per_page", "50"))
-        lo = (page - 1) * per_page
-        items = [
-            {"id": str(i), "name": f"n{i}", "new_field": 1}
-            for i in range(lo, min(lo + per_page, total))
-        ]
-        base = f"{request.url.scheme}://{request.url.netloc.decode()}/v1/items"
-        links = {"self": f"{base}?page={page}&per_page={per_page}"}
-        if lo + per_page < total:
-            host = next_host or request.url.netloc.decode()
-            links["next"] = (
-                f"{request.url.scheme}://{host}/v1/items?page={page + 1}&per_page={per_page}"
-            )
-        return srv.json(200, {"items": items, "total_entries": total, "links": links})
-
-    return route
 
 
 def paginator(cliniko: Cliniko, per_page: int | None = None) -> Paginator[Item]:
@@ -57,58 +35,69 @@ def make(server: CountingServer) -> Cliniko:
     )  # fmt: skip
 
 
+def on_fake(fake: FakeCliniko) -> Cliniko:
+    return Cliniko(
+        api_key=DEFAULT_API_KEY, user_agent=USER_AGENT, base_url=BASE_URL,
+        http_client=httpx.AsyncClient(transport=fake.transport()),
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("total", "per_page"), [(0, 100), (100, 100), (101, 100), (250, 50), (7, 3)]
 )
 async def test_items_pages_collect(total: int, per_page: int) -> None:
-    server = CountingServer(route=list_route(total))
-    async with make(server) as cliniko:
-        ids = [item.id async for item in paginator(cliniko, per_page)]
-        assert ids == list(range(total))
-        pages = [page async for page in paginator(cliniko, per_page).pages()]
+    fake = FakeCliniko(patients=total, rate_limit=None)
+    async with on_fake(fake) as cliniko:
+        ids = [p.id async for p in cliniko.patients.list(per_page=per_page, sort="id")]
+        assert ids == list(range(1, total + 1))
+        pages = [page async for page in cliniko.patients.list(per_page=per_page).pages()]
         assert [len(p) for p in pages][:1] == [min(total, per_page)]
         assert all(p.total_entries == total for p in pages)
         assert [p.number for p in pages] == list(range(1, len(pages) + 1))
         assert pages[-1].links.next is None
-        assert [i.id for i in await paginator(cliniko, per_page).collect()] == ids
-        assert [i.id for i in await paginator(cliniko, per_page).collect(concurrency=4)] == ids
+        collected = await cliniko.patients.list(per_page=per_page, sort="id").collect()
+        assert [p.id for p in collected] == ids
+        parallel = await cliniko.patients.list(per_page=per_page, sort="id").collect(concurrency=4)
+        assert [p.id for p in parallel] == ids
 
 
 @pytest.mark.parametrize("per_page", [0, 101, -1, True, 2.5])
 async def test_per_page_bounds(per_page: object) -> None:
-    server = CountingServer(route=list_route(3))
-    async with make(server) as cliniko:
+    fake = FakeCliniko(rate_limit=None)
+    async with on_fake(fake) as cliniko:
         with pytest.raises(ConfigurationError, match="per_page"):
-            paginator(cliniko, per_page)  # type: ignore[arg-type]
-    assert server.arrivals == []
+            cliniko.patients.list(per_page=per_page)  # type: ignore[arg-type]
+    assert fake.requests == 0
 
 
-async def test_next_link_to_another_host_is_refused_and_nothing_sent() -> None:
-    server = CountingServer(route=list_route(10, next_host="evil.example"))
-    async with make(server) as cliniko:
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1:8443"])
+async def test_next_link_to_another_host_is_refused_and_nothing_sent(host: str) -> None:
+    rule = FaultRule(path="/v1/patients", next_link_host=host)
+    fake = FakeCliniko(patients=10, rate_limit=None, faults=Faults([rule]))
+    hosts: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        hosts.append(request.url.netloc.decode())
+
+    http = httpx.AsyncClient(transport=fake.transport(), event_hooks={"request": [record]})
+    async with Cliniko(
+        api_key=DEFAULT_API_KEY, user_agent=USER_AGENT, base_url=BASE_URL, http_client=http
+    ) as cliniko:
         seen = []
-        with pytest.raises(UnsafeURLError, match="evil.example"):
-            async for item in paginator(cliniko, 5):
-                seen.append(item.id)
-    assert seen == [0, 1, 2, 3, 4]
-    assert set(server.hosts) == {"127.0.0.1"}
-
-
-async def test_next_link_on_another_port_or_scheme_is_refused() -> None:
-    for host in ("127.0.0.1:8443", "127.0.0.1:80/other"):
-        server = CountingServer(route=list_route(10, next_host=host))
-        async with make(server) as cliniko:
-            with pytest.raises(UnsafeURLError):
-                await paginator(cliniko, 5).collect()
-        assert len(server.hosts) == 1
+        with pytest.raises(UnsafeURLError, match=host.split(":")[0]):
+            async for patient in cliniko.patients.list(per_page=5, sort="id"):
+                seen.append(patient.id)
+    assert seen == [1, 2, 3, 4, 5]  # the first page is delivered, then the error
+    assert hosts == ["127.0.0.1"]  # nothing was sent to the other host
+    await http.aclose()
 
 
 async def test_prefetch_overlaps_consumer_work() -> None:
     loop = asyncio.get_running_loop()
-    server = CountingServer(route=list_route(500, latency=1.0))
-    async with make(server) as cliniko:
+    fake = FakeCliniko(patients=500, rate_limit=None, faults=Faults([FaultRule(latency=(1, 1))]))
+    async with on_fake(fake) as cliniko:
         start = loop.time()
-        async for page in paginator(cliniko, 100).pages():
+        async for page in cliniko.patients.list(per_page=100).pages():
             await asyncio.sleep(1.0)  # the consumer's work on each page
             assert page
         elapsed = loop.time() - start
@@ -118,28 +107,28 @@ async def test_prefetch_overlaps_consumer_work() -> None:
 
 async def test_concurrent_pages_in_order_and_faster() -> None:
     loop = asyncio.get_running_loop()
-    server = CountingServer(route=list_route(1000, latency=1.0))
-    async with make(server) as cliniko:
+    fake = FakeCliniko(patients=1000, rate_limit=None, faults=Faults([FaultRule(latency=(1, 1))]))
+    async with on_fake(fake) as cliniko:
         start = loop.time()
-        pages = [p.number async for p in paginator(cliniko, 100).pages(concurrency=5)]
+        pages = [p.number async for p in cliniko.patients.list(per_page=100).pages(concurrency=5)]
         elapsed = loop.time() - start
     assert pages == list(range(1, 11))
     assert elapsed <= 3.5, elapsed  # 1 page, then 9 pages 5 at a time: 1 + 2 rounds of 1 s
 
 
 async def test_breaking_out_early_leaves_no_task_or_warning() -> None:
-    server = CountingServer(route=list_route(1000, latency=1.0))
+    fake = FakeCliniko(patients=1000, rate_limit=None, faults=Faults([FaultRule(latency=(1, 1))]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        async with make(server) as cliniko:
-            async for item in paginator(cliniko, 10):
-                if item.id == 3:
+        async with on_fake(fake) as cliniko:
+            async for patient in cliniko.patients.list(per_page=10, sort="id"):
+                if patient.id == 3:
                     break
             gc.collect()
             await asyncio.sleep(0)
             await asyncio.sleep(0)
             assert asyncio.all_tasks() == {asyncio.current_task()}
-            pages = paginator(cliniko, 10).pages()
+            pages = cliniko.patients.list(per_page=10).pages()
             async with pages:
                 await pages.__anext__()
             assert asyncio.all_tasks() == {asyncio.current_task()}

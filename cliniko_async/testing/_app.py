@@ -239,6 +239,7 @@ class FakeCliniko:
         self.window = window
         self.clock: Clock = clock or LoopClock()
         self.faults = faults or Faults()
+        self.served = False  # set by serve(): faults then act on the real connection
         self._stats: dict[str, KeyStats] = {}
         self.requests = 0
         routes = [
@@ -317,6 +318,10 @@ class FakeCliniko:
         if rule is not None:
             rng = self.faults.rng
             if rule.drop_rate and rng.random() < rule.drop_rate:
+                if self.served:
+                    # Over HTTP: promise a body, send part of it; the server then closes the
+                    # connection and the client sees it dropped mid-response.
+                    return Response(b'{"patients": [', 200, {"content-length": "4096"}), rule
                 raise DroppedConnection
             if rule.error_rate and rng.random() < rule.error_rate:
                 return self._json(rule.status, {"message": "Service Unavailable"}), rule

@@ -22,6 +22,7 @@ def serve(fake: FakeCliniko, host: str = "127.0.0.1", port: int = 0) -> Iterator
     The fake switches to the real clock. The server stops and its thread is joined on exit.
     """
     fake.clock = RealClock()
+    fake.served = True
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only then (without it,
     # Nagle + delayed ACKs cost ~40 ms a response).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -252,3 +252,10 @@ async def test_array_operators_match_brute_force(flt: str, predicate: Any) -> No
     async with client(fake) as http:
         assert sorted(await all_ids(http, "/appointment_types", [("q[]", flt)])) == expected
     assert expected
+
+
+def test_dropped_connection_over_real_http() -> None:
+    fake = FakeCliniko(rate_limit=None, faults=Faults([FaultRule(drop_rate=1.0)]))
+    with serve(fake) as url, httpx.Client(auth=AUTH, headers=HEADERS) as http:
+        with pytest.raises(httpx.RemoteProtocolError):
+            http.get(f"{url}/patients/1")
