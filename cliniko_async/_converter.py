@@ -8,6 +8,8 @@ decimal string; unknown keys are kept on ``Model.extra``; missing optional keys 
 from __future__ import annotations
 
 import datetime as dt
+import types
+import typing
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
@@ -118,6 +120,29 @@ converter.register_structure_hook(dt.date, _date)
 converter.register_structure_hook(dt.time, _time)
 converter.register_structure_hook(Decimal, _decimal)
 converter.register_structure_hook(Link, _link)
+
+
+def _is_optional(t: Any) -> bool:
+    args = getattr(t, "__args__", ())
+    return (
+        typing.get_origin(t) in (typing.Union, types.UnionType)
+        and len(args) == 2
+        and type(None) in args
+    )
+
+
+def _optional_hook(t: Any) -> Callable[[Any, Any], Any]:
+    """``X | None``: resolve X's hook once, instead of dispatching on every value."""
+    inner = next(a for a in t.__args__ if a is not type(None))
+    handler = converter.get_structure_hook(inner)
+
+    def hook(value: Any, _: Any) -> Any:
+        return None if value is None else handler(value, inner)
+
+    return hook
+
+
+converter.register_structure_hook_factory(_is_optional, _optional_hook)
 
 
 def _model_hook(cls: type[Model]) -> Callable[[Any, Any], Model]:
