@@ -10,6 +10,7 @@ import httpx
 from ._config import ClientConfig
 from ._limiter import LimiterBackend, RateLimit
 from ._session import RequestOptions, Session
+from .errors import ConfigurationError
 from .resources import AsyncResources
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ class Cliniko(AsyncResources):
         )
         rate_limit = rate_limit if rate_limit is not None else RateLimit()
         if not isinstance(rate_limit, RateLimit):
-            from .errors import ConfigurationError  # type: ignore[unreachable]
-
             raise ConfigurationError(
                 f"rate_limit must be a RateLimit(requests, period), got {rate_limit!r}"
             )

@@ -26,6 +26,7 @@ from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    ConfigurationError,
     DecodeError,
     RateLimitError,
     ServerError,
@@ -65,8 +66,6 @@ class RequestOptions:
     max_rate_limit_wait: float = MAX_RATE_LIMIT_WAIT
 
     def __attrs_post_init__(self) -> None:
-        from .errors import ConfigurationError
-
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise ConfigurationError(
                 f"max_retries must be an integer >= 0, got {self.max_retries!r}"
