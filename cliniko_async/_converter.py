@@ -19,7 +19,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
-from ._model import Model
+from ._model import TAGGED_UNIONS, Model
 from ._types import UNSET, Link
 from .errors import ConfigurationError
 
@@ -180,6 +180,32 @@ converter.register_structure_hook_factory(
 )
 
 
+def _is_tagged_union(t: Any) -> bool:
+    try:
+        return t in TAGGED_UNIONS
+    except TypeError:  # unhashable annotations
+        return False
+
+
+def _tagged_union_hook(t: Any) -> Callable[[Any, Any], Model]:
+    """Pick the member by its tag (``type``); an unknown tag falls back to the first member."""
+    tag, variants = TAGGED_UNIONS[t]
+    hooks = {value: (converter.get_structure_hook(cls), cls) for value, cls in variants.items()}
+    fallback = next(iter(hooks.values()))
+
+    def hook(data: Any, _: Any) -> Model:
+        if not isinstance(data, Mapping):
+            raise ModelDecodeError(f"expected an object, got {type(data).__name__}")
+        handler, cls = hooks.get(str(data.get(tag)), fallback)
+        result: Model = handler(data, cls)
+        return result
+
+    return hook
+
+
+converter.register_structure_hook_factory(_is_tagged_union, _tagged_union_hook)
+
+
 def structure(data: Any, cls: type[T]) -> T:
     """Turn decoded JSON into ``cls``; raise :class:`ModelDecodeError` (never KeyError etc.)."""
     try:
@@ -213,8 +239,8 @@ def _wire_value(name: str, value: Any) -> Any:
         return [_wire_value(name, v) for v in value]
     if isinstance(value, Mapping):
         return {k: _wire_value(k, v) for k, v in value.items()}
-    if attrs.has(type(value)):
-        return unstructure_body(value, for_create=False)
+    if attrs.has(type(value)):  # a nested request object: its own required fields apply
+        return unstructure_body(value, for_create=True)
     return value
 
 

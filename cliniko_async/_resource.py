@@ -19,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import string
+import types
+import typing
 import warnings
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, overload
@@ -49,7 +51,6 @@ __all__ = [
 ]
 
 M = TypeVar("M")
-B = TypeVar("B")
 R = TypeVar("R")
 
 
@@ -63,6 +64,7 @@ class Sync:
 
 ModeT = TypeVar("ModeT", Async, Sync)
 PathId = int | str
+BodyType = type[Any] | types.UnionType
 ParamValue = str | int | dt.date | bool
 
 
@@ -107,7 +109,8 @@ class _Op:
 
     method: str
     model: type[Any] | None
-    body: type[Any] | None = None
+    body: BodyType | None = None
+    required_params: tuple[str, ...] = ()
 
     def __init__(self, path: str, *, deprecated: str | None = None) -> None:
         self.path = path
@@ -178,6 +181,12 @@ def _encode_params(
     order: str | None,
     params: Mapping[str, ParamValue] | None,
 ) -> list[tuple[str, str]]:
+    missing = [name for name in op.required_params if name not in (params or {})]
+    if missing:
+        raise ConfigurationError(
+            f"{op.qualname()}() needs the query parameter(s) {', '.join(missing)}: pass "
+            f"params={{{', '.join(repr(m) + ': ...' for m in missing)}}}"
+        )
     out = [("q[]", f) for f in encode_filters(q, filters)]
     if sort is not None:
         if not isinstance(sort, str) or not re.fullmatch(
@@ -331,7 +340,7 @@ def _body(op: _Op, body: object, *, for_create: bool) -> Any:
         return dict(body)
     if op.body is not None and not isinstance(body, op.body):
         raise ConfigurationError(
-            f"{op.qualname()}() takes a {op.body.__name__} (or a mapping), got "
+            f"{op.qualname()}() takes a {_type_name(op.body)} (or a mapping), got "
             f"{type(body).__name__}"
         )
     return unstructure_body(body, for_create=for_create)
@@ -360,13 +369,17 @@ class SyncSend(_Bound[R]):
         return self._run_sync(_await, coro)  # type: ignore[no-any-return]
 
 
+def _type_name(t: BodyType) -> str:
+    return " or ".join(a.__name__ for a in typing.get_args(t)) or getattr(t, "__name__", str(t))
+
+
 def _split_body(op: _Op, args: tuple[Any, ...]) -> tuple[tuple[PathId, ...], object]:
     n = len(op.path_params)
     if len(args) == n:
         if isinstance(op, CreateOp | UpdateOp):
             raise ConfigurationError(
                 f"{op.qualname()}() needs a request body after the id argument(s): "
-                f"a {op.body.__name__ if op.body else 'mapping'}"
+                f"a {_type_name(op.body) if op.body else 'mapping'}"
             )
         return args, None
     if len(args) == n + 1:
@@ -395,9 +408,11 @@ class ListOp(_Op, Generic[M]):
         *,
         filters: Mapping[str, FilterType] | None = None,
         params: tuple[str, ...] = (),
+        required_params: tuple[str, ...] = (),
         deprecated: str | None = None,
     ) -> None:
         super().__init__(path, deprecated=deprecated)
+        self.required_params = required_params
         self.key = key
         self.model: type[M] = model
         self.filters: Mapping[str, FilterType] = dict(filters or {})
@@ -429,9 +444,11 @@ class GetOp(_Op, Generic[M]):
         *,
         filters: Mapping[str, FilterType] | None = None,
         params: tuple[str, ...] = (),
+        required_params: tuple[str, ...] = (),
         deprecated: str | None = None,
     ) -> None:
         super().__init__(path, deprecated=deprecated)
+        self.required_params = required_params
         self.model: type[M] = model
         self.filters: Mapping[str, FilterType] = dict(filters or {})
         self.params = params
@@ -465,26 +482,26 @@ class _SendOp(_Op, Generic[R]):
         return SyncSend[R](self, obj._host)
 
 
-class CreateOp(_SendOp[M], Generic[M, B]):
+class CreateOp(_SendOp[M]):
     """``POST`` a new record: ``create(*parent_ids, body)`` -> the record."""
 
     method = "POST"
 
     def __init__(
-        self, path: str, model: type[M], body: type[B] | None, *, deprecated: str | None = None
+        self, path: str, model: type[M], body: BodyType | None, *, deprecated: str | None = None
     ) -> None:
         super().__init__(path, deprecated=deprecated)
         self.model: type[M] = model
         self.body = body
 
 
-class UpdateOp(_SendOp[M], Generic[M, B]):
+class UpdateOp(_SendOp[M]):
     """``PATCH`` a record: ``update(id, body)`` -> the record. Only fields set are sent."""
 
     method = "PATCH"
 
     def __init__(
-        self, path: str, model: type[M], body: type[B] | None, *, deprecated: str | None = None
+        self, path: str, model: type[M], body: BodyType | None, *, deprecated: str | None = None
     ) -> None:
         super().__init__(path, deprecated=deprecated)
         self.model: type[M] = model
@@ -500,7 +517,7 @@ class ActionOp(_SendOp[R]):
         method: str,
         path: str,
         model: None = None,
-        body: type[Any] | None = None,
+        body: BodyType | None = None,
         *,
         deprecated: str | None = None,
     ) -> None: ...
@@ -510,7 +527,7 @@ class ActionOp(_SendOp[R]):
         method: str,
         path: str,
         model: type[M],
-        body: type[Any] | None = None,
+        body: BodyType | None = None,
         *,
         deprecated: str | None = None,
     ) -> None: ...
@@ -519,7 +536,7 @@ class ActionOp(_SendOp[R]):
         method: str,
         path: str,
         model: type[Any] | None = None,
-        body: type[Any] | None = None,
+        body: BodyType | None = None,
         *,
         deprecated: str | None = None,
     ) -> None:

@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from cliniko_async import UNSET, ConfigurationError, Link
 from cliniko_async._converter import ModelDecodeError, structure, unstructure_body
-from cliniko_async.models import IndividualAppointment, Patient, PatientInput, Practitioner
+from cliniko_async.models import (
+    IndividualAppointment,
+    IndividualAppointmentRepeatRule,
+    Patient,
+    PatientInput,
+    Practitioner,
+)
 
 BIG = 514810976034364376  # beyond 2**53: must never pass through float
 
@@ -105,7 +111,7 @@ def test_appointment_time_zones_and_links() -> None:
         IndividualAppointment,
     )
     assert appt.starts_at == dt.datetime(2026, 2, 28, 23, tzinfo=dt.UTC)
-    assert appt.patient is None and appt.repeat_rule == {}
+    assert appt.patient is None and appt.repeat_rule == IndividualAppointmentRepeatRule()
 
 
 json_values = st.recursive(

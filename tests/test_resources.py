@@ -226,7 +226,8 @@ async def test_individual_appointments_every_operation(setup: Any) -> None:
         "PATCH",
         {"cancellation_reason": 50},
     )
-    assert await cliniko.individual_appointments.conflicts(7) == {"conflicts": {"exist": False}}
+    conflicts = await cliniko.individual_appointments.conflicts(7)
+    assert conflicts.conflicts is not None and conflicts.conflicts.exist is False
     with pytest.warns(DeprecationWarning, match="use archive"):
         await cliniko.individual_appointments.delete(7)
     with pytest.warns(DeprecationWarning, match="cancelled_at"):

@@ -1,4 +1,4 @@
-"""attrs models of Cliniko's resources."""
+"""attrs models of Cliniko's resources and request bodies (generated from Cliniko's spec)."""
 
-from ._core import *  # noqa: F403
-from ._core import __all__ as __all__
+from ._generated import *  # noqa: F403
+from ._generated import __all__ as __all__

@@ -1,4 +1,4 @@
 """Resource declarations: one class per API resource, one descriptor per operation."""
 
-from ._core import *  # noqa: F403
-from ._core import __all__ as __all__
+from ._generated import *  # noqa: F403
+from ._generated import __all__ as __all__

@@ -1,0 +1,178 @@
+"""The three-step patient attachment upload.
+
+1. ``GET /patients/{patient_id}/attachment_presigned_post`` (through the limiter, with the key);
+2. a multipart ``POST`` of the file to the storage URL it returns: no Cliniko credentials, not
+   counted by the Cliniko limiter, the file streamed from disk rather than read into memory;
+3. ``POST /patient_attachments`` with the uploaded file's URL, which creates the record.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import IO, Any, Self, overload
+from urllib.parse import quote
+
+import anyio.to_thread
+import attrs
+import httpx
+
+from .._config import check_base_url
+from .._converter import structure
+from .._resource import Async, Resource, Sync, _await, _Bound, _Op
+from .._session import Session
+from ..errors import APIConnectionError, APIStatusError, ConfigurationError
+from ..models._generated import AttachmentPresignedPost, UploadedPatientAttachment
+
+__all__ = ["UploadOp"]
+
+FileSource = str | os.PathLike[str] | IO[bytes]
+_KEY = re.compile(r"<Key>([^<]+)</Key>")
+
+
+class UploadOp(_Op):
+    """``upload(patient_id, file, *, filename=None, description=None, content_type=None)``."""
+
+    method = "GET"
+    model = UploadedPatientAttachment
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, obj: Resource[Async], owner: type) -> AsyncUpload: ...
+    @overload
+    def __get__(self, obj: Resource[Sync], owner: type) -> SyncUpload: ...
+    def __get__(self, obj: Resource[Any] | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        if obj._host._portal is None:
+            return AsyncUpload(self, obj._host)
+        return SyncUpload(self, obj._host)
+
+
+class AsyncUpload(_Bound[UploadedPatientAttachment]):
+    """``await cliniko.patient_attachments.upload(patient_id, "scan.pdf", description=...)``."""
+
+    __slots__ = ()
+
+    def __call__(
+        self,
+        patient_id: int | str,
+        file: FileSource,
+        *,
+        filename: str | None = None,
+        description: str | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> Coroutine[Any, Any, UploadedPatientAttachment]:
+        op: UploadOp = self._op
+        path = op.render_path((patient_id,))
+        if not isinstance(file, str | os.PathLike) and not hasattr(file, "read"):
+            raise ConfigurationError(
+                f"upload() takes a file path or a binary file object, got {type(file).__name__}"
+            )
+        if filename is None:
+            name = getattr(file, "name", None) if not isinstance(file, str | os.PathLike) else file
+            if not isinstance(name, str | os.PathLike):
+                raise ConfigurationError("upload() of a file object needs filename=...")
+            filename = Path(name).name
+        return _upload(
+            self._host._session, path, int(patient_id), file, filename, description, content_type
+        )
+
+
+class SyncUpload(_Bound[UploadedPatientAttachment]):
+    """Blocking twin of :class:`AsyncUpload`."""
+
+    __slots__ = ()
+
+    def __call__(
+        self,
+        patient_id: int | str,
+        file: FileSource,
+        *,
+        filename: str | None = None,
+        description: str | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> UploadedPatientAttachment:
+        coro = AsyncUpload(self._op, self._host)(
+            patient_id, file, filename=filename, description=description, content_type=content_type
+        )
+        return self._run_sync(_await, coro)  # type: ignore[no-any-return]
+
+
+async def _upload(
+    session: Session,
+    presign_path: str,
+    patient_id: int,
+    file: FileSource,
+    filename: str,
+    description: str | None,
+    content_type: str,
+) -> UploadedPatientAttachment:
+    presigned = structure(await session.request("GET", presign_path), AttachmentPresignedPost)
+    if not presigned.url or presigned.fields is None:
+        raise ConfigurationError("Cliniko returned no upload URL for this patient")
+    storage = check_base_url(presigned.url)  # https only (plain http just for loopback tests)
+    form = presigned.fields
+    fields = {
+        form.__renames__.get(a.name, a.name): value
+        for a in attrs.fields(type(form))
+        if a.name != "extra" and (value := getattr(form, a.name)) is not None
+    }
+    fields.update(presigned.fields.extra)  # any field Cliniko adds: sent exactly as given
+    key = await _post_file(session.http, storage, fields, file, filename, content_type)
+    body: dict[str, Any] = {
+        "patient_id": str(patient_id),
+        "upload_url": f"{str(storage).rstrip('/')}/{quote(key, safe='/')}",
+    }
+    if description is not None:
+        body["description"] = description
+    data = await session.request("POST", "/patient_attachments", json_body=body)
+    return structure(data, UploadedPatientAttachment)
+
+
+async def _post_file(
+    http: httpx.AsyncClient,
+    url: httpx.URL,
+    fields: dict[str, Any],
+    file: FileSource,
+    filename: str,
+    content_type: str,
+) -> str:
+    """The storage POST: the form fields as given, then the file, streamed in chunks."""
+    opened = None
+    if isinstance(file, str | os.PathLike):
+        opened = await anyio.to_thread.run_sync(open, file, "rb")
+    try:
+        stream = opened or file
+        try:
+            response = await http.post(
+                url,
+                data={k: str(v) for k, v in fields.items()},
+                files={"file": (filename, stream, content_type)},  # type: ignore[dict-item]
+                follow_redirects=False,
+            )
+        except httpx.HTTPError as exc:
+            raise APIConnectionError(
+                f"the upload to file storage failed: {type(exc).__name__}",
+                method="POST",
+                url=str(url.copy_with(query=None)),
+            ) from None
+    finally:
+        if opened is not None:
+            opened.close()
+    if response.status_code not in (200, 201, 204):
+        raise APIStatusError(
+            f"file storage refused the upload with status {response.status_code}",
+            method="POST",
+            url=str(url.copy_with(query=None)),
+            status_code=response.status_code,
+            body=response.text[:500],
+            headers={},
+        )
+    found = _KEY.search(response.text)
+    key = html.unescape(found.group(1)) if found else str(fields.get("key", ""))
+    return key.replace("${filename}", filename)
