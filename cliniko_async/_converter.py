@@ -20,10 +20,10 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from ._model import TAGGED_UNIONS, Model
-from ._types import UNSET, Link
+from ._types import UNSET, Link, LinkOrLinks
 from .errors import ConfigurationError
 
-__all__ = ["ModelDecodeError", "converter", "structure", "unstructure_body"]
+__all__ = ["ModelDecodeError", "converter", "structure", "unstructure", "unstructure_body"]
 
 T = TypeVar("T")
 
@@ -120,20 +120,21 @@ converter.register_structure_hook(dt.date, _date)
 converter.register_structure_hook(dt.time, _time)
 converter.register_structure_hook(Decimal, _decimal)
 converter.register_structure_hook(Link, _link)
+converter.register_structure_hook(
+    LinkOrLinks,
+    lambda v, _: tuple(_link(x, Link) for x in v) if isinstance(v, list) else _link(v, Link),
+)
 
 
 def _is_optional(t: Any) -> bool:
     args = getattr(t, "__args__", ())
-    return (
-        typing.get_origin(t) in (typing.Union, types.UnionType)
-        and len(args) == 2
-        and type(None) in args
-    )
+    return typing.get_origin(t) in (typing.Union, types.UnionType) and type(None) in args
 
 
 def _optional_hook(t: Any) -> Callable[[Any, Any], Any]:
     """``X | None``: resolve X's hook once, instead of dispatching on every value."""
-    inner = next(a for a in t.__args__ if a is not type(None))
+    rest = tuple(a for a in t.__args__ if a is not type(None))
+    inner = rest[0] if len(rest) == 1 else typing.Union[rest]  # noqa: UP007
     handler = converter.get_structure_hook(inner)
 
     def hook(value: Any, _: Any) -> Any:
@@ -266,3 +267,35 @@ def unstructure_body(obj: object, *, for_create: bool) -> dict[str, Any]:
             continue
         body[renames.get(field.name, field.name)] = _wire_value(field.name, value)
     return body
+
+
+def unstructure(obj: Any) -> Any:
+    """A model back in Cliniko's wire format (the inverse of :func:`structure`).
+
+    Links become ``{"links": {"self": url}}``, datetimes ``...Z`` strings, money decimal
+    strings, ids strings; keys kept in ``extra`` come back too. ``None`` fields are sent as null.
+    """
+    if isinstance(obj, Model):
+        cls = type(obj)
+        out: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            if field.name != "extra":
+                wire = cls.__renames__.get(field.name, field.name)
+                value = getattr(obj, field.name)
+                own_link = wire == "links" and isinstance(value, Link)  # a record's own URL
+                out[wire] = {"self": value.url} if own_link else unstructure(value)
+        if "id" in out and isinstance(out["id"], int):
+            out["id"] = str(out["id"])
+        out.update(obj.extra)
+        return out
+    if isinstance(obj, Link):
+        return {"links": {"self": obj.url}}
+    if isinstance(obj, dt.datetime):
+        return obj.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
+    if isinstance(obj, dt.date | dt.time):
+        return obj.isoformat()
+    if isinstance(obj, Decimal):
+        return str(obj)
+    if isinstance(obj, tuple | list):
+        return [unstructure(v) for v in obj]
+    return obj

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-__all__ = ["UNSET", "Link", "Unset", "parse_id"]
+__all__ = ["UNSET", "Link", "LinkOrLinks", "Unset", "parse_id"]
 
 
 class Unset(enum.Enum):
@@ -57,3 +57,7 @@ class Link:
         path = urlsplit(self.url).path.rstrip("/")
         last = path.rsplit("/", 1)[-1]
         return int(last) if last.isdigit() else None
+
+
+#: A link where the docs' examples sometimes send a list of links (patient form signatures).
+LinkOrLinks = Link | tuple[Link, ...]

@@ -40,6 +40,8 @@ HEADER = (
 
 #: Names for response objects the spec leaves anonymous.
 INLINE_RESPONSES = {"conflicts": "Conflicts", "next_available_time": "NextAvailableTime"}
+#: Fields whose documented examples disagree with the spec's type (quirks.md section 3.3).
+QUIRK_TYPES = {("PatientForm", "signatures"): "LinkOrLinks"}
 INLINE_NAMES = {
     ("Conflicts", "conflicts"): "ConflictCheck",
 }
@@ -101,6 +103,7 @@ class Field:
     type: str
     nullable: bool
     enum: tuple[Any, ...] | None = None
+    wire_format: str | None = None  # "int64": integers sent as strings; "number": a JSON number
 
 
 @dataclass
@@ -187,10 +190,20 @@ class ModelGenerator:
             sub = props[wire]
             resolved = self.resolve(sub) if sub else {}
             type_ = self.annotation(sub, cls, wire, input=input) if sub else "Any"
+            type_ = QUIRK_TYPES.get((cls, wire), type_)
             enum = resolved.get("enum")
             nullable = bool(resolved.get("nullable", False)) or not sub
+            item = (
+                self.resolve(resolved.get("items", {})) if resolved.get("type") == "array" else {}
+            )
+            formats = (resolved.get("format"), item.get("format"))
+            wire_format = "int64" if "int64" in formats else None
+            if resolved.get("type") == "number":
+                wire_format = "number"
             definition.fields.append(
-                Field(py_name(wire), wire, type_, nullable, tuple(enum) if enum else None)
+                Field(
+                    py_name(wire), wire, type_, nullable, tuple(enum) if enum else None, wire_format
+                )
             )
         self.order.append(cls)
 
@@ -231,7 +244,7 @@ class ModelGenerator:
         if kind == "integer":
             return "int"
         if kind == "number":
-            return "float"
+            return "Decimal"  # money (total_including_tax): never through float
         if kind == "boolean":
             return "bool"
         return "Any"
@@ -261,7 +274,7 @@ class ModelGenerator:
             "from typing import Any, ClassVar, TypeAlias\n\n"
             "import attrs\n\n"
             "from .._model import Input, Model, tagged_union\n"
-            "from .._types import UNSET, Link, Unset\n"
+            "from .._types import UNSET, Link, LinkOrLinks, Unset\n"
         )
         names = sorted([*self.classes, *self.unions, *self.aliases])
         out.append("__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]\n")
@@ -309,10 +322,11 @@ class ModelGenerator:
             if c.input:
                 nullable = " | None" if f.nullable else ""
                 lines.append(f"    {f.name}: {f.type} | Unset{nullable} = UNSET")
-            elif f.enum and f.type == "str":
+            elif (f.enum and f.type == "str") or f.wire_format:
+                metadata = {"enum": f.enum} if f.enum else {"format": f.wire_format}
                 lines.append(
                     f"    {f.name}: {f.type} | None = attrs.field(default=None, "
-                    f"metadata={{'enum': {f.enum!r}}})"
+                    f"metadata={metadata!r})"
                 )
             else:
                 lines.append(f"    {f.name}: {f.type} | None = None")

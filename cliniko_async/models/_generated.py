@@ -11,7 +11,7 @@ from typing import ClassVar, TypeAlias
 import attrs
 
 from .._model import Input, Model, tagged_union
-from .._types import UNSET, Link, Unset
+from .._types import UNSET, Link, LinkOrLinks, Unset
 
 __all__ = [
     "AppointmentType",
@@ -330,9 +330,15 @@ class AppointmentType(Model):
     """Cliniko schema ``AppointmentType``."""
 
     add_deposit_to_account_credit: bool | None = None
-    appointment_confirmation_template_ids: tuple[int, ...] | None = None
-    appointment_follow_up_template_ids: tuple[int, ...] | None = None
-    appointment_reminder_template_ids: tuple[int, ...] | None = None
+    appointment_confirmation_template_ids: tuple[int, ...] | None = attrs.field(
+        default=None, metadata={"format": "int64"}
+    )
+    appointment_follow_up_template_ids: tuple[int, ...] | None = attrs.field(
+        default=None, metadata={"format": "int64"}
+    )
+    appointment_reminder_template_ids: tuple[int, ...] | None = attrs.field(
+        default=None, metadata={"format": "int64"}
+    )
     appointment_type_billable_items: Link | None = None
     appointment_type_products: Link | None = None
     archived_at: dt.datetime | None = None
@@ -343,7 +349,7 @@ class AppointmentType(Model):
     deposit_price: Decimal | None = None
     description: str | None = None
     duration_in_minutes: int | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     max_attendees: int | None = None
     name: str | None = None
@@ -369,7 +375,7 @@ class AppointmentTypeBillableItem(Model):
     created_at: dt.datetime | None = None
     discount_percentage: Decimal | None = None
     discounted_amount: Decimal | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     is_monetary_discount: bool | None = None
     links: Link | None = None
     quantity: Decimal | None = None
@@ -384,7 +390,7 @@ class AppointmentTypeProduct(Model):
     created_at: dt.datetime | None = None
     discount_percentage: Decimal | None = None
     discounted_amount: Decimal | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     is_monetary_discount: bool | None = None
     links: Link | None = None
     product: Link | None = None
@@ -448,7 +454,7 @@ class Attendee(Model):
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
     email_reminder_sent: bool | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     invoice_status: int | None = None
     invoices: Link | None = None
     links: Link | None = None
@@ -485,7 +491,7 @@ class AvailabilityBlock(Model):
     business: Link | None = None
     created_at: dt.datetime | None = None
     ends_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     practitioner: Link | None = None
     repeat_rule: AvailabilityBlockRepeatRule | None = None
@@ -499,7 +505,7 @@ class BillableItem(Model):
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     item_code: str | None = None
     item_type: str | None = attrs.field(
         default=None, metadata={"enum": ("Product", "Service", "Other")}
@@ -555,7 +561,7 @@ class Booking(Model):
     email_reminder_sent: bool | None = None
     ends_at: dt.datetime | None = None
     has_patient_appointment_notes: bool | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     invoice_status: int | None = None
     links: Link | None = None
     max_attendees: int | None = None
@@ -564,7 +570,7 @@ class Booking(Model):
     patient: Link | None = None
     patient_arrived: bool | None = None
     patient_case: Link | None = None
-    patient_ids: tuple[int, ...] | None = None
+    patient_ids: tuple[int, ...] | None = attrs.field(default=None, metadata={"format": "int64"})
     patient_name: str | None = None
     practitioner: Link | None = None
     repeat_rule: BookingRepeatRule | None = None
@@ -587,7 +593,9 @@ class Business(Model):
     address_1: str | None = None
     address_2: str | None = None
     appointment_reminders_enabled: bool | None = None
-    appointment_type_ids: tuple[int, ...] | None = None
+    appointment_type_ids: tuple[int, ...] | None = attrs.field(
+        default=None, metadata={"format": "int64"}
+    )
     appointments: Link | None = None
     archived_at: dt.datetime | None = None
     business_name: str | None = None
@@ -601,7 +609,7 @@ class Business(Model):
     deleted_at: dt.datetime | None = None
     display_name: str | None = None
     email_reply_to: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     label: str | None = None
     links: Link | None = None
     post_code: str | None = None
@@ -633,7 +641,7 @@ class Communication(Model):
         default=None, metadata={"enum": ("Received", "Sent")}
     )
     from_: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     invoice: Link | None = None
     letter: Link | None = None
     links: Link | None = None
@@ -654,7 +662,7 @@ class ConcessionPrice(Model):
     billable_item: Link | None = None
     concession_type: Link | None = None
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     price: Decimal | None = None
     updated_at: dt.datetime | None = None
@@ -666,7 +674,7 @@ class ConcessionType(Model):
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     updated_at: dt.datetime | None = None
@@ -702,7 +710,7 @@ class Contact(Model):
     )
     email: str | None = None
     first_name: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     last_name: str | None = None
     links: Link | None = None
     notes: str | None = None
@@ -736,7 +744,7 @@ class DailyAvailability(Model):
     business: Link | None = None
     created_at: dt.datetime | None = None
     day_of_week: int | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     practitioner: Link | None = None
     time_zone: str | None = None
@@ -818,7 +826,7 @@ class EmailCommunication(Model):
         default=None, metadata={"enum": ("Received", "Sent")}
     )
     from_: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     invoice: Link | None = None
     letter: Link | None = None
     links: Link | None = None
@@ -842,7 +850,7 @@ class FullPatientExport(Model):
     created_at: dt.datetime | None = None
     description: str | None = None
     filename: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     pinned_at: dt.datetime | None = None
@@ -883,11 +891,11 @@ class GroupAppointment(Model):
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
     ends_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     max_attendees: int | None = None
     notes: str | None = None
-    patient_ids: tuple[int, ...] | None = None
+    patient_ids: tuple[int, ...] | None = attrs.field(default=None, metadata={"format": "int64"})
     practitioner: Link | None = None
     repeat_rule: GroupAppointmentRepeatRule | None = None
     repeated_from: Link | None = None
@@ -941,7 +949,7 @@ class IndividualAppointment(Model):
     email_reminder_sent: bool | None = None
     ends_at: dt.datetime | None = None
     has_patient_appointment_notes: bool | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     invoice_status: int | None = None
     links: Link | None = None
     notes: str | None = None
@@ -977,7 +985,7 @@ class Invoice(Model):
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
     discounted_amount: Decimal | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     invoice_items: Link | None = None
     invoice_to: str | None = None
     issue_date: dt.date | None = None
@@ -1013,7 +1021,7 @@ class InvoiceItem(Model):
     deleted_at: dt.datetime | None = None
     discount_percentage: Decimal | None = None
     discounted_amount: Decimal | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     invoice: Link | None = None
     is_monetary_discount: bool | None = None
     links: Link | None = None
@@ -1024,7 +1032,7 @@ class InvoiceItem(Model):
     tax_amount: Decimal | None = None
     tax_name: str | None = None
     tax_rate: Decimal | None = None
-    total_including_tax: float | None = None
+    total_including_tax: Decimal | None = attrs.field(default=None, metadata={"format": "number"})
     unit_price: Decimal | None = None
     updated_at: dt.datetime | None = None
 
@@ -1036,7 +1044,7 @@ class MedicalAlert(Model):
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     patient: Link | None = None
@@ -1059,7 +1067,7 @@ class MemoCommunication(Model):
         default=None, metadata={"enum": ("Received", "Sent")}
     )
     from_: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     to: str | None = None
@@ -1080,7 +1088,7 @@ class MemoCommunicationBody(Model):
     content: str | None = None
     direction_code: int | None = None
     from_: str | None = None
-    patient_id: int | None = None
+    patient_id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     to: str | None = None
     type_code: int | None = None
 
@@ -1254,7 +1262,7 @@ class Patient(Model):
     first_name: str | None = None
     gender: str | None = None
     gender_identity: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     invoice_default_to: str | None = None
     invoice_email: str | None = None
     invoice_extra_information: str | None = None
@@ -1301,7 +1309,7 @@ class PatientAttachment(Model):
     created_at: dt.datetime | None = None
     description: str | None = None
     filename: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     pinned_at: dt.datetime | None = None
@@ -1317,7 +1325,7 @@ class PatientCase(Model):
     """Cliniko schema ``PatientCase``."""
 
     archived_at: dt.datetime | None = None
-    attendee_ids: tuple[int, ...] | None = None
+    attendee_ids: tuple[int, ...] | None = attrs.field(default=None, metadata={"format": "int64"})
     attendees: Link | None = None
     bookings: Link | None = None
     closed: bool | None = None
@@ -1325,7 +1333,7 @@ class PatientCase(Model):
     contact: Link | None = None
     created_at: dt.datetime | None = None
     expiry_date: dt.date | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     include_cancelled_attendees: bool | None = None
     include_dna_attendees: bool | None = None
     invoices: Link | None = None
@@ -1482,7 +1490,7 @@ class PatientFormQuestionSignature(Model):
 
     name: str | None = None
     required: bool | None = None
-    signature_id: int | None = None
+    signature_id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     type: str | None = attrs.field(default=None, metadata={"enum": ("signature",)})
 
 
@@ -1589,12 +1597,12 @@ class PatientForm(Model):
     created_at: dt.datetime | None = None
     edited_at: dt.datetime | None = None
     email_to_patient_on_completion: bool | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     patient: Link | None = None
     restricted_to_practitioner: bool | None = None
-    signatures: Link | None = None
+    signatures: LinkOrLinks | None = None
     updated_at: dt.datetime | None = None
     url: str | None = None
 
@@ -1854,7 +1862,7 @@ class PatientFormTemplate(Model):
     content: PatientFormTemplateContent | None = None
     created_at: dt.datetime | None = None
     email_to_patient_on_completion: bool | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     restricted_to_practitioner: bool | None = None
@@ -1941,7 +1949,7 @@ class Practitioner(Model):
     designation: str | None = None
     display_name: str | None = None
     first_name: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     invoices: Link | None = None
     label: str | None = None
     last_name: str | None = None
@@ -1959,7 +1967,7 @@ class PractitionerReferenceNumber(Model):
 
     business: Link | None = None
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     practitioner: Link | None = None
@@ -1974,7 +1982,7 @@ class Product(Model):
     archived_at: dt.datetime | None = None
     cost_price: Decimal | None = None
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     item_code: str | None = None
     links: Link | None = None
     name: str | None = None
@@ -1982,7 +1990,7 @@ class Product(Model):
     price_ex_tax: Decimal | None = None
     price_including_tax: Decimal | None = None
     product_supplier: Link | None = None
-    product_supplier_id: int | None = None
+    product_supplier_id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     product_supplier_name: str | None = None
     serial_number: str | None = None
     stock_adjustments: Link | None = None
@@ -1996,7 +2004,7 @@ class ProductSupplier(Model):
     """Cliniko schema ``ProductSupplier``."""
 
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     updated_at: dt.datetime | None = None
@@ -2010,7 +2018,7 @@ class PublicSettingsAccount(Model):
     country_code: str | None = None
     currency_symbol: str | None = None
     has_time_travelers: bool | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     name: str | None = None
     subdomain: str | None = None
     time_zone_support: bool | None = None
@@ -2080,7 +2088,9 @@ class PublicSettingsOnlineBookings(Model):
     notify_practitioner_by_email: bool | None = None
     notify_practitioner_by_sms: bool | None = None
     policy: str | None = None
-    practitioner_order: tuple[int, ...] | None = None
+    practitioner_order: tuple[int, ...] | None = attrs.field(
+        default=None, metadata={"format": "int64"}
+    )
     privacy_policy_url: str | None = None
     require_patient_address: bool | None = None
     show_appointment_duration: bool | None = None
@@ -2186,7 +2196,7 @@ class ReferralSource(Model):
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     notes: str | None = None
     patient: Link | None = None
@@ -2203,7 +2213,7 @@ class ReferralSourceType(Model):
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     referrer_type: str | None = attrs.field(default=None, metadata={"enum": ("Contact", "Patient")})
@@ -2218,7 +2228,7 @@ class Relationship(Model):
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     related_patient: Link | None = None
@@ -2261,7 +2271,7 @@ class SettingsAccount(Model):
     email_from: str | None = None
     first_name: str | None = None
     has_time_travelers: bool | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     last_name: str | None = None
     name: str | None = None
     subdomain: str | None = None
@@ -2365,7 +2375,9 @@ class SettingsOnlineBookings(Model):
     notify_practitioner_by_email: bool | None = None
     notify_practitioner_by_sms: bool | None = None
     policy: str | None = None
-    practitioner_order: tuple[int, ...] | None = None
+    practitioner_order: tuple[int, ...] | None = attrs.field(
+        default=None, metadata={"format": "int64"}
+    )
     privacy_policy_url: str | None = None
     require_patient_address: bool | None = None
     show_appointment_duration: bool | None = None
@@ -2474,7 +2486,7 @@ class Signature(Model):
     """Cliniko schema ``Signature``."""
 
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     image: str | None = None
     links: Link | None = None
     updated_at: dt.datetime | None = None
@@ -2554,7 +2566,7 @@ class SmsCommunication(Model):
         default=None, metadata={"enum": ("Received", "Sent")}
     )
     from_: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     invoice: Link | None = None
     letter: Link | None = None
     links: Link | None = None
@@ -2589,7 +2601,7 @@ class StockAdjustment(Model):
     archived_at: dt.datetime | None = None
     comment: str | None = None
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     notes: str | None = None
     product: Link | None = None
@@ -2604,7 +2616,7 @@ class Tax(Model):
 
     amount: Decimal | None = None
     created_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     rate: Decimal | None = None
@@ -2642,7 +2654,7 @@ class TreatmentNoteQuestionDate(Model):
 class TreatmentNoteQuestionBodycharts(Model):
     """Cliniko schema ``TreatmentNoteQuestionBodycharts``."""
 
-    body_chart_ids: tuple[int, ...] | None = None
+    body_chart_ids: tuple[int, ...] | None = attrs.field(default=None, metadata={"format": "int64"})
     name: str | None = None
     type: str | None = attrs.field(default=None, metadata={"enum": ("bodycharts",)})
 
@@ -2748,7 +2760,7 @@ class TreatmentNote(Model):
     deleted_at: dt.datetime | None = None
     draft: bool | None = None
     finalized_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     pinned_at: dt.datetime | None = None
@@ -2893,7 +2905,7 @@ class TreatmentNoteTemplate(Model):
     content: TreatmentNoteTemplateContent | None = None
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     print_settings: TreatmentNoteTemplatePrintSettings | None = None
@@ -2921,7 +2933,7 @@ class UnavailableBlock(Model):
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
     ends_at: dt.datetime | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     notes: str | None = None
     practitioner: Link | None = None
@@ -2941,7 +2953,7 @@ class UnavailableBlockType(Model):
     color: str | None = None
     created_at: dt.datetime | None = None
     duration_in_minutes: int | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     system_controlled: bool | None = None
@@ -2958,7 +2970,7 @@ class UploadedPatientAttachment(Model):
     created_at: dt.datetime | None = None
     description: str | None = None
     filename: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     pinned_at: dt.datetime | None = None
@@ -2984,7 +2996,7 @@ class User(Model):
     created_at: dt.datetime | None = None
     email: str | None = None
     first_name: str | None = None
-    id: int | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     last_name: str | None = None
     links: Link | None = None
     phone_numbers: tuple[PhoneNumber, ...] | None = None
@@ -3792,7 +3804,7 @@ class ProductInput(Input):
     item_code: str | Unset | None = UNSET
     name: str | Unset = UNSET
     notes: str | Unset | None = UNSET
-    price: float | Unset = UNSET
+    price: Decimal | Unset = UNSET
     price_includes_tax: bool | Unset | None = UNSET
     product_supplier_id: int | Unset = UNSET
     product_supplier_name: str | Unset = UNSET
@@ -3816,7 +3828,7 @@ class ProductUpdateInput(Input):
     item_code: str | Unset | None = UNSET
     name: str | Unset = UNSET
     notes: str | Unset | None = UNSET
-    price: float | Unset = UNSET
+    price: Decimal | Unset = UNSET
     price_includes_tax: bool | Unset | None = UNSET
     product_supplier_id: int | Unset = UNSET
     product_supplier_name: str | Unset = UNSET

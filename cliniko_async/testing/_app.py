@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Literal, Protocol
+from urllib.parse import urlencode
 
 import attrs
 from starlette.applications import Starlette
@@ -23,7 +24,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .._filters import FilterType
+from .._model import Model
+from .._resource import ListOp
+from ..models import PublicSettings, ReferralSource, Settings
+from ..resources import RESOURCES
+from ..resources._upload import UploadOp
 from ._data import Dataset, generate, iso
+from ._records import sample
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -48,54 +55,6 @@ S, N, D, T, B, A = (
     FilterType.BOOLEAN,
     FilterType.ARRAY,
 )
-#: list key -> (filterable fields, required fields on create)
-TABLES: Mapping[str, tuple[Mapping[str, FilterType], tuple[str, ...]]] = {
-    "patients": (
-        {
-            "id": N,
-            "first_name": S,
-            "last_name": S,
-            "email": S,
-            "old_reference_id": S,
-            "preferred_first_name": S,
-            "date_of_birth": D,
-            "created_at": T,
-            "updated_at": T,
-            "archived_at": T,
-            "accepted_privacy_policy": B,
-        },
-        ("first_name", "last_name"),
-    ),
-    "practitioners": ({"id": N, "created_at": T, "updated_at": T, "user_id": N}, ()),
-    "businesses": ({"id": N, "created_at": T, "updated_at": T, "archived_at": T}, ()),
-    "appointment_types": (
-        {
-            "id": N,
-            "created_at": T,
-            "updated_at": T,
-            "archived_at": T,
-            "appointment_confirmation_template_ids": A,
-        },
-        (),
-    ),
-    "individual_appointments": (
-        {
-            "id": N,
-            "starts_at": T,
-            "ends_at": T,
-            "created_at": T,
-            "updated_at": T,
-            "patient_id": N,
-            "practitioner_id": N,
-            "business_id": N,
-            "appointment_type_id": N,
-            "archived_at": T,
-            "cancelled_at": T,
-            "deleted_at": T,
-        },
-        ("appointment_type_id", "business_id", "patient_id", "practitioner_id", "starts_at"),
-    ),
-}
 _OPS = re.compile(r"^([a-z_]+):(!\?|\?|~~|~|!=|>=|<=|=|>|<|\*)(.*)$", re.DOTALL)
 _OPERATORS = {
     S: {"=", "!=", "~", "~~", "?", "!?"},
@@ -228,12 +187,12 @@ class FakeCliniko:
         window: Literal["rolling", "fixed"] = "rolling",
         clock: Clock | None = None,
         faults: Faults | None = None,
+        records_per_resource: int = 3,
     ) -> None:
         self.data: Dataset = generate(
             seed=seed, patients=patients, practitioners=practitioners, businesses=businesses,
             appointment_types=appointment_types, appointments=appointments,
         )  # fmt: skip
-        self._next_id = {name: len(rows) + 1 for name, rows in self.data.items()}
         self._auth = {"Basic " + base64.b64encode(f"{k}:".encode()).decode(): k for k in api_keys}
         self.rate_limit = rate_limit
         self.window = window
@@ -242,16 +201,33 @@ class FakeCliniko:
         self.served = False  # set by serve(): faults then act on the real connection
         self._stats: dict[str, KeyStats] = {}
         self.requests = 0
-        routes = [
-            Route("/v1/{resource}", self._collection, methods=["GET", "POST"]),
-            Route("/v1/{resource}/{rid:int}", self._member, methods=["GET", "PATCH", "DELETE"]),
-            Route("/v1/{resource}/{rid:int}/{action}", self._action,
-                  methods=["POST", "PATCH", "GET"]),
-            Route("/v1/{resource}/{special}", self._special_list, methods=["GET"]),
-            Route("/v1/{parent}/{pid:int}/{resource}", self._nested, methods=["GET"]),
-        ]  # fmt: skip
-        self.app = Starlette(routes=routes)
+        self._seed_other_resources(records_per_resource)
+        self.uploads: dict[str, bytes] = {}  # what the fake file storage received, by key
+        self.app = Starlette(routes=self._routes())
         self.app.add_exception_handler(404, self._not_found)
+
+    def _seed_other_resources(self, n: int) -> None:
+        """Every resource without hand-written seed data gets ``n`` records from its model."""
+        for resource, cls in RESOURCES.items():
+            ops = cls.operations().values()
+            model = next((o.model for o in ops if isinstance(o, ListOp)), None) or next(
+                (o.model for o in ops if isinstance(o.model, type) and issubclass(o.model, Model)),
+                None,
+            )
+            if resource not in self.data and model is not None and resource != "available_times":
+                self.data[resource] = {
+                    i: sample(model, i, resource=resource) for i in range(1, n + 1)
+                }
+        self.singletons = {
+            ("settings", "get"): sample(Settings, 1, resource="settings"),
+            ("settings", "get_public"): sample(PublicSettings, 1, resource="settings/public"),
+            ("users", "get_authenticated_user"): self.data["users"][1],
+        }
+        self.data["referral_sources"] = {  # keyed by patient: one each
+            pid: {**sample(ReferralSource, pid), "patient": {"links": {"self": f"/patients/{pid}"}}}
+            for pid in list(self.data["patients"])[:n]
+        }
+        self._next_id = {name: len(rows) + 1 for name, rows in self.data.items()}
 
     # -- public helpers -------------------------------------------------------------------
     def stats(self, api_key: str = DEFAULT_API_KEY) -> KeyStats:
@@ -336,54 +312,145 @@ class FakeCliniko:
         return None, rule
 
     def _absolute(self, request: Request, record: dict[str, Any], resource: str) -> dict[str, Any]:
+        """A stored record as sent: links (stored as paths) made absolute URLs on this host."""
         base = f"{request.url.scheme}://{request.url.netloc}/v1"
-        out: dict[str, Any] = {}
-        for k, v in record.items():
-            if isinstance(v, dict) and "links" in v:
-                out[k] = {"links": {"self": base + v["links"]["self"]}}
-            else:
-                out[k] = v
-        out["links"] = {"self": f"{base}/{resource}/{record['id']}"}
+
+        def absolute(value: Any) -> Any:
+            if isinstance(value, dict) and set(value) == {"links"}:
+                return {"links": {"self": base + value["links"]["self"]}}
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                return [absolute(v) for v in value]
+            return value
+
+        out = {k: absolute(v) for k, v in record.items() if k != "links"}
+        own = record.get("links", {}).get("self") or (
+            f"/{resource}/{record['id']}" if "id" in record else f"/{resource}"
+        )
+        out["links"] = {"self": base + own}
         return out
 
-    async def _collection(self, request: Request) -> Response:
-        stop, rule = await self._gate(request)
-        if stop is not None:
-            return stop
-        resource = request.path_params["resource"]
-        if resource not in self.data:
-            return self._json(404, {"message": f"no such resource {resource}"})
-        if request.method == "POST":
-            return await self._create(request, resource)
-        return self._list(request, resource, list(self.data[resource].values()), rule)
+    # -- routes: one per operation of every resource ------------------------------------------
+    def _routes(self) -> list[Route]:
+        routes = [Route("/v1/_storage", self._storage_post, methods=["POST"])]
+        for resource, cls in RESOURCES.items():
+            for attr, op in cls.operations().items():
+                if isinstance(op, UploadOp):  # client-side composite of three calls
+                    continue
+                path = "/v1" + re.sub(r"{(\w+)}", r"{\1:int}", op.path)
+                routes.append(Route(path, self._endpoint(resource, attr, op), methods=[op.method]))
+        # Static segments (/patients/archived) before {id:int} ones is not needed: ids are ints.
+        return routes
 
-    async def _special_list(self, request: Request) -> Response:
-        stop, rule = await self._gate(request)
-        if stop is not None:
-            return stop
-        resource, special = request.path_params["resource"], request.path_params["special"]
+    def _endpoint(self, resource: str, attr: str, op: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            stop, rule = await self._gate(request)
+            if stop is not None:
+                return stop
+            return await self._operation(request, resource, attr, op, rule)
+
+        return endpoint
+
+    async def _operation(
+        self, request: Request, resource: str, attr: str, op: Any, rule: FaultRule | None
+    ) -> Response:
+        ids: dict[str, int] = dict(request.path_params)
+        now = iso(dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC))
+        if attr.startswith("list"):
+            return self._list_operation(request, resource, attr, op, ids, rule)
+        if (resource, attr) in self.singletons:
+            one = self.singletons[resource, attr]
+            return self._json(200, self._absolute(request, one, resource))
+        if attr == "next_available_time":
+            slots = _slots(request)
+            if isinstance(slots, str):
+                return self._json(400, {"message": slots})
+            return self._json(200, {"appointment_start": slots[0]["appointment_start"] if slots
+                                    else None, "links": {"self": str(request.url)}})  # fmt: skip
+        if attr == "presigned_post":
+            return self._presigned_post(request, ids["patient_id"])
+        if attr == "create":
+            return await self._create(request, resource, op)
+        table = self.data.get(resource, {})
+        key = ids.get("id", ids.get("patient_id"))  # referral sources are keyed by patient
+        record = table.get(key) if key is not None else None
+        if record is None:
+            return self._json(404, {"message": f"{resource} {key} not found"})
+        if attr == "conflicts":
+            return self._json(200, {"conflicts": {"exist": False}})
+        if attr in ("archive", "delete"):
+            record["archived_at" if attr == "archive" else "deleted_at"] = now
+            return self._json(204, None)
+        if attr == "unarchive":
+            record["archived_at"] = None
+        elif attr == "cancel":
+            body = await _body(request)
+            if not isinstance(body, dict) or body.get("cancellation_reason") is None:
+                errors = {"cancellation_reason": "can't be blank"}
+                return self._json(422, {"message": "Validation Failed", "errors": errors})
+            record.update(cancelled_at=now, cancellation_reason=body["cancellation_reason"])
+            return self._json(204, None)
+        elif attr == "update":
+            body = await _body(request)
+            if not isinstance(body, dict):
+                return self._json(400, {"message": "expected a JSON object"})
+            record.update(self._to_record(body))
+            record["updated_at"] = now
+        return self._json(200, self._absolute(request, record, resource))
+
+    def _list_operation(
+        self,
+        request: Request,
+        resource: str,
+        attr: str,
+        op: Any,
+        ids: dict[str, int],
+        rule: FaultRule | None,
+    ) -> Response:
+        if resource == "available_times":
+            slots = _slots(request)
+            if isinstance(slots, str):
+                return self._json(400, {"message": slots})
+            return self._list(request, resource, slots, rule, op.filters, records=False)
         rows = list(self.data.get(resource, {}).values())
-        field = {"archived": "archived_at", "deleted": "deleted_at", "cancelled": "cancelled_at"}
-        if special in field:
-            rows = [r for r in rows if r.get(field[special])]
+        for name, pid in ids.items():  # a nested list: the parent's records only
+            parent = _plural(name.removesuffix("_id"))
+            if parent in self.data and pid not in self.data[parent]:
+                return self._json(404, {"message": f"{parent} {pid} not found"})
+            if any(name.removesuffix("_id") in r for r in rows):
+                rows = [r for r in rows if field_value(r, name) == pid]
+        special = attr.removeprefix("list_").split("_for_")[0] if attr != "list" else ""
+        if special in _SPECIAL_FIELDS:
+            rows = [r for r in rows if r.get(_SPECIAL_FIELDS[special])]
         elif special == "inactive":
             rows = [r for r in rows if r.get("active") is False]
-        else:
-            return self._json(404, {"message": "Not found"})
-        return self._list(request, resource, rows, rule, include_archived=True)
+        archived_too = special in _SPECIAL_FIELDS
+        return self._list(request, resource, rows, rule, op.filters, include_archived=archived_too)
 
-    async def _nested(self, request: Request) -> Response:
-        stop, rule = await self._gate(request)
-        if stop is not None:
-            return stop
-        parent, pid, resource = (request.path_params[k] for k in ("parent", "pid", "resource"))
-        if parent not in self.data or pid not in self.data[parent] or resource not in self.data:
-            return self._json(404, {"message": "Not found"})
-        link = parent[:-1]
-        rows = [r for r in self.data[resource].values() if _link_id(r.get(link)) == pid]
-        if resource == "practitioners" or not rows:
-            rows = list(self.data[resource].values())  # every practitioner works everywhere
-        return self._list(request, resource, rows, rule)
+    def _presigned_post(self, request: Request, patient_id: int) -> Response:
+        if patient_id not in self.data["patients"]:
+            return self._json(404, {"message": f"patients {patient_id} not found"})
+        base = f"{request.url.scheme}://{request.url.netloc}/v1/_storage"
+        folder = f"uploads/{patient_id}/{len(self.uploads) + 1}"
+        fields = {
+            "key": folder + "/${filename}", "acl": "private", "policy": "eyJmYWtlIjp0cnVlfQ==",
+            "success_action_status": "201", "x-amz-algorithm": "AWS4-HMAC-SHA256",
+            "x-amz-credential": "FAKE/20260101/ap-southeast-2/s3/aws4_request",
+            "x-amz-signature": "0" * 64,
+        }  # fmt: skip
+        return self._json(200, {"url": base, "fields": fields})
+
+    async def _storage_post(self, request: Request) -> Response:
+        """The fake file storage (S3's presigned POST): no Cliniko auth, no rate limit."""
+        if "authorization" in request.headers:
+            return Response(b"<Error><Code>InvalidArgument</Code></Error>", 400)
+        form = _multipart(request.headers.get("content-type", ""), await request.body())
+        if form is None or "file" not in form or "key" not in form:
+            return Response(b"<Error><Code>MalformedPOSTRequest</Code></Error>", 400)
+        filename, content = form["file"]
+        key = form["key"][1].decode().replace("${filename}", filename)
+        self.uploads[key] = content
+        xml = f"<PostResponse><Key>{key}</Key></PostResponse>".encode()
+        return Response(xml, 201, media_type="application/xml")
 
     def _list(
         self,
@@ -391,9 +458,10 @@ class FakeCliniko:
         resource: str,
         rows: list[dict[str, Any]],
         rule: FaultRule | None,
+        filters: Mapping[str, FilterType],
         include_archived: bool = False,
+        records: bool = True,
     ) -> Response:
-        filters, _ = TABLES[resource]
         params = request.query_params
         try:
             page = int(params.get("page", "1"))
@@ -433,7 +501,6 @@ class FakeCliniko:
         chunk = rows[(page - 1) * per_page : page * per_page]
         base = f"{request.url.scheme}://{request.url.netloc}{request.url.path}"
         keep = [(k, v) for k, v in params.multi_items() if k not in ("page", "per_page")]
-        from urllib.parse import urlencode
 
         def link(n: int) -> str:
             return f"{base}?{urlencode([*keep, ('page', str(n)), ('per_page', str(per_page))])}"
@@ -445,69 +512,81 @@ class FakeCliniko:
                 links["next"] = links["next"].replace(request.url.netloc, rule.next_link_host, 1)
         if page > 1:
             links["previous"] = link(page - 1)
-        items = [self._absolute(request, r, resource) for r in chunk]
+        items = [self._absolute(request, r, resource) for r in chunk] if records else chunk
         return self._json(200, {resource: items, "total_entries": total, "links": links})
 
-    async def _member(self, request: Request) -> Response:
-        stop, _ = await self._gate(request)
-        if stop is not None:
-            return stop
-        resource, rid = request.path_params["resource"], request.path_params["rid"]
-        record = self.data.get(resource, {}).get(rid)
-        if record is None:
-            return self._json(404, {"message": f"{resource} {rid} not found"})
-        if request.method == "DELETE":
-            record["archived_at"] = iso(dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC))
-            return self._json(204, None)
-        if request.method == "PATCH":
-            body = await _body(request)
-            if not isinstance(body, dict):
-                return self._json(400, {"message": "expected a JSON object"})
-            record.update(_to_record(body))
-            record["updated_at"] = iso(dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC))
-        return self._json(200, self._absolute(request, record, resource))
-
-    async def _create(self, request: Request, resource: str) -> Response:
+    async def _create(self, request: Request, resource: str, op: Any) -> Response:
         body = await _body(request)
-        _, required = TABLES[resource]
         if not isinstance(body, dict):
             return self._json(400, {"message": "expected a JSON object"})
-        errors = {f: "can't be blank" for f in required if body.get(f) in (None, "")}
+        required = getattr(op.body, "__required__", ())
+        errors = {f: "can't be blank" for f in sorted(required) if body.get(f) in (None, "")}
         if errors:
             return self._json(422, {"message": "Validation Failed", "errors": errors})
-        rid = self._next_id[resource]
-        self._next_id[resource] += 1
+        table = self.data.setdefault(resource, {})
+        rid = self._next_id.get(resource, len(table) + 1)
+        self._next_id[resource] = rid + 1
         now = iso(dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC))
         record = {"id": str(rid), "created_at": now, "updated_at": now, "archived_at": None,
-                  **_to_record(body)}  # fmt: skip
-        self.data[resource][rid] = record
+                  **self._to_record(body)}  # fmt: skip
+        table[rid] = record
         return self._json(201, self._absolute(request, record, resource))
 
-    async def _action(self, request: Request) -> Response:
-        stop, _ = await self._gate(request)
-        if stop is not None:
-            return stop
-        resource, rid, action = (request.path_params[k] for k in ("resource", "rid", "action"))
-        record = self.data.get(resource, {}).get(rid)
-        if record is None:
-            return self._json(404, {"message": f"{resource} {rid} not found"})
-        now = iso(dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC))
-        if action == "archive" and request.method == "POST":
-            record["archived_at"] = now
-            return self._json(204, None)
-        if action == "unarchive" and request.method == "POST":
-            record["archived_at"] = None
-            return self._json(200, self._absolute(request, record, resource))
-        if action == "cancel" and request.method == "PATCH":
-            body = await _body(request)
-            if not isinstance(body, dict) or body.get("cancellation_reason") is None:
-                errors = {"cancellation_reason": "can't be blank"}
-                return self._json(422, {"message": "Validation Failed", "errors": errors})
-            record.update(cancelled_at=now, cancellation_reason=body["cancellation_reason"])
-            return self._json(204, None)
-        if action == "conflicts" and request.method == "GET":
-            return self._json(200, {"conflicts": {"exist": False}})
-        return self._json(404, {"message": "Not found"})
+    def _to_record(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A request body as a stored record: ``x_id`` of a known resource becomes link ``x``."""
+        out: dict[str, Any] = {}
+        for k, v in body.items():
+            target = _plural(k[:-3]) if k.endswith("_id") else ""
+            if target in self.data and v is not None:
+                out[k[:-3]] = {"links": {"self": f"/{target}/{v}"}}
+            else:
+                out[k] = v
+        return out
+
+
+#: list_<special> -> the field that marks such records.
+_SPECIAL_FIELDS = {"deleted": "deleted_at", "archived": "archived_at", "cancelled": "cancelled_at"}
+
+
+def _plural(name: str) -> str:
+    if name.endswith("y"):
+        return name[:-1] + "ies"
+    return name if name.endswith("s") else name + "s"
+
+
+def _slots(request: Request) -> list[dict[str, Any]] | str:
+    """Available times between ``from`` and ``to``: every 30 minutes, 09:00-17:00 UTC."""
+    try:
+        start = dt.date.fromisoformat(request.query_params["from"])
+        end = dt.date.fromisoformat(request.query_params["to"])
+    except (KeyError, ValueError):
+        return "from and to are required dates (YYYY-MM-DD)"
+    if not 0 <= (end - start).days <= 7:
+        return "Invalid time frame definition. Please check from/to param limitations."
+    slots = []
+    day = start
+    while day <= end:
+        for half_hour in range(18, 34):
+            t = dt.datetime.combine(day, dt.time(half_hour // 2, 30 * (half_hour % 2)), dt.UTC)
+            slots.append({"appointment_start": iso(t)})
+        day += dt.timedelta(days=1)
+    return slots
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, tuple[str, bytes]] | None:
+    """A multipart/form-data body: name -> (filename, content). Enough for the fake storage."""
+    found = re.search(r"boundary=\"?([^\";]+)", content_type)
+    if found is None:
+        return None
+    out: dict[str, tuple[str, bytes]] = {}
+    for part in body.split(b"--" + found.group(1).encode())[1:-1]:
+        head, _, content = part.strip(b"\r\n").partition(b"\r\n\r\n")
+        name = re.search(rb'name="([^"]*)"', head)
+        filename = re.search(rb'filename="([^"]*)"', head)
+        if name is not None:
+            fname = filename.group(1).decode() if filename else ""
+            out[name.group(1).decode()] = (fname, content)
+    return out
 
 
 _RULE: ContextVar[FaultRule | None] = ContextVar("fake_cliniko_fault_rule", default=None)
@@ -525,21 +604,6 @@ async def _body(request: Request) -> Any:
         return json.loads(await request.body() or b"null")
     except ValueError:
         return None
-
-
-def _to_record(body: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in body.items():
-        if k.endswith("_id") and k[:-3] in (
-            "patient",
-            "practitioner",
-            "business",
-            "appointment_type",
-        ):
-            out[k[:-3]] = {"links": {"self": f"/{k[:-3]}s/{v}"}}
-        else:
-            out[k] = v
-    return out
 
 
 def _link_id(value: Any) -> int | None:

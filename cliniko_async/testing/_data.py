@@ -79,8 +79,8 @@ def generate(
         data["patients"][i] = {
             "id": str(i), "first_name": first, "last_name": last,
             "email": f"{first}.{last}{i}@example.com".lower().replace(" ", ""),
-            "date_of_birth": born.isoformat() if i % 17 else "",  # quirk: "" for none
-            "archived_at": "", "deleted_at": "", "accepted_privacy_policy": bool(i % 3),
+            "date_of_birth": born.isoformat() if i % 17 else None,
+            "archived_at": None, "deleted_at": None, "accepted_privacy_policy": bool(i % 3),
             "old_reference_id": f"R{i:06d}", "preferred_first_name": None,
             "patient_phone_numbers": [{"number": f"04{rng.randrange(10**8):08d}", "phone_type": "Mobile"}],
             "created_at": iso(when), "updated_at": iso(when),
