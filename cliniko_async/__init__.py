@@ -2,6 +2,7 @@
 
 from ._accounts import ClinikoAccounts
 from ._client import Cliniko
+from ._converter import structure, unstructure
 from ._filters import Filter, FilterType, q
 from ._limiter import RateLimit
 from ._pagination import Page, PageLinks, Paginator
@@ -59,4 +60,6 @@ __all__ = [
     "UnsafeURLError",
     "__version__",
     "q",
+    "structure",
+    "unstructure",
 ]
