@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,8 @@ import pytest
 
 from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT, FakeCliniko, serve
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
 
 
@@ -54,3 +57,14 @@ def test_readme_example_runs(
     assert fake.stats().rejected == 0
     assert fake.requests > 0 or "pip install" in BLOCKS[index]
     capsys.readouterr()
+
+
+def test_the_coverage_table_is_rendered_from_the_code() -> None:
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "tools" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    generate = importlib.util.module_from_spec(spec)
+    sys.modules["generate"] = generate  # its dataclasses look themselves up there
+    spec.loader.exec_module(generate)
+    readme = README.read_text()
+    assert generate.render_readme(readme) == readme
+    assert "| `cliniko.treatment_notes` |" in readme and "231 operations" in readme

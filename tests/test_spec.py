@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import subprocess
+import sys
 import types
 import typing
 import warnings
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -33,6 +37,8 @@ from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT, FakeClini
 from cliniko_async.testing._records import sample
 
 from . import _spec
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(
     not _spec.AVAILABLE, reason=f"Cliniko's API description is not at {_spec.API_DIR}"
@@ -315,3 +321,15 @@ def test_tagged_unions_pick_their_member_and_fall_back() -> None:
     assert date_field.value == dt.date(2026, 1, 2)
     assert isinstance(new_field, models.PatientCustomFieldText)  # a new kind: kept, not lost
     assert new_field.type == "rating" and new_field.extra == {"stars": 5}
+
+
+def test_generated_code_and_readme_table_are_fresh() -> None:
+    """tools/generate.py --check: the committed models, resources and README table match."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "CLINIKO_API_DIR": str(_spec.API_DIR)},
+    )
+    assert done.returncode == 0, done.stderr

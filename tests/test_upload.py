@@ -106,8 +106,9 @@ def test_sync_upload_over_real_http(tmp_path: Path) -> None:
     path.write_text("Dear Dr Hopper")
     with (
         serve(fake) as base_url,
-        SyncCliniko(api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=base_url)
-        as cliniko,
+        SyncCliniko(
+            api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=base_url
+        ) as cliniko,
     ):
         record = cliniko.patient_attachments.upload(2, str(path))
     assert record.id is not None

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-API = ROOT.parent / "shared" / "cliniko-api"
+API = Path(os.environ.get("CLINIKO_API_DIR", ROOT.parent / "shared" / "cliniko-api"))
 MODELS = ROOT / "cliniko_async" / "models" / "_generated.py"
 RESOURCES = ROOT / "cliniko_async" / "resources" / "_generated.py"
 README = ROOT / "README.md"
