@@ -8,22 +8,28 @@ decimal string; unknown keys are kept on ``Model.extra``; missing optional keys 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, override
 
-from ._model import TAGGED_UNIONS, Model
+from ._model import TAGGED_UNIONS, Extra, Model
 from ._types import UNSET, Link, LinkOrLinks
 from .errors import ConfigurationError
 
-__all__ = ["ModelDecodeError", "converter", "structure", "unstructure", "unstructure_body"]
+__all__ = [
+    "ModelDecodeError",
+    "converter",
+    "structure",
+    "structure_many",
+    "unstructure",
+    "unstructure_body",
+]
 
 T = TypeVar("T")
 
@@ -36,6 +42,8 @@ converter = cattrs.Converter(detailed_validation=False)
 
 
 def _int(value: Any, _: Any) -> int:
+    if value.__class__ is str and value.isdigit():  # ids: int64 sent as strings
+        return int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lstrip("-").isdigit():
@@ -44,10 +52,16 @@ def _int(value: Any, _: Any) -> int:
 
 
 def _datetime(value: Any, _: Any) -> dt.datetime | None:
+    if value.__class__ is str and value:
+        parsed = dt.datetime.fromisoformat(value)
+        if parsed.tzinfo is dt.UTC:  # "...Z", Cliniko's own form
+            return parsed
     if value is None or value == "":
         return None
     if isinstance(value, str):
         parsed = dt.datetime.fromisoformat(value)
+        if parsed.tzinfo is dt.UTC:  # "...Z", Cliniko's own form
+            return parsed
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=dt.UTC)
         return parsed.astimezone(dt.UTC) if parsed.utcoffset() else parsed.replace(tzinfo=dt.UTC)
@@ -55,6 +69,8 @@ def _datetime(value: Any, _: Any) -> dt.datetime | None:
 
 
 def _date(value: Any, _: Any) -> dt.date | None:
+    if value.__class__ is str and len(value) == 10:
+        return dt.date.fromisoformat(value)
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -81,7 +97,18 @@ def _decimal(value: Any, _: Any) -> Decimal | None:
         raise ModelDecodeError(f"expected a decimal amount, got {value!r}") from None
 
 
+_new = object.__new__
+_setattr = object.__setattr__
+
+
 def _link(value: Any, _: Any) -> Link | None:
+    if value.__class__ is dict:  # {"links": {"self": url}}, or a record's own {"self": url}
+        links = value.get("links", value)
+        url = links.get("self") if links.__class__ is dict else None
+        if url.__class__ is str:
+            link = _new(Link)  # Link(url) without the frozen __init__'s overhead
+            _setattr(link, "url", url)
+            return link
     if value is None:
         return None
     if isinstance(value, Mapping):
@@ -131,10 +158,14 @@ def _is_optional(t: Any) -> bool:
     return typing.get_origin(t) in (typing.Union, types.UnionType) and type(None) in args
 
 
+def _optional_inner(t: Any) -> Any:
+    rest = tuple(a for a in t.__args__ if a is not type(None))
+    return rest[0] if len(rest) == 1 else typing.Union[rest]  # noqa: UP007
+
+
 def _optional_hook(t: Any) -> Callable[[Any, Any], Any]:
     """``X | None``: resolve X's hook once, instead of dispatching on every value."""
-    rest = tuple(a for a in t.__args__ if a is not type(None))
-    inner = rest[0] if len(rest) == 1 else typing.Union[rest]  # noqa: UP007
+    inner = _optional_inner(t)
     handler = converter.get_structure_hook(inner)
 
     def hook(value: Any, _: Any) -> Any:
@@ -146,31 +177,82 @@ def _optional_hook(t: Any) -> Callable[[Any, Any], Any]:
 converter.register_structure_hook_factory(_is_optional, _optional_hook)
 
 
+def _is_homogeneous_tuple(t: Any) -> bool:
+    args = typing.get_args(t)
+    return typing.get_origin(t) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _tuple_hook(t: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+    """``tuple[X, ...]`` from a JSON array: X's hook resolved once."""
+    item = typing.get_args(t)[0]
+    handler = converter.get_structure_hook(item)
+
+    def hook(value: Any, _: Any) -> tuple[Any, ...]:
+        if value.__class__ is not list and not isinstance(value, list | tuple):
+            raise ModelDecodeError(f"expected an array, got {type(value).__name__}")
+        return tuple([handler(v, item) for v in value])
+
+    return hook
+
+
+converter.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_hook)
+
+
+#: Field types whose values usually arrive as they are: a class check skips the hook call.
+_PASS_THROUGH = (str, bool, int)
+
+
+class _Never:
+    """A class no JSON value has: fields of other types always go through their hook."""
+
+
 def _model_hook(cls: type[Model]) -> Callable[[Any, Any], Model]:
+    """Structure a model by walking the keys the response carries (the hot path).
+
+    Cliniko's records are sparse, so only keys present and not null are converted and set;
+    the fields left unset read as their defaults (see ``Model.__getattr__``). Values that
+    already have the right class (strings, booleans, ints) skip their hook. Keys the model
+    does not know go to ``extra``.
+    """
     renames = cls.__renames__
-    overrides = {name: override(rename=wire) for name, wire in renames.items()}
-    overrides["extra"] = override(omit=True)
-    base = make_dict_structure_fn(
-        cls,
-        converter,
-        _cattrs_forbid_extra_keys=False,
-        **overrides,  # type: ignore[arg-type]
-    )
-    known = frozenset(renames.get(a.name, a.name) for a in attrs.fields(cls) if a.name != "extra")
+    hints = typing.get_type_hints(cls)
+    table: dict[str, tuple[Callable[[Any, Any], None], type, Callable[[Any, Any], Any], Any]] = {}
+    for a in attrs.fields(cls):
+        if a.name == "extra":
+            continue
+        t = hints[a.name]
+        inner = _optional_inner(t) if _is_optional(t) else t
+        fast = inner if inner in _PASS_THROUGH else _Never
+        slot = inspect.getattr_static(cls, a.name)  # the slot's descriptor: set it directly
+        handler = converter.get_structure_hook(inner)
+        table[renames.get(a.name, a.name)] = (slot.__set__, fast, handler, inner)
+    lookup = table.get
+    new = object.__new__
+    setattr_ = object.__setattr__
+    id_from_link = "id" in table and "links" in table
 
     def hook(data: Any, _: Any) -> Model:
-        if not isinstance(data, Mapping):
+        if data.__class__ is not dict and not isinstance(data, Mapping):
             raise ModelDecodeError(
                 f"expected an object for {cls.__name__}, got {type(data).__name__}"
             )
-        obj = base(data, cls)
-        if not known.issuperset(data):
-            extra = {k: v for k, v in data.items() if k not in known}
-            object.__setattr__(obj, "extra", MappingProxyType(extra))
-        if getattr(obj, "id", 0) is None:  # some records carry no id: take it from links.self
+        obj = new(cls)
+        extra = None
+        for key, value in data.items():
+            field = lookup(key)
+            if field is None:
+                if extra is None:
+                    extra = {}
+                extra[key] = value
+            elif value is not None:
+                set_slot, fast, handler, t = field
+                set_slot(obj, value if value.__class__ is fast else handler(value, t))
+        if extra is not None:
+            setattr_(obj, "extra", Extra(extra))
+        if id_from_link and data.get("id") is None:  # no id: take it from links.self
             own = getattr(obj, "links", None)
-            if isinstance(own, Link) and own.id is not None:
-                object.__setattr__(obj, "id", own.id)
+            if own.__class__ is Link and own.id is not None:
+                setattr_(obj, "id", own.id)
         return obj
 
     return hook
@@ -214,6 +296,19 @@ def structure(data: Any, cls: type[T]) -> T:
     except ModelDecodeError:
         raise
     except Exception as exc:  # cattrs, ValueError from fromisoformat, TypeError, ...
+        raise ModelDecodeError(f"{cls.__name__}: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def structure_many(records: Any, cls: type[T]) -> list[T]:
+    """A page of records: :func:`structure` on each, with ``cls``'s hook looked up once."""
+    if not isinstance(records, list):
+        raise ModelDecodeError(f"expected a list of {cls.__name__}, got {type(records).__name__}")
+    hook = converter.get_structure_hook(cls)
+    try:
+        return [hook(record, cls) for record in records]
+    except ModelDecodeError:
+        raise
+    except Exception as exc:  # ValueError from fromisoformat, TypeError, ...
         raise ModelDecodeError(f"{cls.__name__}: {type(exc).__name__}: {exc}"[:300]) from None
 
 

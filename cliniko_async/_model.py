@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any, ClassVar
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-__all__ = ["EMPTY", "TAGGED_UNIONS", "Input", "Model", "tagged_union"]
+__all__ = ["EMPTY", "TAGGED_UNIONS", "Extra", "Input", "Model", "tagged_union"]
 
-EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+class Extra(Mapping[str, Any]):
+    """A read-only mapping of the keys a response carried that the model does not know."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Extra({self._data!r})"
+
+    def __reduce__(self) -> tuple[type[Extra], tuple[dict[str, Any]]]:
+        return (Extra, (dict(self._data),))
+
+
+EMPTY: Mapping[str, Any] = Extra({})
 
 
 @attrs.frozen(kw_only=True)
@@ -25,6 +49,22 @@ class Model:
     __renames__: ClassVar[dict[str, str]] = {}
 
     extra: Mapping[str, Any] = attrs.field(default=EMPTY, eq=False, repr=False)
+
+    if not TYPE_CHECKING:  # invisible to type checkers: a typo stays a type error
+
+        def __getattr__(self, name: str) -> Any:
+            # The converter sets only the fields a response carried (Cliniko's records are
+            # sparse); a field it left unset reads as its default, like one set by __init__.
+            cls = type(self)
+            defaults = _DEFAULTS.get(cls)
+            if defaults is None:
+                defaults = _DEFAULTS[cls] = {a.name: a.default for a in attrs.fields(cls)}
+            if name in defaults:
+                return defaults[name]
+            raise AttributeError(f"{cls.__name__!r} object has no attribute {name!r}")
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
 @attrs.frozen(kw_only=True)

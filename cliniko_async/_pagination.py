@@ -10,7 +10,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import attrs
 
-from ._converter import ModelDecodeError, structure
+from ._converter import ModelDecodeError, structure_many
 from ._session import QueryParams, Session
 from .errors import ConfigurationError, DecodeError, UnsafeURLError
 
@@ -129,7 +129,7 @@ class Paginator(Generic[M]):
                 snippet=f"got {got}",
             )
         try:
-            items = [structure(record, self._model) for record in data[self._key]]
+            items = structure_many(data[self._key], self._model)
         except ModelDecodeError as exc:
             raise DecodeError(
                 f"a {self._key} record did not match the {self._model.__name__} model",

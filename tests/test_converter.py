@@ -175,3 +175,18 @@ def test_structure_unstructure_round_trip(
     first = structure(record, Patient)
     again = structure(_wire(first), Patient)
     assert again == first
+
+
+def test_sparse_records_read_defaults_and_behave_like_constructed_ones() -> None:
+    import copy
+    import pickle
+
+    sparse = structure({"id": "7", "first_name": "Ada"}, Patient)
+    built = Patient(id=7, first_name="Ada")
+    assert sparse.last_name is None and sparse.extra == {} and sparse.custom_fields is None
+    assert sparse == built and hash(sparse) == hash(built) and repr(sparse) == repr(built)
+    assert pickle.loads(pickle.dumps(sparse)) == built  # noqa: S301 - our own bytes
+    assert copy.copy(sparse) == built
+    assert not hasattr(sparse, "no_such_field")
+    with pytest.raises(AttributeError, match="no_such_field"):
+        sparse.no_such_field  # type: ignore[attr-defined]  # noqa: B018
