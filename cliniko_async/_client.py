@@ -116,7 +116,11 @@ class Cliniko(AsyncResources):
         return await self._session_obj.request(method, path, params=params, json_body=json)
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless it was passed in as ``http_client``)."""
+        """Close the connection pool (unless it was passed in as ``http_client``).
+
+        Requests still in flight end with :class:`ClientClosedError` rather than a retry.
+        """
+        self._session_obj.close()
         if self._owns_http:
             await self._session_obj.http.aclose()
 

@@ -82,6 +82,7 @@ class Paginator(Generic[M]):
         self._params = list(params)
         self._per_page = per_page
         self._items: AsyncIterator[M] | None = None
+        self._by_id = False
 
     def __repr__(self) -> str:
         return f"<Paginator {self._path} per_page={self._per_page or 'default'}>"
@@ -98,15 +99,37 @@ class Paginator(Generic[M]):
                 out.extend(page.items)
         return out
 
+    def by_id(self) -> Paginator[M]:
+        """The same records, paged by id instead of by page number (keyset pagination).
+
+        Each request asks for the records with an id above the last one seen, in id order, so
+        records created or deleted during a long export never shift the pages: nothing is
+        skipped and nothing comes twice. (Page numbers can: see the README.)
+        """
+        if any(name in ("sort", "order") for name, _ in self._params):
+            raise ConfigurationError(
+                "by_id() pages in id order: leave sort= and order= out of list()"
+            )
+        clone = Paginator(
+            self._session, self._path, self._key, self._model, self._params,
+            per_page=self._per_page or MAX_PER_PAGE,
+        )  # fmt: skip
+        clone._by_id = True
+        return clone
+
     # -- pages -----------------------------------------------------------------------------
     def pages(self, *, concurrency: int = 1) -> PageIterator[M]:
         """An async iterator of :class:`Page` objects (items, total_entries, links)."""
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigurationError(f"concurrency must be an integer >= 1, got {concurrency!r}")
+        if concurrency > 1 and self._by_id:
+            raise ConfigurationError("by_id() pages one after another: concurrency must be 1")
         return PageIterator(self, concurrency)
 
     def _first_params(self, page: int | None = None) -> list[tuple[str, str]]:
         params = list(self._params)
+        if self._by_id:
+            params.append(("sort", "id"))
         if self._per_page is not None:
             params.append(("per_page", str(self._per_page)))
         if page is not None:
@@ -243,6 +266,12 @@ class PageIterator(Generic[M]):
                 number = self._next_number
                 self._next_number += 1
                 self._spawn(lambda n=number: p._fetch(p._path, p._first_params(n), n))  # type: ignore[misc]
+            return
+        if p._by_id:  # the next page: ids above the last one seen
+            last = getattr(page.items[-1], "id", None) if page.items else None
+            if last is not None and len(page.items) >= (p._per_page or MAX_PER_PAGE):
+                params = [*p._first_params(), ("q[]", f"id:>{last}")]
+                self._spawn(lambda: p._fetch(p._path, params, page.number + 1))
             return
         if page.links.next:
             next_url = page.links.next

@@ -26,6 +26,7 @@ from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    ClientClosedError,
     ConfigurationError,
     DecodeError,
     RateLimitError,
@@ -152,6 +153,7 @@ class Session:
     ) -> None:
         self.config = config
         self.http = http
+        self.closed = False
         self.rate_limit = rate_limit
         self.options = options
         self.limiter_backend = limiter_backend or LocalLimiterBackend()
@@ -196,6 +198,14 @@ class Session:
             )
         return url
 
+    def close(self) -> None:
+        """Refuse new requests (and retries of requests in flight) from now on."""
+        self.closed = True
+
+    def _check_open(self, method: str, url: str) -> None:
+        if self.closed or self.http.is_closed:
+            raise ClientClosedError(f"the client is closed ({method} {url} not sent)")
+
     async def request(
         self,
         method: str,
@@ -217,7 +227,9 @@ class Session:
         attempt = 0
         rate_limited = 0
         while True:
+            self._check_open(method, public_url)
             permit = await self.limiter.acquire()
+            self._check_open(method, public_url)
             try:
                 response = await self.http.request(
                     method,
@@ -253,6 +265,10 @@ class Session:
                 raise error_cls(
                     f"request {reason}: {type(exc).__name__}", method=method, url=public_url
                 ) from None
+            except RuntimeError:
+                permit.release()
+                self._check_open(method, public_url)  # httpx: "the client has been closed"
+                raise
             except BaseException:
                 permit.release()
                 raise

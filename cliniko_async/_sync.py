@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["SyncCliniko", "SyncInAsyncContextError"]
 
 T = TypeVar("T")
+#: How long an interrupted call waits for its request to unwind in the loop thread.
+UNWIND_TIMEOUT = 5.0
 
 
 class SyncInAsyncContextError(ClinikoError, RuntimeError):
@@ -49,8 +51,23 @@ class _CheckedPortal:
                 "SyncCliniko was called from inside a running event loop, where it would block "
                 "the loop: in async code use cliniko_async.Cliniko and await its methods"
             )
-        result: T = self._portal.call(func, *args)
-        return result
+        finished = threading.Event()
+
+        async def run() -> T:
+            try:
+                return await func(*args)
+            finally:
+                finished.set()
+
+        future = self._portal.start_task_soon(run)
+        try:
+            return future.result()
+        except BaseException:
+            # KeyboardInterrupt (or SystemExit) in the calling thread: cancel the request in
+            # the loop thread and wait for it to unwind, so no task or connection is left.
+            if future.cancel():
+                finished.wait(UNWIND_TIMEOUT)
+            raise
 
 
 class SyncCliniko(SyncResources):

@@ -43,6 +43,10 @@ class SyncPaginator(Generic[M]):
         finally:
             self._portal.call(pages.aclose)
 
+    def by_id(self) -> SyncPaginator[M]:
+        """Keyset pagination: see :meth:`cliniko_async.Paginator.by_id`."""
+        return SyncPaginator(self._paginator.by_id(), self._portal)
+
     def collect(self, *, concurrency: int = 1) -> list[M]:
         """Every record of every page, in order."""
         return self._portal.call(lambda: self._paginator.collect(concurrency=concurrency))

@@ -4,6 +4,7 @@
 
     ClinikoError
     ├── ConfigurationError          bad input, raised before any request is sent (also a ValueError)
+    ├── ClientClosedError           the client was closed before or during the request
     ├── UnsafeURLError              a URL that would leave the configured Cliniko host
     └── APIError                    something went wrong with a request (method, url)
         ├── APIConnectionError      the request did not get a response
@@ -34,6 +35,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ClinikoError",
     "ConfigurationError",
     "DecodeError",
@@ -52,6 +54,10 @@ class ClinikoError(Exception):
 
 class ConfigurationError(ClinikoError, ValueError):
     """Invalid input (key, shard, User-Agent, filter, page size...); nothing was sent."""
+
+
+class ClientClosedError(ClinikoError, RuntimeError):
+    """The client was closed (``aclose()``/``close()``) before or while this request ran."""
 
 
 class UnsafeURLError(ClinikoError):

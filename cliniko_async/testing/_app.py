@@ -111,6 +111,10 @@ class FaultRule:
     date_skew: float = 0.0
     force_429_reset_in: float | None = None
     slow_body: float = 0.0  # seconds to dribble each response body out over
+    stall_rate: float = 0.0  # share of requests that hang for ``stall`` seconds (timeouts)
+    stall: float = 60.0
+    throttle_rate: float = 0.0  # share of requests refused 429 (a storm when several at once)
+    throttle_reset_in: float = 2.0
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and fnmatch.fnmatch(path, self.path)
@@ -276,9 +280,16 @@ class FakeCliniko:
             return self._json(400, {"message": "User-Agent must be 'App (contact email)'"}), rule
         stats = self.stats(key)
         now = self.clock.monotonic()
-        if rule is not None and rule.force_429_reset_in is not None:
+        throttled = rule is not None and (
+            rule.force_429_reset_in is not None
+            or (rule.throttle_rate and self.faults.rng.random() < rule.throttle_rate)
+        )
+        if rule is not None and throttled:
             stats.rejected += 1
-            reset = int(self.clock.wall() + rule.force_429_reset_in)
+            reset_in = rule.force_429_reset_in
+            reset = int(
+                self.clock.wall() + (rule.throttle_reset_in if reset_in is None else reset_in)
+            )
             return self._json(
                 429, {"message": "Too Many Requests"}, **{"x-ratelimit-reset": str(reset)}
             ), rule
@@ -293,6 +304,8 @@ class FakeCliniko:
         stats.accepted.append(now)
         if rule is not None:
             rng = self.faults.rng
+            if rule.stall_rate and rng.random() < rule.stall_rate:
+                await asyncio.sleep(rule.stall)
             if rule.drop_rate and rng.random() < rule.drop_rate:
                 if self.served:
                     # Over HTTP: promise a body, send part of it; the server then closes the
