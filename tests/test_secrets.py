@@ -79,3 +79,28 @@ async def test_authorization_only_sent_to_base_url() -> None:
             await cliniko.request("GET", "https://evil.example/v1/patients")
     assert seen == [("127.0.0.1", seen[0][1])]
     assert seen[0][1] is not None and seen[0][1].startswith("Basic ")
+
+
+def test_key_not_in_httpx_or_httpcore_debug_logs_over_real_http(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Over real sockets httpcore logs every step of the exchange: none shows the key."""
+    from cliniko_async import NotFoundError, SyncCliniko
+    from cliniko_async.testing import DEFAULT_API_KEY, FakeCliniko, serve
+
+    secrets = (DEFAULT_API_KEY, base64.b64encode(f"{DEFAULT_API_KEY}:".encode()).decode())
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "cliniko_async"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    with (
+        serve(FakeCliniko()) as base_url,
+        SyncCliniko(api_key=DEFAULT_API_KEY, user_agent=USER_AGENT, base_url=base_url) as c,
+    ):
+        c.patients.get(1)
+        with pytest.raises(NotFoundError):
+            c.patients.get(99_999)
+    loggers = {r.name.split(".")[0] for r in caplog.records}
+    assert {"httpx", "httpcore"} <= loggers  # the exchange really was logged at DEBUG
+    text = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    for secret in secrets:
+        assert secret not in text
