@@ -1,4 +1,4 @@
-"""``python -m cliniko_async demo``."""
+"""``python -m cliniko_async ...``: the ``cliniko`` command (``demo``, ``export``, ``get``, ...)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["demo"]:
-        from ._demo import main as demo
+    try:
+        import click  # noqa: F401
+        import rich  # noqa: F401
+    except ImportError:
+        if argv[:1] == ["demo"]:  # the demo also runs without the [cli] extra, in plain text
+            from ._demo import main as demo
 
-        return demo()
-    print("usage: python -m cliniko_async demo", file=sys.stderr)
-    return 2
+            return demo()
+    from .cli import main as cli
+
+    return cli(argv)
 
 
 if __name__ == "__main__":

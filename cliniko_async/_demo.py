@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -12,9 +13,18 @@ from . import Cliniko, RateLimit, q
 from .models import PatientInput
 from .testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT, IN_PROCESS_BASE_URL, FakeCliniko
 
+Progress = Callable[[int, int], None]
 
-async def run_demo(patients: int = 3000, appointments: int = 20000) -> dict[str, str]:
-    """Run the workload; return the summary rows."""
+
+def _print_progress(done: int, total: int) -> None:
+    print(f"\r  exporting patients {done:>6,}/{total:,}", end="\n" if done >= total else "",
+          flush=True)  # fmt: skip
+
+
+async def run_demo(
+    patients: int = 3000, appointments: int = 20000, progress: Progress = _print_progress
+) -> dict[str, str]:
+    """Run the workload, reporting the export's progress; return the summary rows."""
     summary: dict[str, str] = {}
     t0 = time.perf_counter()
     fake = FakeCliniko(patients=patients, appointments=appointments, rate_limit=(50, 2.0))
@@ -32,9 +42,7 @@ async def run_demo(patients: int = 3000, appointments: int = 20000) -> dict[str,
         exported = 0
         async for page in cliniko.patients.list(per_page=100).pages(concurrency=8):
             exported += len(page.items)
-            total = page.total_entries or exported
-            print(f"\r  exporting patients {exported:>6,}/{total:,}", end="", flush=True)
-        print()
+            progress(exported, page.total_entries or exported)
         summary["concurrent export"] = (
             f"{exported:,} patients in {time.perf_counter() - start:.1f} s (pages in parallel)"
         )
