@@ -17,7 +17,7 @@ TEST_DEPS = [
     "hypothesis>=6.100",
     "pyyaml>=6",
 ]
-BENCH_DEPS = ["pydantic>=2.7", "pyyaml>=6"]
+BENCH_DEPS = ["pydantic>=2.7", "pyyaml>=6", "looptime>=0.2"]
 LINT_DEPS = ["ruff==0.17.6"]
 TYPE_DEPS = ["mypy==2.4.1", "types-PyYAML", "nox"]
 
@@ -55,4 +55,4 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark; prints ratios against baselines measured in the same run."""
     session.install(EXTRAS, *BENCH_DEPS)
-    session.run("python", "-m", "benchmarks", *session.posargs)
+    session.run("python", "-m", "benchmarks", "--write", *session.posargs)

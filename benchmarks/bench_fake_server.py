@@ -18,6 +18,8 @@ import httpx
 
 from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT
 
+from ._common import result
+
 DURATION = 4.0
 CONCURRENCY = 32
 
@@ -109,8 +111,12 @@ def main() -> None:
         f"fake Cliniko  : {fake_rps:8.0f} GET/s (uvicorn, {CONCURRENCY} concurrent, {DURATION} s)"
     )
     print(f"bare Starlette: {bare_rps:8.0f} GET/s (baseline, same server and load)")
-    print(f"ratio fake/bare: {fake_rps / bare_rps:.2f}; target >= 2000 GET/s: "
-          f"{'met' if fake_rps >= 2000 else 'MISSED'}")  # fmt: skip
+    result(
+        "fake server",
+        f"{fake_rps:.0f} GET/s served = {fake_rps / bare_rps:.2f} x a bare Starlette app "
+        f"({bare_rps:.0f}/s); target >= 2,000/s",
+        fake_rps >= 2000,
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.bench_redis_processes import warm, whole_periods_used, worker
+from benchmarks._common import whole_periods_used
+from benchmarks.bench_redis_processes import warm, worker
 from cliniko_async import Cliniko, RateLimit
 from cliniko_async.testing import (
     DEFAULT_API_KEY,
