@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
             failed.append(name)
     total = time.perf_counter() - started
     table = ["| target | result |", "|---|---|"]
-    for line in results:
+    for line in sorted(results, key=lambda r: (not r[0].isdigit(), r.split(":")[0])):
         target, _, text = line.partition(": ")
         table.append(f"| {target} | {text} |")
     print("\n" + "\n".join(table))
