@@ -40,7 +40,8 @@ from . import _spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(
+#: Tests that read the API description itself (the rest run everywhere).
+needs_spec = pytest.mark.skipif(
     not _spec.AVAILABLE, reason=f"Cliniko's API description is not at {_spec.API_DIR}"
 )
 
@@ -52,6 +53,7 @@ DESCRIPTORS = {
 }
 
 
+@needs_spec
 def test_every_operation_is_exposed_once() -> None:
     in_yaml = {(m, p) for m, p, _ in _spec.operations()}
     documented = {(o["method"], o["path"]) for o in _spec.endpoints()}
@@ -145,6 +147,7 @@ def _field_problems(cls: type[Model], schema: dict[str, Any]) -> list[str]:
     return problems
 
 
+@needs_spec
 @pytest.mark.parametrize(
     "name",
     sorted(n for n, s in _spec.spec()["components"]["schemas"].items() if "properties" in s)
@@ -159,6 +162,7 @@ def test_model_fields_and_types_match_the_schema(name: str) -> None:
     assert _field_problems(cls, schema) == []  # type: ignore[arg-type]
 
 
+@needs_spec
 def test_union_schemas_merge_their_members() -> None:
     schemas = _spec.spec()["components"]["schemas"]
     for name in ("Booking", "Communication", "PatientAttachment"):
@@ -208,14 +212,19 @@ async def test_the_fake_serves_every_operation(key: tuple[str, str]) -> None:
             headers={"User-Agent": DEFAULT_USER_AGENT},
         )
     assert response.is_success, (response.status_code, response.text[:300])
-    spec_key = key if key[1] in _spec.spec()["paths"] else _top_list(resource)
-    status, schema = _spec.response_schema(*spec_key)
-    if schema is None:
+    if op.model is None:
         assert response.status_code == 204 and not response.content
+    if _spec.AVAILABLE:  # what the fake sends is what Cliniko's spec says it sends
+        spec_key = key if key[1] in _spec.spec()["paths"] else _top_list(resource)
+        status, schema = _spec.response_schema(*spec_key)
+        assert str(response.status_code) == status
+        if schema is None:
+            assert not response.content
+        else:
+            assert _spec.validate(response.json(), schema) == []
+    if op.model is None:
         return
-    assert str(response.status_code) == status
     data = response.json()
-    assert _spec.validate(data, schema) == []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         if isinstance(op, ListOp):
@@ -242,12 +251,14 @@ def _examples() -> list[tuple[str, dict[str, Any]]]:
     return sorted((name, meta) for name, meta in index.items() if meta["kind"] == "response")
 
 
+@needs_spec
 def test_only_the_documented_broken_examples_are_left_out() -> None:
     broken = {name for name, meta in _examples() if not meta["valid_json"]}
     invalid_md = (_spec.API_DIR / "examples" / "INVALID.md").read_text()
     assert broken and all(name in invalid_md for name in broken)
 
 
+@needs_spec
 @pytest.mark.parametrize(
     ("name", "meta"), [e for e in _examples() if e[1]["valid_json"]], ids=lambda v: str(v)[:60]
 )
@@ -323,6 +334,7 @@ def test_tagged_unions_pick_their_member_and_fall_back() -> None:
     assert new_field.type == "rating" and new_field.extra == {"stars": 5}
 
 
+@needs_spec
 def test_generated_code_and_readme_table_are_fresh() -> None:
     """tools/generate.py --check: the committed models, resources and README table match."""
     done = subprocess.run(
