@@ -46,9 +46,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def demo(session: nox.Session) -> None:
-    """The demo: the client against the embedded fake Cliniko."""
+    """The demo: `cliniko demo`, the client against the embedded fake Cliniko."""
     session.install(EXTRAS)
-    session.run("python", "-m", "cliniko_async", "demo", *session.posargs)
+    session.run("cliniko", "demo", *session.posargs)
 
 
 @nox.session(python=None)

@@ -59,16 +59,47 @@ def patient_ids(fake: FakeCliniko) -> list[int]:
     return sorted(pid for pid, p in fake.data["patients"].items() if not p.get("archived_at"))
 
 
-def test_export_jsonl_every_record_once(fake: FakeCliniko, base_url: str, tmp_path: Path) -> None:
+def read_ids(path: Path, fmt: str) -> list[int]:
+    if fmt == "jsonl":
+        return [int(json.loads(line)["id"]) for line in path.read_text().splitlines()]
+    with path.open(newline="") as f:
+        return [int(row["id"]) for row in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_every_record_once(
+    fake: FakeCliniko, base_url: str, tmp_path: Path, fmt: str
+) -> None:
+    out = tmp_path / f"patients.{fmt}"
+    done = cliniko("export", "patients", "--format", fmt, "-o", str(out), environ=env(base_url))
+    assert done.returncode == 0, done.stderr
+    ids = read_ids(out, fmt)
+    assert ids == patient_ids(fake)  # every record exactly once, in id order
+    assert len(ids) == PATIENTS
+    assert f"exported {PATIENTS:,} patients" in done.stderr
+    assert f"{PATIENTS}/{PATIENTS}" in done.stderr  # the bar, sized from total_entries
+    assert done.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no .partial left
+    assert DEFAULT_API_KEY not in done.stdout + done.stderr
+
+
+def test_export_jsonl_is_the_wire_format(fake: FakeCliniko, base_url: str, tmp_path: Path) -> None:
     out = tmp_path / "patients.jsonl"
-    done = cliniko("export", "patients", "-o", str(out), environ=env(base_url))
+    done = cliniko("export", "patients", "-o", str(out), "--filter", "id<=3",
+                   environ=env(base_url))  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [int(r["id"]) for r in rows] == patient_ids(fake)
+    assert [r["id"] for r in rows] == ["1", "2", "3"]  # ids as strings, like Cliniko's JSON
     assert rows[0]["first_name"] == fake.data["patients"][1]["first_name"]
-    assert f"exported {len(rows):,} patients" in done.stderr
-    assert not list(tmp_path.glob("*.partial*"))
-    assert DEFAULT_API_KEY not in done.stdout + done.stderr
+    assert rows[0]["created_at"].endswith("Z")
+
+
+def test_export_of_a_list_without_ids(fake: FakeCliniko, base_url: str, tmp_path: Path) -> None:
+    """services has no id to page by: it is exported page by page, still every record once."""
+    out = tmp_path / "services.jsonl"
+    done = cliniko("export", "services", "-o", str(out), "--per-page", "1", environ=env(base_url))
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_text().splitlines()) == len(fake.data["services"])
 
 
 def test_export_csv_with_filters(fake: FakeCliniko, base_url: str, tmp_path: Path) -> None:
@@ -88,10 +119,13 @@ def test_export_csv_with_filters(fake: FakeCliniko, base_url: str, tmp_path: Pat
     assert json.loads(rows[0]["patient_phone_numbers"])[0]["phone_type"] == "Mobile"
 
 
-def test_resume_after_a_killed_export_yields_every_record_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_resume_after_an_interrupted_export_yields_every_record_once(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     slow = FakeCliniko(
-        patients=3000, appointments=0, rate_limit=None,
-        faults=Faults([FaultRule(path="/v1/patients", latency=(0.15, 0.15))]),
+        patients=2000, appointments=0, rate_limit=None,
+        faults=Faults([FaultRule(path="/v1/patients", latency=(0.1, 0.1))]),
     )  # fmt: skip
     out = tmp_path / "all.jsonl"
     partial = tmp_path / "all.jsonl.partial"
@@ -100,19 +134,60 @@ def test_resume_after_a_killed_export_yields_every_record_once(tmp_path: Path) -
                 "--per-page", "50"]  # fmt: skip
         proc = subprocess.Popen(args, env=env(url), stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
-        while (not partial.exists() or partial.stat().st_size < 20_000) and proc.poll() is None:
+        while (not partial.exists() or partial.stat().st_size < 200_000) and proc.poll() is None:
             assert time.monotonic() < deadline, "the export never got going"
+            assert not out.exists()
             time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert not out.exists()  # killed: no file that looks complete
-        assert partial.exists()
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=30)
+        if sig == signal.SIGINT:
+            assert proc.returncode == 130
+            assert stderr.splitlines()[-1].startswith("error: interrupted")
+            assert "--resume" in stderr and "Traceback" not in stderr
+        assert not out.exists()  # interrupted: no file that looks complete
+        written = len(partial.read_text().splitlines())
+        assert 150 <= written < 2000
+        requests_before = len(slow.stats().accepted)
         done = cliniko("export", "patients", "-o", str(out), "--per-page", "50", "--resume",
                        environ=env(url))  # fmt: skip
+        resumed_requests = len(slow.stats().accepted) - requests_before
     assert done.returncode == 0, done.stderr
     ids = [int(json.loads(line)["id"]) for line in out.read_text().splitlines()]
-    assert ids == list(range(1, 3001))  # every record exactly once, in order
-    assert not partial.exists()
+    assert ids == list(range(1, 2001))  # every record exactly once, in order
+    assert "from the interrupted run" in done.stderr
+    # continued after the last record written: the first pages were not fetched again
+    assert resumed_requests <= (2000 - written) // 50 + 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+def test_resume_never_trusts_a_stale_checkpoint(
+    fake: FakeCliniko, base_url: str, tmp_path: Path
+) -> None:
+    """A checkpoint that does not describe the partial file (an export restarted, then killed
+    before its first page) is not resumed from: the export starts over."""
+    out = tmp_path / "p.jsonl"
+    (tmp_path / "p.jsonl.partial").write_bytes(b"")
+    (tmp_path / "p.jsonl.partial.json").write_text(json.dumps({
+        "version": 1, "resource": "patients", "format": "jsonl", "filters": [],
+        "bytes": 50_000, "records": 100, "last_id": 100,
+    }))  # fmt: skip
+    done = cliniko("export", "patients", "-o", str(out), "--resume", environ=env(base_url))
+    assert done.returncode == 0, done.stderr
+    assert read_ids(out, "jsonl") == patient_ids(fake)
+    assert b"\0" not in out.read_bytes()
+
+
+def test_resume_with_other_filters_is_refused(base_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "p.jsonl"
+    (tmp_path / "p.jsonl.partial").write_text('{"id":"1"}\n')
+    (tmp_path / "p.jsonl.partial.json").write_text(json.dumps({
+        "version": 1, "resource": "patients", "format": "jsonl", "filters": ["id:>=100"],
+        "bytes": 11, "records": 1, "last_id": 1,
+    }))  # fmt: skip
+    done = cliniko("export", "patients", "-o", str(out), "--resume", environ=env(base_url))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "same resource, --format and filters" in done.stderr
+    assert not out.exists()
 
 
 def test_get_and_list_print_json(fake: FakeCliniko, base_url: str) -> None:
@@ -129,18 +204,37 @@ def test_sandbox_needs_no_credentials(tmp_path: Path) -> None:
     done = cliniko("--sandbox", "list", "practitioners", "--limit", "3", environ=environ)
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)) == 3
+    done = cliniko("--sandbox", "get", "patients", "5", environ=environ)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["id"] == "5"
+    out = tmp_path / "a.csv"
+    done = cliniko("--sandbox", "export", "individual_appointments", "--format", "csv",
+                   "-o", str(out), environ=environ)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "exported 5,000 individual_appointments" in done.stderr
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["export", "widgets"], "'widgets' is not a resource that can be exported"),
-        (["export", "patients", "--filter", "nope=1"], "'nope' is not filterable here"),
+        # unknown fields and operators: the library's own ConfigurationError message
+        (["export", "patients", "--filter", "nope=1"], "'nope' is not a filterable field"),
+        (["export", "patients", "--filter", "last_name>Smith"], "operator '>' is not valid"),
         (["export", "patients", "--filter", "id>=ten"], "must be an integer"),
+        (["export", "patients", "--filter", "archived_at?yes"], "takes no value"),
+        (["export", "patients", "--filter", "last_name:^x"], "malformed filter"),
+        (["export", "services", "--filter", "id=1"], "this list takes no filters"),
         (["export", "patients", "--since", "2026-01-01"], "has no time zone"),
+        (["export", "patients", "--since", "yesterday"], "is not an ISO 8601 datetime"),
+        (["export", "patients", "--filter", "created_at>2026-01-01T00:00"], "has no time zone"),
+        (["export", "patients", "-o", "missing/p.jsonl"], "does not exist"),
+        (["export", "patients", "--format", "xml"], "'xml' is not one of"),
         (["export", "patients", "--per-page", "500"], "500 is not in the range"),
         (["list", "patients", "--filter", "last_name"], "is not FIELD OPERATOR VALUE"),
         (["get", "patients", "1/../2"], "positive integer id"),
+        (["get", "widgets", "1"], "'widgets' has no get"),
+        (["list", "patients", "--limit", "0"], "0 is not in the range"),
         (["frobnicate"], "No such command"),
     ],
 )
@@ -164,6 +258,49 @@ def test_credentials_errors_never_print_the_key(base_url: str) -> None:
     missing = {k: v for k, v in env(base_url).items() if k != "CLINIKO_API_KEY"}
     done = cliniko("get", "patients", "1", environ=missing)
     assert done.returncode == 2 and "set CLINIKO_API_KEY" in done.stderr
+    # a key pasted where a command goes, or malformed: masked in the one error line
+    for args in ([bad_key, "get"], ["--api-key", "not-a-cliniko-key-at-all", "list", "patients"]):
+        done = cliniko(*args, environ=env(base_url, CLINIKO_API_KEY=bad_key))
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert bad_key not in done.stderr and "not-a-cliniko-key-at-all" not in done.stderr
+
+
+def test_a_failed_export_is_one_line_and_leaves_no_file(base_url: str, tmp_path: Path) -> None:
+    bad_key = "MS0xLWJhZC1rZXktZm9yLXRlc3Rz-au1"
+    done = cliniko("export", "patients", environ=env(base_url, CLINIKO_API_KEY=bad_key),
+                   cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "401" in done.stderr
+    assert bad_key not in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_api_errors_are_one_line_and_exit_1(base_url: str) -> None:
+    done = cliniko("get", "patients", "99999", environ=env(base_url))
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "404" in done.stderr
+    assert done.stdout == ""
+
+
+def test_without_the_cli_extra_one_line_says_what_to_install() -> None:
+    blocked = (
+        "import runpy, sys; sys.modules['click'] = None; "
+        "sys.argv = ['cliniko', 'list', 'patients']; "
+        "runpy.run_module('cliniko_async', run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True,
+                          env=env(), timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert 'pip install "cliniko-async[cli]"' in done.stderr
+
+
+def test_demo_command() -> None:
+    done = cliniko("demo", "--patients", "400", "--appointments", "2000", environ=env())
+    assert done.returncode == 0, done.stderr
+    assert "400/400" in done.stderr  # the export's progress bar, sized from total_entries
+    assert "0 refused (429)" in done.stdout and "0 x 429" in done.stdout
+    assert "archived" in done.stdout
 
 
 def test_debug_shows_the_traceback(base_url: str) -> None:

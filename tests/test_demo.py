@@ -9,8 +9,12 @@ from cliniko_async._demo import run_demo
 
 @pytest.mark.looptime
 async def test_demo_workload() -> None:
-    summary = await run_demo(patients=500, appointments=2000)
+    reports: list[tuple[int, int]] = []
+    summary = await run_demo(
+        patients=500, appointments=2000, progress=lambda done, total: reports.append((done, total))
+    )
     assert "500 patients" in summary["concurrent export"]
-    assert "0 refused (429)" in summary["burst of 150 gets"]
+    assert reports[-1] == (500, 500) and all(total == 500 for _, total in reports)
+    assert "150 accepted, 0 refused (429)" in summary["burst of 150 gets"]
     assert "0 x 429" in summary["rate limit"]
     assert "archived" in summary["create/update/archive"]

@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
         from ._app import run
     except ImportError as exc:  # click or rich missing
         print(
-            f"error: the cliniko command needs {exc.name}: pip install 'cliniko-async[cli]'",
+            f'error: the cliniko command needs {exc.name}: pip install "cliniko-async[cli]"',
             file=sys.stderr,
         )
         return 2

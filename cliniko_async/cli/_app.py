@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -14,7 +15,6 @@ from typing import Any, TypeVar
 import attrs
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .._client import Cliniko
@@ -22,21 +22,27 @@ from .._converter import unstructure
 from .._resource import GetOp
 from ..errors import ClinikoError, ConfigurationError
 from ..resources import RESOURCES
-from ._export import ExportJob, export, list_operation
-from ._expressions import OPERATORS, parse_datetime, parse_filter
+from ._console import ProgressBar, fail, stderr
+from ._export import ExportJob, check_output, export, keyed, list_operation
+from ._expressions import OPERATORS, parse_filter, since_filter
 
 __all__ = ["cli", "run"]
 
 T = TypeVar("T")
-stderr = Console(stderr=True)
+SANDBOX_PATIENTS = 2000
+SANDBOX_APPOINTMENTS = 5000
 
 
 @attrs.frozen
 class Settings:
-    api_key: str | None
+    api_key: str | None = attrs.field(repr=False)
     user_agent: str | None
     base_url: str | None
     sandbox: bool
+
+
+class Interrupted(Exception):
+    """Ctrl-C, with what to do next."""
 
 
 @contextlib.asynccontextmanager
@@ -52,7 +58,7 @@ async def connect(settings: Settings) -> AsyncIterator[Cliniko]:
             FakeCliniko,
         )
 
-        fake = FakeCliniko(patients=2000, appointments=5000)
+        fake = FakeCliniko(patients=SANDBOX_PATIENTS, appointments=SANDBOX_APPOINTMENTS)
         async with (
             httpx.AsyncClient(transport=fake.transport()) as http,
             Cliniko(api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT,
@@ -101,6 +107,7 @@ def _run(settings: Settings, work: Callable[[Cliniko], Coroutine[Any, Any, T]]) 
 )  # fmt: skip
 @click.option("--sandbox", is_flag=True, help="Run against the embedded fake Cliniko.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="cliniko-async", prog_name="cliniko")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -115,20 +122,20 @@ def cli(
 
 
 @cli.command()
-@click.option("--patients", default=3000, show_default=True, help="Patients in the fake.")
-@click.option("--appointments", default=20000, show_default=True, help="Appointments in it.")
+@click.option("--patients", default=3000, show_default=True, type=click.IntRange(1, 100_000),
+              help="Patients in the fake.")  # fmt: skip
+@click.option("--appointments", default=20000, show_default=True,
+              type=click.IntRange(0, 1_000_000), help="Appointments in it.")  # fmt: skip
 def demo(patients: int, appointments: int) -> None:
     """The library against the embedded fake Cliniko: export, rate limit, writes, queries."""
     from .._demo import run_demo
 
     stderr.print("[bold]cliniko-async demo[/]: the client against the embedded fake Cliniko")
-    with _progress() as bar:
-        task = bar.add_task("exporting patients", total=None)
-        summary = asyncio.run(
-            run_demo(patients, appointments, lambda done, total: bar.update(
-                task, completed=done, total=total))
-        )  # fmt: skip
-    table = Table(title="demo summary", show_header=False)
+    with ProgressBar("exporting patients") as bar:
+        summary = asyncio.run(run_demo(patients, appointments, bar))
+    table = Table(title="cliniko-async demo", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
     for key, value in summary.items():
         table.add_row(key, value)
     Console().print(table)
@@ -138,7 +145,8 @@ def demo(patients: int, appointments: int) -> None:
 @click.argument("resource")
 @click.option("--filter", "filters", multiple=True, metavar="EXPR",
               help=f"FIELD OPERATOR VALUE, repeatable; operators: {OPERATORS}.")  # fmt: skip
-@click.option("--since", metavar="DATETIME", help="Only records updated at or after (ISO 8601).")
+@click.option("--since", metavar="DATETIME",
+              help="Only records updated at or after (ISO 8601 with a time zone).")  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True)  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -156,30 +164,39 @@ def export_command(
     resume: bool,
     per_page: int,
 ) -> None:
-    """Every RESOURCE record to a file, in id order, written atomically and resumable."""
+    """Every RESOURCE record to a file, in id order, written atomically and resumable.
+
+    Records go to FILE.partial, renamed to FILE when the export is complete; after a crash
+    or Ctrl-C, run the same command with --resume to continue where it stopped.
+    """
     op = list_operation(resource)
     parsed = [parse_filter(expr, op.filters) for expr in filters]
     if since is not None:
-        parse_datetime(since, "--since")
-        parsed.append(parse_filter(f"updated_at>={since}", op.filters))
+        parsed.append(since_filter(since, op.filters))
     check_credentials(settings)
     job = ExportJob(
         resource=resource, output=output or Path(f"{resource}.{fmt}"), format=fmt,  # type: ignore[arg-type]
         filters=tuple(parsed), resume=resume, per_page=per_page,
     )  # fmt: skip
+    check_output(job)
     if resume and job.output.exists() and not job.partial.exists():
         stderr.print(f"{job.output} is already complete: nothing to resume")
         return
+    if resume and not keyed(op) and job.partial.exists():
+        stderr.print(f"{resource} cannot be paged by id: starting the export over")
     started = time.perf_counter()
-    with _progress() as bar:
-        task = bar.add_task(f"exporting {resource}", total=None)
-
-        def progress(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
-
-        count = _run(settings, lambda cliniko: export(cliniko, job, progress))
+    try:
+        with ProgressBar(f"exporting {resource}") as bar:
+            result = _run(settings, lambda cliniko: export(cliniko, job, bar))
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {job.partial} holds what was written; add --resume to continue"
+        ) from None
     elapsed = time.perf_counter() - started
-    stderr.print(f"exported {count:,} {resource} to {job.output} in {elapsed:.1f} s")
+    resumed = f" ({result.resumed:,} from the interrupted run)" if result.resumed else ""
+    stderr.print(
+        f"exported {result.records:,} {resource}{resumed} to {job.output} in {elapsed:.1f} s"
+    )
 
 
 @cli.command(name="get")
@@ -188,7 +205,6 @@ def export_command(
 @click.pass_obj
 def get_command(settings: Settings, resource: str, ids: tuple[str, ...]) -> None:
     """One RESOURCE record by id (two ids for signatures: patient form, signature), as JSON."""
-    check_credentials(settings)
     cls = RESOURCES.get(resource)
     op = cls.operations().get("get") if cls is not None else None
     if not isinstance(op, GetOp):
@@ -196,6 +212,8 @@ def get_command(settings: Settings, resource: str, ids: tuple[str, ...]) -> None
             n for n, c in RESOURCES.items() if isinstance(c.operations().get("get"), GetOp)
         )
         raise ConfigurationError(f"{resource!r} has no get; one of: {', '.join(names)}")
+    op.render_path(ids)  # the ids are checked before anything is sent
+    check_credentials(settings)
     record = _run(settings, lambda cliniko: getattr(cliniko, resource).get(*ids))
     click.echo(json.dumps(unstructure(record), indent=2, ensure_ascii=False))
 
@@ -226,41 +244,53 @@ def list_command(settings: Settings, resource: str, filters: tuple[str, ...], li
     click.echo(json.dumps([unstructure(r) for r in records], indent=2, ensure_ascii=False))
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=stderr, transient=False,
-    )  # fmt: skip
+def _secrets(args: list[str]) -> list[str]:
+    """API keys the user gave, masked in every error line."""
+    found = [os.environ.get("CLINIKO_API_KEY", "")]
+    for i, arg in enumerate(args):
+        if arg == "--api-key" and i + 1 < len(args):
+            found.append(args[i + 1])
+        elif arg.startswith("--api-key="):
+            found.append(arg.partition("=")[2])
+    return [s for s in found if len(s) >= 8]
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and an exit code (2: bad input)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        args = ["--help"]
     debug = "--debug" in args
+    secrets = _secrets(args)
     try:
         cli.main(args=args, prog_name="cliniko", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.UsageError as exc:
-        return _fail(exc.format_message(), 2)
-    except (click.Abort, KeyboardInterrupt):
-        return _fail("interrupted", 130)
+        return fail(exc.format_message(), 2, secrets)
+    except click.Abort:
+        return fail("interrupted", 130)
+    except Interrupted as exc:
+        return fail(str(exc), 130)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        return fail("interrupted", 130)
     except ConfigurationError as exc:
         if debug:
             raise
-        return _fail(str(exc), 2)
+        return fail(str(exc), 2, secrets)
     except ClinikoError as exc:
         if debug:
             raise
-        return _fail(str(exc), 1)
+        return fail(str(exc), 1, secrets)
     except OSError as exc:
         if debug:
             raise
-        return _fail(f"{exc.strerror or exc}: {exc.filename}", 1)
+        return fail(f"{exc.strerror or exc}: {exc.filename}", 1, secrets)
+    except Exception as exc:
+        if debug:
+            raise
+        detail = f"{type(exc).__name__}: {exc}"
+        return fail(f"unexpected {detail} (run with --debug for the traceback)", 1, secrets)
     return 0
-
-
-def _fail(message: str, code: int) -> int:
-    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
-    click.echo(f"error: {first_line}", err=True)
-    return code

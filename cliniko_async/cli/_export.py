@@ -1,11 +1,12 @@
 """``cliniko export``: every record of a resource to JSON lines or CSV, resumable.
 
-Records are written to ``FILE.partial`` page by page, in id order (keyset pagination, so
-records created or deleted meanwhile never shift what comes next). After each page a small
-checkpoint, ``FILE.partial.json``, records how many bytes and records are safely written and
-the last id. The file is renamed to ``FILE`` only once the last page is written, so an
-interrupted export never leaves a file that looks complete; ``--resume`` cuts the partial file
-back to its checkpoint and asks Cliniko for the records after the last id.
+Records are written to ``FILE.partial`` page by page, in id order (keyset pagination: each
+request asks for ids above the last one written, ``sort=id``, so records created or deleted
+meanwhile never shift what comes next). After each page a small checkpoint,
+``FILE.partial.json``, records how many bytes and records are safely written and the last id.
+The file is renamed to ``FILE`` only once the last page is written, so an interrupted export
+never leaves a file that looks complete; ``--resume`` cuts the partial file back to its
+checkpoint and asks Cliniko for the records after the last id.
 """
 
 from __future__ import annotations
@@ -16,21 +17,23 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import attrs
 
 from .._client import Cliniko
 from .._converter import unstructure
-from .._filters import Filter, q
+from .._filters import Filter, encode_filters, q
+from .._pagination import Paginator
 from .._resource import ListOp
 from ..errors import ConfigurationError
 from ..resources import RESOURCES
 
-__all__ = ["ExportJob", "export", "list_operation"]
+__all__ = ["ExportJob", "ExportResult", "check_output", "export", "list_operation"]
 
 Format = Literal["jsonl", "csv"]
 Progress = Callable[[int, int | None], None]
+CHECKPOINT_VERSION = 1
 
 
 @attrs.frozen
@@ -38,17 +41,25 @@ class ExportJob:
     resource: str
     output: Path
     format: Format = "jsonl"
-    filters: tuple[Filter, ...] = ()
+    filters: tuple[Filter | str, ...] = ()
     resume: bool = False
     per_page: int = 100
 
     @property
     def partial(self) -> Path:
+        """Where the records go until the export is complete."""
         return self.output.with_name(self.output.name + ".partial")
 
     @property
     def checkpoint(self) -> Path:
+        """How much of :attr:`partial` is complete, and the last id in it."""
         return self.output.with_name(self.output.name + ".partial.json")
+
+
+@attrs.frozen
+class ExportResult:
+    records: int  # in the finished file
+    resumed: int  # of them, written by an earlier, interrupted run
 
 
 def list_operation(resource: str) -> ListOp[Any]:
@@ -66,41 +77,86 @@ def list_operation(resource: str) -> ListOp[Any]:
     return op
 
 
-async def export(cliniko: Cliniko, job: ExportJob, progress: Progress) -> int:
+def check_output(job: ExportJob) -> None:
+    """Bad output paths are bad input (exit 2), found before anything is fetched."""
+    parent = job.output.parent
+    if not parent.is_dir():
+        raise ConfigurationError(f"-o {job.output}: the directory {parent} does not exist")
+    if job.output.is_dir():
+        raise ConfigurationError(f"-o {job.output}: is a directory")
+
+
+def keyed(op: ListOp[Any]) -> bool:
+    """Whether the list can be paged by id (and so resumed): it filters on ``id``."""
+    return "id" in op.filters and "id" in attrs.fields_dict(op.model)
+
+
+async def export(cliniko: Cliniko, job: ExportJob, progress: Progress) -> ExportResult:
     """Run ``job``; return how many records the finished file holds."""
     op = list_operation(job.resource)
+    check_output(job)
+    by_id = keyed(op)
     columns = [op.model.__renames__.get(a.name, a.name) for a in attrs.fields(op.model)]
     columns.remove("extra")
-    state = _load_checkpoint(job) if job.resume else None
+    identity = {
+        "version": CHECKPOINT_VERSION,
+        "resource": job.resource,
+        "format": job.format,
+        "filters": encode_filters(job.filters, op.filters),
+    }
+    state = _load_checkpoint(job, identity) if job.resume and by_id else None
+    filters = list(job.filters)
+    if state is not None and state["last_id"] is not None:
+        filters.append(q("id") > int(state["last_id"]))
+    # Built before any file is touched: the library checks the filters here.
+    listing: Paginator[Any] = getattr(cliniko, job.resource).list(q=filters, per_page=job.per_page)
+    if by_id:
+        listing = listing.by_id()
+    fresh = state is None
     if state is None:
         state = {"bytes": 0, "records": 0, "last_id": None}
-        job.partial.write_bytes(b"")
-    filters = list(job.filters)
-    if state["last_id"] is not None:
-        filters.append(q("id") > state["last_id"])
-    listing = getattr(cliniko, job.resource).list(q=filters, per_page=job.per_page).by_id()
-    with job.partial.open("r+b") as out:
-        out.truncate(state["bytes"])  # anything after the checkpoint is fetched again
-        out.seek(state["bytes"])
-        if job.format == "csv" and state["bytes"] == 0:
-            out.write(_csv_line(columns))
-        total: int | None = None
-        async for page in listing.pages():
-            if total is None and page.total_entries is not None:
-                total = state["records"] + page.total_entries
-            out.write(_encode(page.items, job.format, columns))
-            out.flush()
-            os.fsync(out.fileno())
-            state = {
-                "bytes": out.tell(),
-                "records": state["records"] + len(page.items),
-                "last_id": page.items[-1].id if page.items else state["last_id"],
-            }
-            _save_checkpoint(job, state)
-            progress(state["records"], total)
+    resumed = int(state["records"])
+    total: int | None = None
+    out: BinaryIO | None = None
+    try:
+        async with listing.pages() as pages:  # a failure mid-way leaves no request running
+            async for page in pages:
+                if out is None:  # opened with the first page: a failed start leaves no file
+                    out = _open(job, state, columns, fresh)
+                if total is None and page.total_entries is not None:
+                    total = resumed + page.total_entries
+                out.write(_encode(page.items, job.format, columns))
+                out.flush()
+                os.fsync(out.fileno())
+                state = {
+                    "bytes": out.tell(),
+                    "records": state["records"] + len(page.items),
+                    "last_id": page.items[-1].id if by_id and page.items else state["last_id"],
+                }
+                if by_id:
+                    _save_checkpoint(job, {**identity, **state})
+                progress(state["records"], total)
+        if out is None:
+            out = _open(job, state, columns, fresh)
+    finally:
+        if out is not None:
+            out.close()
     os.replace(job.partial, job.output)
     job.checkpoint.unlink(missing_ok=True)
-    return int(state["records"])
+    return ExportResult(records=int(state["records"]), resumed=resumed)
+
+
+def _open(job: ExportJob, state: dict[str, Any], columns: list[str], fresh: bool) -> BinaryIO:
+    """The partial file, cut back to the checkpoint (or new, with the CSV header)."""
+    if fresh:
+        job.checkpoint.unlink(missing_ok=True)  # a stale checkpoint must never meet a new file
+        job.partial.write_bytes(b"")
+    out = job.partial.open("r+b")
+    out.truncate(state["bytes"])  # anything after the checkpoint is fetched again
+    out.seek(state["bytes"])
+    if job.format == "csv" and state["bytes"] == 0:
+        out.write(_csv_line(columns))
+    return out
 
 
 def _encode(records: list[Any], fmt: Format, columns: list[str]) -> bytes:
@@ -132,22 +188,31 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _load_checkpoint(job: ExportJob) -> dict[str, Any] | None:
+def _load_checkpoint(job: ExportJob, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The state to resume from, or None to start over (no usable checkpoint)."""
     if not job.partial.exists() or not job.checkpoint.exists():
         return None
     try:
-        state: dict[str, Any] = json.loads(job.checkpoint.read_text())
-    except ValueError:
+        state = json.loads(job.checkpoint.read_text())
+        if not isinstance(state, dict):
+            return None
+        size, records, last_id = state["bytes"], state["records"], state["last_id"]
+    except (ValueError, KeyError):
         return None
-    if state.get("format") != job.format or state.get("resource") != job.resource:
+    if not (isinstance(size, int) and isinstance(records, int) and size >= 0):
+        return None
+    if job.partial.stat().st_size < size:
+        return None  # not the file this checkpoint describes
+    if {k: state.get(k) for k in identity} != identity:
         raise ConfigurationError(
-            f"{job.partial} holds a {state.get('format')} export of {state.get('resource')}: "
-            "resume it with the same resource and --format, or delete it to start over"
+            f"{job.partial} is a partial {state.get('format')} export of "
+            f"{state.get('resource')} with filters {state.get('filters')}: resume it with the "
+            "same resource, --format and filters, or delete it to start over"
         )
-    return state
+    return {"bytes": size, "records": records, "last_id": last_id}
 
 
 def _save_checkpoint(job: ExportJob, state: dict[str, Any]) -> None:
     tmp = job.checkpoint.with_name(job.checkpoint.name + ".tmp")
-    tmp.write_text(json.dumps({**state, "format": job.format, "resource": job.resource}))
+    tmp.write_text(json.dumps(state))
     os.replace(tmp, job.checkpoint)
