@@ -640,7 +640,9 @@ def matches(record: dict[str, Any], name: str, op: str, raw: str, ftype: FilterT
     """Evaluate one ``q[]`` condition the way Cliniko does (brute force, for the fake)."""
     value = field_value(record, name)
     empty = value in (None, "", [])
-    if op == "?" or op == "*":
+    if op == "*":  # "any value": archived records too, the reason to send it
+        return True
+    if op == "?":
         return not empty
     if op == "!?":
         return empty

@@ -175,8 +175,10 @@ async def test_auth_user_agent_404_422_and_crud() -> None:
         assert (await http.post(f"/patients/{pid}/archive")).status_code == 204
         listed = await all_ids(http, "/patients", [])
         assert int(pid) not in listed
-        archived = await all_ids(http, "/patients", [("q[]", "archived_at:*")])
+        archived = await all_ids(http, "/patients", [("q[]", "archived_at:?")])
         assert archived == [int(pid)]
+        everyone = await all_ids(http, "/patients", [("q[]", "archived_at:*")])
+        assert sorted(everyone) == sorted([*listed, int(pid)])
         assert (await http.post(f"/patients/{pid}/unarchive")).json()["archived_at"] is None
 
 
@@ -259,3 +261,15 @@ def test_dropped_connection_over_real_http() -> None:
     with serve(fake) as url, httpx.Client(auth=AUTH, headers=HEADERS) as http:
         with pytest.raises(httpx.RemoteProtocolError):
             http.get(f"{url}/patients/1")
+
+
+async def test_any_operator_includes_archived_records() -> None:
+    fake = FakeCliniko(patients=30, rate_limit=None)
+    async with client(fake) as http:
+        for pid in (3, 4, 5):
+            assert (await http.post(f"/patients/{pid}/archive")).status_code == 204
+        assert len(await all_ids(http, "/patients", [])) == 27  # archived ones left out
+        every = await all_ids(http, "/patients", [("q[]", "archived_at:*")])
+        assert sorted(every) == list(range(1, 31))  # q("archived_at").any(): archived too
+        only = await all_ids(http, "/patients", [("q[]", "archived_at:?")])
+        assert sorted(only) == [3, 4, 5]
