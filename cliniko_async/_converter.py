@@ -7,11 +7,12 @@ decimal string; unknown keys are kept on ``Model.extra``; missing optional keys 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -52,10 +53,6 @@ def _int(value: Any, _: Any) -> int:
 
 
 def _datetime(value: Any, _: Any) -> dt.datetime | None:
-    if value.__class__ is str and value:
-        parsed = dt.datetime.fromisoformat(value)
-        if parsed.tzinfo is dt.UTC:  # "...Z", Cliniko's own form
-            return parsed
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -163,6 +160,11 @@ def _optional_inner(t: Any) -> Any:
     return rest[0] if len(rest) == 1 else typing.Union[rest]  # noqa: UP007
 
 
+def without_none(t: Any) -> Any:
+    """``X | None`` -> ``X`` (``A | B | None`` -> ``A | B``); any other annotation unchanged."""
+    return _optional_inner(t) if _is_optional(t) else t
+
+
 def _optional_hook(t: Any) -> Callable[[Any, Any], Any]:
     """``X | None``: resolve X's hook once, instead of dispatching on every value."""
     inner = _optional_inner(t)
@@ -220,15 +222,12 @@ def _model_hook(cls: type[Model]) -> Callable[[Any, Any], Model]:
     for a in attrs.fields(cls):
         if a.name == "extra":
             continue
-        t = hints[a.name]
-        inner = _optional_inner(t) if _is_optional(t) else t
+        inner = without_none(hints[a.name])
         fast = inner if inner in _PASS_THROUGH else _Never
         slot = inspect.getattr_static(cls, a.name)  # the slot's descriptor: set it directly
         handler = converter.get_structure_hook(inner)
         table[renames.get(a.name, a.name)] = (slot.__set__, fast, handler, inner)
     lookup = table.get
-    new = object.__new__
-    setattr_ = object.__setattr__
     id_from_link = "id" in table and "links" in table
 
     def hook(data: Any, _: Any) -> Model:
@@ -236,7 +235,7 @@ def _model_hook(cls: type[Model]) -> Callable[[Any, Any], Model]:
             raise ModelDecodeError(
                 f"expected an object for {cls.__name__}, got {type(data).__name__}"
             )
-        obj = new(cls)
+        obj = _new(cls)
         extra = None
         for key, value in data.items():
             field = lookup(key)
@@ -248,11 +247,11 @@ def _model_hook(cls: type[Model]) -> Callable[[Any, Any], Model]:
                 set_slot, fast, handler, t = field
                 set_slot(obj, value if value.__class__ is fast else handler(value, t))
         if extra is not None:
-            setattr_(obj, "extra", Extra(extra))
+            _setattr(obj, "extra", Extra(extra))
         if id_from_link and data.get("id") is None:  # no id: take it from links.self
             own = getattr(obj, "links", None)
             if own.__class__ is Link and own.id is not None:
-                setattr_(obj, "id", own.id)
+                _setattr(obj, "id", own.id)
         return obj
 
     return hook
@@ -289,14 +288,21 @@ def _tagged_union_hook(t: Any) -> Callable[[Any, Any], Model]:
 converter.register_structure_hook_factory(_is_tagged_union, _tagged_union_hook)
 
 
-def structure(data: Any, cls: type[T]) -> T:
-    """Turn decoded JSON into ``cls``; raise :class:`ModelDecodeError` (never KeyError etc.)."""
+@contextlib.contextmanager
+def _model_errors(cls: type[Any]) -> Iterator[None]:
+    """Anything structuring raises (cattrs, fromisoformat, ...) as a ModelDecodeError."""
     try:
-        return converter.structure(data, cls)
+        yield
     except ModelDecodeError:
         raise
-    except Exception as exc:  # cattrs, ValueError from fromisoformat, TypeError, ...
+    except Exception as exc:
         raise ModelDecodeError(f"{cls.__name__}: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Turn decoded JSON into ``cls``; raise :class:`ModelDecodeError` (never KeyError etc.)."""
+    with _model_errors(cls):
+        return converter.structure(data, cls)
 
 
 def structure_many(records: Any, cls: type[T]) -> list[T]:
@@ -304,12 +310,8 @@ def structure_many(records: Any, cls: type[T]) -> list[T]:
     if not isinstance(records, list):
         raise ModelDecodeError(f"expected a list of {cls.__name__}, got {type(records).__name__}")
     hook = converter.get_structure_hook(cls)
-    try:
+    with _model_errors(cls):
         return [hook(record, cls) for record in records]
-    except ModelDecodeError:
-        raise
-    except Exception as exc:  # ValueError from fromisoformat, TypeError, ...
-        raise ModelDecodeError(f"{cls.__name__}: {type(exc).__name__}: {exc}"[:300]) from None
 
 
 def _wire_value(name: str, value: Any) -> Any:

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import types
 import typing
 import warnings
 from decimal import Decimal
@@ -27,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cliniko_async import models
-from cliniko_async._converter import structure, unstructure
+from cliniko_async._converter import structure, unstructure, without_none
 from cliniko_async._model import TAGGED_UNIONS, Input, Model
 from cliniko_async._resource import ListOp
 from cliniko_async._types import Link, LinkOrLinks
@@ -79,13 +78,6 @@ def test_deprecated_operations_warn_with_the_replacement() -> None:
 
 
 # -- models against the spec's schemas ----------------------------------------------------------
-
-
-def _strip_none(t: Any) -> Any:
-    if typing.get_origin(t) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(t) if a is not type(None)]
-        return typing.Union[tuple(args)]  # noqa: UP007
-    return t
 
 
 def _type_ok(hint: Any, schema: dict[str, Any]) -> bool:
@@ -142,7 +134,7 @@ def _field_problems(cls: type[Model], schema: dict[str, Any]) -> list[str]:
     )
     hints = typing.get_type_hints(cls)
     for name, sub in props.items():
-        if name in wire and not _type_ok(_strip_none(hints[wire[name]]), sub):
+        if name in wire and not _type_ok(without_none(hints[wire[name]]), sub):
             problems.append(f"{name}: {hints[wire[name]]} does not implement {sub}")
     return problems
 

@@ -383,7 +383,6 @@ class ResourceGenerator:
         self, spec: dict[str, Any], endpoints: list[dict[str, Any]], models: ModelGenerator
     ) -> None:
         self.spec = spec
-        self.ops = endpoints
         self.models = models
         self.filter_sets: dict[tuple[Any, ...], str] = {}
         self.resources: dict[str, list[dict[str, Any]]] = {}

@@ -30,7 +30,7 @@ from ..models import PublicSettings, ReferralSource, Settings
 from ..resources import RESOURCES
 from ..resources._upload import UploadOp
 from ._data import Dataset, generate, iso
-from ._records import sample
+from ._records import plural, sample
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -205,13 +205,19 @@ class FakeCliniko:
 
     def _seed_other_resources(self, n: int) -> None:
         """Every resource without hand-written seed data gets ``n`` records from its model."""
+        self.data["referral_sources"] = {  # keyed by patient: one each
+            pid: {**sample(ReferralSource, pid), "patient": {"links": {"self": f"/patients/{pid}"}}}
+            for pid in list(self.data["patients"])[:n]
+        }
         for resource, cls in RESOURCES.items():
+            if resource in self.data or resource in _NOT_TABLES:
+                continue
             ops = cls.operations().values()
             model = next((o.model for o in ops if isinstance(o, ListOp)), None) or next(
                 (o.model for o in ops if isinstance(o.model, type) and issubclass(o.model, Model)),
                 None,
             )
-            if resource not in self.data and model is not None and resource != "available_times":
+            if model is not None:
                 self.data[resource] = {
                     i: sample(model, i, resource=resource) for i in range(1, n + 1)
                 }
@@ -219,10 +225,6 @@ class FakeCliniko:
             ("settings", "get"): sample(Settings, 1, resource="settings"),
             ("settings", "get_public"): sample(PublicSettings, 1, resource="settings/public"),
             ("users", "get_authenticated_user"): self.data["users"][1],
-        }
-        self.data["referral_sources"] = {  # keyed by patient: one each
-            pid: {**sample(ReferralSource, pid), "patient": {"links": {"self": f"/patients/{pid}"}}}
-            for pid in list(self.data["patients"])[:n]
         }
         self._next_id = {name: len(rows) + 1 for name, rows in self.data.items()}
 
@@ -419,7 +421,7 @@ class FakeCliniko:
             return self._list(request, resource, slots, rule, op.filters, records=False)
         rows = list(self.data.get(resource, {}).values())
         for name, pid in ids.items():  # a nested list: the parent's records only
-            parent = _plural(name.removesuffix("_id"))
+            parent = plural(name.removesuffix("_id"))
             if parent in self.data and pid not in self.data[parent]:
                 return self._json(404, {"message": f"{parent} {pid} not found"})
             if any(name.removesuffix("_id") in r for r in rows):
@@ -542,7 +544,7 @@ class FakeCliniko:
         """A request body as a stored record: ``x_id`` of a known resource becomes link ``x``."""
         out: dict[str, Any] = {}
         for k, v in body.items():
-            target = _plural(k[:-3]) if k.endswith("_id") else ""
+            target = plural(k[:-3]) if k.endswith("_id") else ""
             if target in self.data and v is not None:
                 out[k[:-3]] = {"links": {"self": f"/{target}/{v}"}}
             else:
@@ -550,14 +552,10 @@ class FakeCliniko:
         return out
 
 
+#: Resources answered without a table of records (computed slots, singletons).
+_NOT_TABLES = frozenset({"available_times", "settings"})
 #: list_<special> -> the field that marks such records.
 _SPECIAL_FIELDS = {"deleted": "deleted_at", "archived": "archived_at", "cancelled": "cancelled_at"}
-
-
-def _plural(name: str) -> str:
-    if name.endswith("y"):
-        return name[:-1] + "ies"
-    return name if name.endswith("s") else name + "s"
 
 
 def _slots(request: Request) -> list[dict[str, Any]] | str:

@@ -7,7 +7,6 @@ API's operations answers with a realistic, typed body.
 from __future__ import annotations
 
 import datetime as dt
-import types
 import typing
 import uuid
 import zlib
@@ -16,11 +15,12 @@ from typing import Any
 
 import attrs
 
+from .._converter import without_none
 from .._model import TAGGED_UNIONS, Model
 from .._types import Link
 from ._data import EPOCH, iso
 
-__all__ = ["sample"]
+__all__ = ["plural", "sample"]
 
 #: Link fields whose name is not the plural of the resource they point at.
 _LINK_TARGETS = {
@@ -45,21 +45,14 @@ def _hints(cls: type) -> dict[str, Any]:
     return _HINTS[cls]
 
 
-def _strip_optional(t: Any) -> Any:
-    if typing.get_origin(t) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(t) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return t
-
-
-def _plural(name: str) -> str:
+def plural(name: str) -> str:
+    """A resource's plural as in its path: ``patient`` -> ``patients``, ``y`` -> ``ies``."""
     if name.endswith("y"):
         return name[:-1] + "ies"
     return name if name.endswith("s") else name + "s"
 
 
-def sample(cls: type[Model], n: int, *, resource: str = "", parent: str = "") -> dict[str, Any]:
+def sample(cls: type[Model], n: int, *, resource: str = "") -> dict[str, Any]:
     """Record number ``n`` of ``cls`` as Cliniko would send it (links as absolute paths)."""
     out: dict[str, Any] = {}
     hints = _hints(cls)
@@ -68,7 +61,7 @@ def sample(cls: type[Model], n: int, *, resource: str = "", parent: str = "") ->
         if field.name == "extra":
             continue
         wire = renames.get(field.name, field.name)
-        out[wire] = _value(hints[field.name], field, wire, n, f"{parent}{resource}")
+        out[wire] = _value(hints[field.name], field, wire, n, resource)
     if "id" in out:
         out["id"] = str(n)
     if "links" in out and resource:
@@ -77,12 +70,12 @@ def sample(cls: type[Model], n: int, *, resource: str = "", parent: str = "") ->
 
 
 def _value(t: Any, field: attrs.Attribute[Any] | None, name: str, n: int, owner: str) -> Any:
-    t = _strip_optional(t)
+    t = without_none(t)
     enum = field.metadata.get("enum") if field is not None else None
     if enum:
         return enum[n % len(enum)]
     if t is Link:
-        target = _LINK_TARGETS.get(name, _plural(name))
+        target = _LINK_TARGETS.get(name, plural(name))
         return {"links": {"self": f"/{target}/{1 + n % 3}"}}
     if t is bool:
         return n % 2 == 0
