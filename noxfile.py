@@ -9,6 +9,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests", "lint", "typecheck"]
 
 EXTRAS = ".[testing,redis,fastapi,cli,speedups]"
+RUFF = "ruff==0.17.6"  # one pin: lint, and the generator check in tests (it formats with ruff)
 TEST_DEPS = [
     "pytest>=8.2",
     "pytest-asyncio>=0.24",
@@ -16,9 +17,10 @@ TEST_DEPS = [
     "looptime>=0.2",
     "hypothesis>=6.100",
     "pyyaml>=6",
+    RUFF,
 ]
 BENCH_DEPS = ["pydantic>=2.7", "pyyaml>=6", "looptime>=0.2"]
-LINT_DEPS = ["ruff==0.17.6"]
+LINT_DEPS = [RUFF]
 TYPE_DEPS = ["mypy==2.4.1", "types-PyYAML", "nox"]
 
 

@@ -19,6 +19,7 @@ import json
 import keyword
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -596,7 +597,10 @@ def render_readme(text: str) -> str:
 def ruff(text: str, path: Path) -> str:
     """``text`` as ruff would format and fix it at ``path`` (the project's settings apply)."""
     exe = Path(sys.executable).with_name("ruff")
-    cmd = [str(exe) if exe.exists() else "ruff"]
+    found = str(exe) if exe.exists() else shutil.which("ruff")
+    if found is None:
+        raise SystemExit("ruff is not installed: pip install ruff==0.17.6 (the noxfile's pin)")
+    cmd = [found]
     for step in (["format"], ["check", "--fix", "--quiet", "--exit-non-zero-on-fix"]):
         done = subprocess.run(
             [*cmd, *step, "--stdin-filename", str(path), "-"],
