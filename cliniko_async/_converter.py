@@ -208,13 +208,21 @@ class _Never:
     """A class no JSON value has: fields of other types always go through their hook."""
 
 
+class _UtcIsoString:
+    """Marks datetime fields: a ``...Z`` string is parsed inline, anything else takes the hook."""
+
+
+_fromisoformat = dt.datetime.fromisoformat
+_UTC = dt.UTC
+
+
 def _model_hook(cls: type[Model]) -> Callable[[Any, Any], Model]:
     """Structure a model by walking the keys the response carries (the hot path).
 
     Cliniko's records are sparse, so only keys present and not null are converted and set;
     the fields left unset read as their defaults (see ``Model.__getattr__``). Values that
-    already have the right class (strings, booleans, ints) skip their hook. Keys the model
-    does not know go to ``extra``.
+    already have the right class (strings, booleans, ints) skip their hook, and Cliniko's own
+    datetime form (``...Z``) is parsed inline. Keys the model does not know go to ``extra``.
     """
     renames = cls.__renames__
     hints = typing.get_type_hints(cls)
@@ -224,10 +232,11 @@ def _model_hook(cls: type[Model]) -> Callable[[Any, Any], Model]:
             continue
         inner = without_none(hints[a.name])
         fast = inner if inner in _PASS_THROUGH else _Never
+        if inner is dt.datetime:
+            fast = _UtcIsoString
         slot = inspect.getattr_static(cls, a.name)  # the slot's descriptor: set it directly
         handler = converter.get_structure_hook(inner)
         table[renames.get(a.name, a.name)] = (slot.__set__, fast, handler, inner)
-    lookup = table.get
     id_from_link = "id" in table and "links" in table
 
     def hook(data: Any, _: Any) -> Model:
@@ -238,14 +247,26 @@ def _model_hook(cls: type[Model]) -> Callable[[Any, Any], Model]:
         obj = _new(cls)
         extra = None
         for key, value in data.items():
-            field = lookup(key)
-            if field is None:
+            try:
+                set_slot, fast, handler, t = table[key]
+            except KeyError:  # a key this model does not know (yet)
                 if extra is None:
                     extra = {}
                 extra[key] = value
-            elif value is not None:
-                set_slot, fast, handler, t = field
-                set_slot(obj, value if value.__class__ is fast else handler(value, t))
+                continue
+            if value is None:
+                continue
+            if value.__class__ is fast:
+                set_slot(obj, value)
+            elif (
+                fast is _UtcIsoString
+                and value.__class__ is str
+                and value
+                and (parsed := _fromisoformat(value)).tzinfo is _UTC
+            ):
+                set_slot(obj, parsed)
+            else:
+                set_slot(obj, handler(value, t))
         if extra is not None:
             _setattr(obj, "extra", Extra(extra))
         if id_from_link and data.get("id") is None:  # no id: take it from links.self

@@ -97,6 +97,25 @@ def test_request_bodies() -> None:
     assert PatientInput().email is UNSET
 
 
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        ("2026-01-02T03:04:05Z", dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
+        ("2026-01-02T03:04:05.250Z", dt.datetime(2026, 1, 2, 3, 4, 5, 250000, tzinfo=dt.UTC)),
+        ("2026-01-02T03:04:05+00:00", dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
+        ("2026-01-02T13:04:05+10:00", dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
+        ("2026-01-02T03:04:05", dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
+        ("2026-01-02", dt.datetime(2026, 1, 2, tzinfo=dt.UTC)),
+        ("", None),
+    ],
+)
+def test_datetimes_arrive_aware_utc(sent: str, expected: dt.datetime | None) -> None:
+    """Every form a datetime field may carry (the ``...Z`` one takes the inline fast path)."""
+    value = structure({"created_at": sent}, Patient).created_at
+    assert value == expected
+    assert value is None or value.tzinfo is dt.UTC
+
+
 def test_decimal_exact() -> None:
     from cliniko_async._converter import converter
 
