@@ -31,6 +31,7 @@ from ..resources import RESOURCES
 from ..resources._upload import UploadOp
 from ._data import Dataset, generate, iso
 from ._records import plural, sample
+from ._transport import DroppedConnection, FakeTransport
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -123,10 +124,6 @@ class Faults:
 
     def __attrs_post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-
-
-class DroppedConnection(Exception):
-    """Raised inside the app to make the transport drop the connection."""
 
 
 @attrs.define
@@ -236,11 +233,9 @@ class FakeCliniko:
             self._stats[api_key] = KeyStats(period, self.window)
         return self._stats[api_key]
 
-    def transport(self) -> Any:
+    def transport(self) -> FakeTransport:
         """An httpx transport that calls the app in-process (drops become httpx errors)."""
-        from ._transport import FakeTransport
-
-        return FakeTransport(self)
+        return FakeTransport(self.app)
 
     # -- request handling -----------------------------------------------------------------
     def _json(self, status: int, body: Any, **headers: str) -> Response:

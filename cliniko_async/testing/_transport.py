@@ -1,22 +1,21 @@
-"""In-process httpx transport for the fake Cliniko."""
+"""In-process httpx transport for the fake Cliniko, and the signal the app raises to drop."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import httpx
 
-from ._app import DroppedConnection
 
-if TYPE_CHECKING:
-    from ._app import FakeCliniko
+class DroppedConnection(Exception):
+    """Raised inside the app to make the transport drop the connection."""
 
 
 class FakeTransport(httpx.AsyncBaseTransport):
-    """Calls the fake in-process; an injected drop raises ``httpx.RemoteProtocolError``."""
+    """Calls an ASGI app in-process; an injected drop raises ``httpx.RemoteProtocolError``."""
 
-    def __init__(self, fake: FakeCliniko) -> None:
-        self._asgi = httpx.ASGITransport(app=fake.app)
+    def __init__(self, app: Any) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
