@@ -6,9 +6,12 @@ The rule is the in-memory limiter's: a request holds one of ``limit`` slots from
 until ``period`` after its response came back. Slots are leases in a sorted set per key,
 scored by their expiry on the Redis server's clock (``TIME``), so the hosts' clocks do not
 matter. An admitted lease first expires ``period + max_in_flight`` later (so a process killed
-mid-request frees its slots by itself) and is moved to ``response + period`` on release. A 429
-seen by any process pauses the key for all of them. Keys are named by a hash of the API key,
-never the key, and expire, so nothing accumulates.
+mid-request frees its slots by itself) and is moved to ``response + period`` on release. The
+leaky bucket is kept there too, as the time it next empties (GCRA): it leaks ``limit / period``
+per second and holds ``burst`` (default ``limit``). A 429 seen by any process pauses the key for
+all of them and marks the bucket full, so after the pause every process together is metered
+back in at the sustainable rate instead of rushing the reset. Keys are named by a hash of the
+API key, never the key, and expire, so nothing accumulates.
 
 When Redis cannot be reached, ``on_unavailable="fail"`` (the default) raises
 :class:`LimiterUnavailableError`; ``"local"`` falls back to an in-process limiter at
@@ -42,21 +45,29 @@ ACQUIRE = (
     _NOW
     + """
 local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
-if pause > now then return {0, pause - now} end
+if pause > now then return {0, pause - now, 1} end
 local limit, hold = tonumber(ARGV[1]), tonumber(ARGV[2])
+local interval, burst = tonumber(ARGV[6]), tonumber(ARGV[7])
+-- The bucket, kept as the time it will be empty: a request fits while it holds < burst.
+local empty_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))
+local early = empty_at - now - (burst - 1) * interval
+if early > 0 then return {0, math.ceil(early), 0} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now + hold, ARGV[3])
   if redis.call('PTTL', KEYS[1]) < hold + 1000 then
     redis.call('PEXPIRE', KEYS[1], hold + 1000)
   end
-  return {1, 0}
+  empty_at = empty_at + interval
+  local ttl = math.ceil(empty_at - now) + 1000
+  redis.call('SET', KEYS[3], string.format('%.3f', empty_at), 'PX', ttl)
+  return {1, 0, 0}
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = tonumber(first[2]) - now
 -- The earliest lease is still in flight: its real expiry is not known yet, so poll.
 if wait > tonumber(ARGV[4]) then wait = tonumber(ARGV[5]) end
-return {0, math.max(1, wait)}
+return {0, math.max(1, wait), 0}
 """
 )
 RELEASE = (
@@ -78,6 +89,11 @@ PAUSE = (
 local until_ = now + tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if until_ > current then redis.call('SET', KEYS[1], until_, 'PX', tonumber(ARGV[1]) + 1000) end
+-- Someone else is spending this key: mark the bucket full as of now.
+local full = now + tonumber(ARGV[2]) * tonumber(ARGV[3])
+if full > tonumber(redis.call('GET', KEYS[2]) or '0') then
+  redis.call('SET', KEYS[2], string.format('%.3f', full), 'PX', math.ceil(full - now) + 1000)
+end
 return until_ - now
 """
 )
@@ -109,9 +125,13 @@ class RedisLimiter:
         self._backend = backend
         self._slots_key = f"{backend.prefix}:{fingerprint}:slots"
         self._pause_key = f"{backend.prefix}:{fingerprint}:pause"
+        self._bucket_key = f"{backend.prefix}:{fingerprint}:bucket"
         self._period_ms = int(rate_limit.period * 1000)
         self._hold_ms = self._period_ms + int(backend.max_in_flight * 1000)
         self._poll_ms = max(20, self._period_ms // 50)
+        self._interval_ms = self._period_ms / rate_limit.requests  # the bucket leaks one each
+        self._burst = rate_limit.burst or rate_limit.requests
+        self._resume_at = 0.0  # loop time: the last pause this process saw (for paused_for)
         self._fallback: LocalLimiter | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -146,14 +166,16 @@ class RedisLimiter:
         while True:
             lease_id = uuid.uuid4().hex
             try:
-                admitted, wait_ms = await scripts["acquire"](
-                    keys=[self._slots_key, self._pause_key],
+                admitted, wait_ms, paused = await scripts["acquire"](
+                    keys=[self._slots_key, self._pause_key, self._bucket_key],
                     args=[
                         self.rate_limit.requests,
                         self._hold_ms,
                         lease_id,
                         self._period_ms,
                         self._poll_ms,
+                        self._interval_ms,
+                        self._burst,
                     ],
                 )
             except _UNAVAILABLE as exc:
@@ -161,6 +183,8 @@ class RedisLimiter:
                 return await self._local().acquire()
             if admitted:
                 return _Lease(self, lease_id)
+            if paused:  # another process's 429: remember it for paused_for()
+                self._note_pause(int(wait_ms) / 1000)
             # Sleep until the earliest lease frees, plus a little jitter against lockstep.
             await asyncio.sleep(int(wait_ms) / 1000 + random.uniform(0, 0.01))
 
@@ -173,6 +197,7 @@ class RedisLimiter:
             log.warning("Redis unreachable: lease expires by itself after period + max_in_flight")
 
     def pause(self, seconds: float) -> None:
+        self._note_pause(seconds)
         self._spawn(self._pause(seconds))
         if self._fallback is not None:
             self._fallback.pause(seconds)
@@ -180,13 +205,19 @@ class RedisLimiter:
     async def _pause(self, seconds: float) -> None:
         try:
             await self._backend._scripts()["pause"](
-                keys=[self._pause_key], args=[max(1, int(seconds * 1000))]
+                keys=[self._pause_key, self._bucket_key],
+                args=[max(1, int(seconds * 1000)), self._burst, self._interval_ms],
             )
         except _UNAVAILABLE:
             self._local().pause(seconds)
 
+    def _note_pause(self, seconds: float) -> None:
+        now = asyncio.get_running_loop().time()
+        self._resume_at = max(self._resume_at, now + seconds)
+
     def paused_for(self) -> float:
-        return self._fallback.paused_for() if self._fallback is not None else 0.0
+        """Seconds left in the pause this process last saw (its own 429s and other processes')."""
+        return max(0.0, self._resume_at - asyncio.get_running_loop().time())
 
 
 class RedisLimiterBackend:

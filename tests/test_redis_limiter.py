@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 
@@ -120,3 +121,49 @@ async def test_unreachable_redis_fails_closed_or_falls_back() -> None:
         p.release()
     await failing.aclose()
     await local.aclose()
+
+
+async def test_burst_is_kept_across_processes(
+    backends: tuple[RedisLimiterBackend, RedisLimiterBackend],
+) -> None:
+    """RateLimit.burst holds for every process together: 2 at once, then one per 250 ms."""
+    a, b = backends
+    rl = RateLimit(8, 2.0, burst=2)
+    limiters = [a.limiter_for("fp-burst", rl), b.limiter_for("fp-burst", rl)]
+    start = time.monotonic()
+
+    async def admitted_at(i: int) -> float:
+        await limiters[i % 2].acquire()
+        return time.monotonic() - start
+
+    times = sorted(await asyncio.gather(*(admitted_at(i) for i in range(6))))
+    assert times[1] < 0.2  # the burst
+    assert times[5] >= 0.95  # the other 4 leaked in at 4 per second
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times[1:])]
+    assert min(gaps) >= 0.2, gaps
+
+
+async def test_after_a_pause_every_process_is_metered_back_in(
+    backends: tuple[RedisLimiterBackend, RedisLimiterBackend],
+) -> None:
+    """A 429 marks the shared bucket full: at the reset only what leaked goes at once."""
+    a, b = backends
+    rl = RateLimit(20, 2.0)  # leaks 10 per second (a 1 s pause: 10); 20 slots for 20 requests
+    limiters = [a.limiter_for("fp-herd", rl), b.limiter_for("fp-herd", rl)]
+    limiters[0].pause(1.0)
+    await asyncio.sleep(0.05)
+    assert 0.5 < limiters[0].paused_for() <= 1.0
+    start = time.monotonic()
+
+    async def admitted_at(i: int) -> float:
+        await limiters[i % 2].acquire()
+        return time.monotonic() - start
+
+    tasks = [asyncio.ensure_future(admitted_at(i)) for i in range(20)]
+    await asyncio.sleep(0.1)
+    assert limiters[1].paused_for() > 0.4  # the other process learnt of the pause from Redis
+    times = sorted(await asyncio.gather(*tasks))
+    assert times[0] >= 0.9  # nobody before the reset
+    assert limiters[1].paused_for() == 0.0
+    assert sum(t < times[0] + 0.15 for t in times) <= 12  # ~10 leaked during the pause
+    assert times[-1] >= times[0] + 0.8  # the other ~10 at 10 per second
