@@ -395,10 +395,30 @@ def _split_body(op: _Op, args: tuple[Any, ...]) -> tuple[tuple[PathId, ...], obj
 # Descriptors
 
 
-class ListOp(_Op, Generic[M]):
-    """A paginated ``GET`` list."""
+class _QueryOp(_Op, Generic[M]):
+    """A ``GET`` that takes query parameters: filters (``q[]``) and named parameters."""
 
     method = "GET"
+
+    def __init__(
+        self,
+        path: str,
+        model: type[M],
+        *,
+        filters: Mapping[str, FilterType] | None = None,
+        params: tuple[str, ...] = (),
+        required_params: tuple[str, ...] = (),
+        deprecated: str | None = None,
+    ) -> None:
+        super().__init__(path, deprecated=deprecated)
+        self.model: type[M] = model
+        self.filters: Mapping[str, FilterType] = dict(filters or {})
+        self.params = params
+        self.required_params = required_params
+
+
+class ListOp(_QueryOp[M]):
+    """A paginated ``GET`` list."""
 
     def __init__(
         self,
@@ -411,12 +431,15 @@ class ListOp(_Op, Generic[M]):
         required_params: tuple[str, ...] = (),
         deprecated: str | None = None,
     ) -> None:
-        super().__init__(path, deprecated=deprecated)
-        self.required_params = required_params
+        super().__init__(
+            path,
+            model,
+            filters=filters,
+            params=params,
+            required_params=required_params,
+            deprecated=deprecated,
+        )
         self.key = key
-        self.model: type[M] = model
-        self.filters: Mapping[str, FilterType] = dict(filters or {})
-        self.params = params
 
     @overload
     def __get__(self, obj: None, owner: type) -> Self: ...
@@ -432,26 +455,8 @@ class ListOp(_Op, Generic[M]):
         return SyncList[M](self, obj._host)
 
 
-class GetOp(_Op, Generic[M]):
+class GetOp(_QueryOp[M]):
     """A ``GET`` of one object (a record, settings, conflicts, ...)."""
-
-    method = "GET"
-
-    def __init__(
-        self,
-        path: str,
-        model: type[M],
-        *,
-        filters: Mapping[str, FilterType] | None = None,
-        params: tuple[str, ...] = (),
-        required_params: tuple[str, ...] = (),
-        deprecated: str | None = None,
-    ) -> None:
-        super().__init__(path, deprecated=deprecated)
-        self.required_params = required_params
-        self.model: type[M] = model
-        self.filters: Mapping[str, FilterType] = dict(filters or {})
-        self.params = params
 
     @overload
     def __get__(self, obj: None, owner: type) -> Self: ...
@@ -482,30 +487,27 @@ class _SendOp(_Op, Generic[R]):
         return SyncSend[R](self, obj._host)
 
 
-class CreateOp(_SendOp[M]):
+class _RecordSendOp(_SendOp[M]):
+    """A request with a body that answers with the record."""
+
+    def __init__(
+        self, path: str, model: type[M], body: BodyType | None, *, deprecated: str | None = None
+    ) -> None:
+        super().__init__(path, deprecated=deprecated)
+        self.model: type[M] = model
+        self.body = body
+
+
+class CreateOp(_RecordSendOp[M]):
     """``POST`` a new record: ``create(*parent_ids, body)`` -> the record."""
 
     method = "POST"
 
-    def __init__(
-        self, path: str, model: type[M], body: BodyType | None, *, deprecated: str | None = None
-    ) -> None:
-        super().__init__(path, deprecated=deprecated)
-        self.model: type[M] = model
-        self.body = body
 
-
-class UpdateOp(_SendOp[M]):
+class UpdateOp(_RecordSendOp[M]):
     """``PATCH`` a record: ``update(id, body)`` -> the record. Only fields set are sent."""
 
     method = "PATCH"
-
-    def __init__(
-        self, path: str, model: type[M], body: BodyType | None, *, deprecated: str | None = None
-    ) -> None:
-        super().__init__(path, deprecated=deprecated)
-        self.model: type[M] = model
-        self.body = body
 
 
 class ActionOp(_SendOp[R]):
