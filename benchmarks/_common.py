@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 def result(target: str, line: str, met: bool) -> None:
@@ -47,11 +47,12 @@ def fake_in_subprocess(
         proc.wait(10)
 
 
-def best_of(runs: int, fn: object) -> float:
-    """The best (lowest) of ``runs`` timings of ``fn()`` (seconds)."""
+def best_of(fn: Callable[[], object], repeat: int = 7, number: int = 50) -> float:
+    """Seconds per call of ``fn()``: the best of ``repeat`` runs of ``number`` calls."""
     best = float("inf")
-    for _ in range(runs):
+    for _ in range(repeat):
         start = time.perf_counter()
-        fn()  # type: ignore[operator]
-        best = min(best, time.perf_counter() - start)
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
     return best

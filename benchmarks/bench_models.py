@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import types
 import typing
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +25,7 @@ from cliniko_async._types import Link
 from cliniko_async.models import Patient
 from cliniko_async.testing import FakeCliniko
 
-from ._common import result
+from ._common import best_of, result
 
 _MIRRORS: dict[Any, Any] = {}
 
@@ -68,16 +66,6 @@ def mirror(t: Any) -> Any:
     if t in (str, int, bool, dt.datetime, dt.date, dt.time, Decimal, type(None)):
         return t
     return Any
-
-
-def best_of(fn: Callable[[], object], repeat: int = 7, number: int = 50) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - start) / number)
-    return best
 
 
 def page_bytes() -> bytes:
