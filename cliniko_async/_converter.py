@@ -203,78 +203,173 @@ converter.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_hook)
 #: Field types whose values usually arrive as they are: a class check skips the hook call.
 _PASS_THROUGH = (str, bool, int)
 
-
-class _Never:
-    """A class no JSON value has: fields of other types always go through their hook."""
-
-
-class _UtcIsoString:
-    """Marks datetime fields: a ``...Z`` string is parsed inline, anything else takes the hook."""
-
-
 _fromisoformat = dt.datetime.fromisoformat
+_fromisodate = dt.date.fromisoformat
 _UTC = dt.UTC
+_link_url = inspect.getattr_static(Link, "url").__set__
 
 
-def _model_hook(cls: type[Model]) -> Callable[[Any, Any], Model]:
-    """Structure a model by walking the keys the response carries (the hot path).
+def _model_hook(cls: type[Model]) -> Callable[..., Model]:
+    """The structure function of one model class, generated on first use (the hot path).
 
-    Cliniko's records are sparse, so only keys present and not null are converted and set;
-    the fields left unset read as their defaults (see ``Model.__getattr__``). Values that
-    already have the right class (strings, booleans, ints) skip their hook, and Cliniko's own
-    datetime form (``...Z``) is parsed inline. Keys the model does not know go to ``extra``.
+    Cliniko's records are large and mostly full, so the function is straight-line code with
+    one ``dict.get`` per field (no loop over a table, no per-field ``try``), values that
+    already have the right class (strings, booleans, ints) kept as they are, Cliniko's own
+    ``...Z`` datetimes, ``YYYY-MM-DD`` dates and ``{"links": {"self": url}}`` references
+    converted inline, and nested models calling each other's generated functions. Fields the
+    response does not carry, or carries as null, are left unset: they read as their defaults
+    (see ``Model.__getattr__``). Missing keys are counted, so unknown keys (kept in ``extra``)
+    are looked for only when the counts say there are some.
     """
-    renames = cls.__renames__
-    hints = typing.get_type_hints(cls)
-    table: dict[str, tuple[Callable[[Any, Any], None], type, Callable[[Any, Any], Any], Any]] = {}
-    for a in attrs.fields(cls):
-        if a.name == "extra":
-            continue
-        inner = without_none(hints[a.name])
-        fast = inner if inner in _PASS_THROUGH else _Never
-        if inner is dt.datetime:
-            fast = _UtcIsoString
-        slot = inspect.getattr_static(cls, a.name)  # the slot's descriptor: set it directly
-        handler = converter.get_structure_hook(inner)
-        table[renames.get(a.name, a.name)] = (slot.__set__, fast, handler, inner)
-    id_from_link = "id" in table and "links" in table
+    return _ModelCode(cls).build()
 
-    def hook(data: Any, _: Any) -> Model:
-        if data.__class__ is not dict and not isinstance(data, Mapping):
-            raise ModelDecodeError(
-                f"expected an object for {cls.__name__}, got {type(data).__name__}"
+
+def _builder(cls: type[Model]) -> type[Model]:
+    """A twin of a frozen model that plain assignments can fill (then it becomes ``cls``).
+
+    Same slots and layout (no slots of its own), ``object``'s ``__setattr__`` and
+    ``__delattr__``: ``obj.name = value`` on it is the interpreter's fast slot store, several
+    times cheaper than calling the slot descriptor. The structure function builds an instance,
+    fills it and assigns ``__class__ = cls``; a twin instance never escapes.
+    """
+    namespace = {
+        "__slots__": (),
+        "__setattr__": object.__setattr__,
+        "__delattr__": object.__delattr__,
+        "__module__": cls.__module__,
+        "__qualname__": f"{cls.__qualname__}._Builder",
+    }
+    return type(f"{cls.__name__}Builder", (cls,), namespace)
+
+
+class _ModelCode:
+    """The source of one model's structure function and the names it refers to."""
+
+    def __init__(self, cls: type[Model]) -> None:
+        self.cls = cls
+        self.names: dict[str, Any] = {
+            "_cls": cls,
+            "_new": _new,
+            "_Mapping": Mapping,
+            "_Error": ModelDecodeError,
+            "_Extra": Extra,
+            "_Link": Link,
+            "_link_url": _link_url,
+            "_Builder": _builder(cls),
+            "_iso_dt": _fromisoformat,
+            "_iso_date": _fromisodate,
+            "_UTC": _UTC,
+        }
+        self.lines: list[str] = []
+
+    def ref(self, prefix: str, i: int, value: Any) -> str:
+        name = f"_{prefix}{i}"
+        self.names[name] = value
+        return name
+
+    def convert(self, i: int, inner: Any) -> str:
+        """An expression turning the local ``v`` (not None) into the field's value."""
+        t = self.ref("t", i, inner)
+        if (isinstance(inner, type) and issubclass(inner, Model)) or _is_tagged_union(inner):
+            return f"{self.ref('m', i, _nested_hook(inner))}(v)"
+        if _is_homogeneous_tuple(inner) and _is_model_type(typing.get_args(inner)[0]):
+            item = self.ref("m", i, _nested_hook(typing.get_args(inner)[0]))
+            slow = self.ref("h", i, converter.get_structure_hook(inner))
+            return f"tuple(map({item}, v)) if v.__class__ is list else {slow}(v, {t})"
+        h = self.ref("h", i, converter.get_structure_hook(inner))
+        if inner in _PASS_THROUGH:
+            return f"v if v.__class__ is {t} else {h}(v, {t})"
+        if inner is dt.datetime:  # "...Z": parsed inline; other forms and "" take the hook
+            return (
+                f"p if v.__class__ is str and v and (p := _iso_dt(v)).tzinfo is _UTC "
+                f"else {h}(v, {t})"
             )
-        obj = _new(cls)
-        extra = None
-        for key, value in data.items():
-            try:
-                set_slot, fast, handler, t = table[key]
-            except KeyError:  # a key this model does not know (yet)
-                if extra is None:
-                    extra = {}
-                extra[key] = value
-                continue
-            if value is None:
-                continue
-            if value.__class__ is fast:
-                set_slot(obj, value)
-            elif (
-                fast is _UtcIsoString
-                and value.__class__ is str
-                and value
-                and (parsed := _fromisoformat(value)).tzinfo is _UTC
-            ):
-                set_slot(obj, parsed)
-            else:
-                set_slot(obj, handler(value, t))
-        if extra is not None:
-            _setattr(obj, "extra", Extra(extra))
-        if id_from_link and data.get("id") is None:  # no id: take it from links.self
-            own = getattr(obj, "links", None)
-            if own.__class__ is Link and own.id is not None:
-                _setattr(obj, "id", own.id)
-        return obj
+        if inner is dt.date:
+            return f"_iso_date(v) if v.__class__ is str and len(v) == 10 else {h}(v, {t})"
+        return f"{h}(v, {t})"
 
+    def field(self, i: int, name: str, wire: str, inner: Any) -> None:
+        key = repr(wire)
+        emit = self.lines.append
+        emit(f"    v = get({key})")
+        emit("    if v is not None:")
+        if inner is Link:  # {"links": {"self": url}} (a record's own link: {"self": url})
+            h = self.ref("h", i, converter.get_structure_hook(Link))
+            emit("        if v.__class__ is dict and (u := v.get('links', v)).__class__ is dict \\")
+            emit("                and (u := u.get('self')).__class__ is str:")
+            emit("            link = _new(_Link)")
+            emit("            _link_url(link, u)")
+            emit(f"            obj.{name} = link")
+            emit("        else:")
+            emit(f"            obj.{name} = {h}(v, _Link)")
+        else:
+            emit(f"        obj.{name} = {self.convert(i, inner)}")
+        emit(f"    elif {key} not in data:")
+        emit("        missing += 1")
+
+    def build(self) -> Callable[..., Model]:
+        cls = self.cls
+        renames = cls.__renames__
+        hints = typing.get_type_hints(cls)
+        emit = self.lines.append
+        emit("def structure(data, _=None):")
+        emit("    if data.__class__ is not dict:")
+        emit("        if not isinstance(data, _Mapping):")
+        emit("            raise _Error(")
+        emit(
+            f"                f'expected an object for {cls.__name__}, got {{type(data).__name__}}'"
+        )
+        emit("            )")
+        emit("        data = dict(data)")
+        emit("    obj = _new(_Builder)")
+        emit("    get = data.get")
+        emit("    missing = 0")
+        wires: list[str] = []
+        for i, a in enumerate(attrs.fields(cls)):
+            if a.name == "extra":
+                continue
+            wire = renames.get(a.name, a.name)
+            wires.append(wire)
+            self.field(i, a.name, wire, without_none(hints[a.name]))
+        self.names["_known"] = frozenset(wires)
+        emit(f"    if len(data) + missing != {len(wires)}:  # keys this model does not know (yet)")
+        emit("        extra = {k: x for k, x in data.items() if k not in _known}")
+        emit("        if extra:")
+        emit("            obj.extra = _Extra(extra)")
+        if "id" in wires and "links" in wires:  # no id: take it from links.self
+            emit("    if get('id') is None:")
+            emit("        own = getattr(obj, 'links', None)")
+            emit("        if own.__class__ is _Link and own.id is not None:")
+            emit("            obj.id = own.id")
+        emit("    obj.__class__ = _cls  # done: the frozen model from here on")
+        emit("    return obj")
+        source = "\n".join(self.lines) + "\n"
+        code = compile(source, f"<cliniko_async structure {cls.__qualname__}>", "exec")
+        exec(code, self.names)  # noqa: S102 - our own generated source
+        fn: Callable[..., Model] = self.names["structure"]
+        fn.__qualname__ = f"structure_{cls.__name__}"
+        return fn
+
+
+def _is_model_type(t: Any) -> bool:
+    return (isinstance(t, type) and issubclass(t, Model)) or _is_tagged_union(t)
+
+
+_BUILDING: set[Any] = set()
+
+
+def _nested_hook(t: Any) -> Callable[..., Any]:
+    """The one-argument structure function of a nested model (or tagged union).
+
+    A model that (indirectly) contains itself gets a call that looks its hook up when it runs.
+    """
+    if t in _BUILDING:
+        return lambda v, _=None: converter.get_structure_hook(t)(v, t)
+    _BUILDING.add(t)
+    try:
+        hook: Callable[..., Any] = converter.get_structure_hook(t)
+    finally:
+        _BUILDING.discard(t)
     return hook
 
 
@@ -290,13 +385,16 @@ def _is_tagged_union(t: Any) -> bool:
         return False
 
 
-def _tagged_union_hook(t: Any) -> Callable[[Any, Any], Model]:
+def _tagged_union_hook(t: Any) -> Callable[..., Model]:
     """Pick the member by its tag (``type``); an unknown tag falls back to the first member."""
     tag, variants = TAGGED_UNIONS[t]
     hooks = {value: (converter.get_structure_hook(cls), cls) for value, cls in variants.items()}
     fallback = next(iter(hooks.values()))
 
-    def hook(data: Any, _: Any) -> Model:
+    def hook(data: Any, _: Any = None) -> Model:
+        if data.__class__ is dict and (value := data.get(tag)).__class__ is str:
+            handler, cls = hooks.get(value, fallback)
+            return handler(data, cls)  # type: ignore[no-any-return]
         if not isinstance(data, Mapping):
             raise ModelDecodeError(f"expected an object, got {type(data).__name__}")
         handler, cls = hooks.get(str(data.get(tag)), fallback)

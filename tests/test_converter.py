@@ -209,3 +209,97 @@ def test_sparse_records_read_defaults_and_behave_like_constructed_ones() -> None
     assert not hasattr(sparse, "no_such_field")
     with pytest.raises(AttributeError, match="no_such_field"):
         sparse.no_such_field  # type: ignore[attr-defined]  # noqa: B018
+
+
+#: A full record, shaped like the documented patient (nested models, tagged unions, links).
+FULL: dict[str, Any] = {
+    **PATIENT,
+    "id": "1",
+    "address_1": "1 Smith Street",
+    "archived_at": None,
+    "deleted_at": None,
+    "custom_fields": {
+        "sections": [
+            {
+                "name": "Insurance coverage",
+                "token": "s1",
+                "fields": [
+                    {
+                        "name": "Provider",
+                        "type": "radiobuttons",
+                        "other": {"enabled": True},
+                        "token": "f1",
+                        "options": [
+                            {"name": "Great Insurance", "token": "o1"},
+                            {"name": "Super Insurance", "token": "o2", "selected": True},
+                        ],
+                    },
+                    {"name": "Policy number", "type": "text", "token": "f2", "value": "ABC-1"},
+                ],
+            }
+        ]
+    },
+    "pronouns": {"nominative": "she", "accusative": "her"},
+    "invoices": {"links": {"self": "https://api.au1.cliniko.com/v1/patients/1/invoices"}},
+    "links": {"self": "https://api.au1.cliniko.com/v1/patients/1"},
+}
+
+
+def test_full_record_equals_the_constructed_model_with_exact_classes() -> None:
+    """The generated structure functions give the public frozen classes, never their twins."""
+    import attrs
+
+    from cliniko_async.models import (
+        PatientCustomFieldRadiobuttons,
+        PatientCustomFieldRadiobuttonsOption,
+        PatientCustomFields,
+        PatientCustomFieldText,
+        PatientPronouns,
+        PhoneNumber,
+    )
+
+    p = structure(FULL, Patient)
+    assert type(p) is Patient
+    assert p.id == 1 and p.address_1 == "1 Smith Street" and p.archived_at is None
+    assert type(p.pronouns) is PatientPronouns and p.pronouns.nominative == "she"
+    assert p.patient_phone_numbers == (PhoneNumber(number="0400 000 000", phone_type="Mobile"),)
+    assert type(p.patient_phone_numbers[0]) is PhoneNumber
+    assert type(p.custom_fields) is PatientCustomFields
+    assert p.custom_fields.sections is not None
+    radio, text = p.custom_fields.sections[0].fields or ()
+    assert type(radio) is PatientCustomFieldRadiobuttons and type(text) is PatientCustomFieldText
+    assert (
+        radio.options is not None and type(radio.options[1]) is PatientCustomFieldRadiobuttonsOption
+    )
+    assert radio.options[1].selected is True and radio.options[0].selected is None
+    assert radio.other is not None and radio.other.enabled is True
+    assert text.value == "ABC-1"
+    assert type(p.invoices) is Link and type(p.links) is Link and p.links.id == 1
+    expected = Patient(
+        **{
+            a.name: getattr(p, a.name)
+            for a in attrs.fields(Patient)
+            if getattr(p, a.name) is not None and a.name != "extra"
+        }
+    )
+    assert p == expected and hash(p) == hash(expected) and repr(p) == repr(expected)
+    for obj in (p, p.pronouns, radio, radio.options[0]):
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            obj.extra = {}  # type: ignore[misc]
+
+
+def test_structure_accepts_any_mapping_and_keeps_unknown_keys_beside_nulls() -> None:
+    import types
+
+    record = {**FULL, "merged_at": None, "brand_new": 1}
+    del record["first_name"]  # missing and null known keys, plus one unknown key
+    p = structure(types.MappingProxyType(record), Patient)
+    assert p.extra == {"brand_new": 1} and p.first_name is None and p.last_name == "Lovelace"
+    nested = structure({**FULL, "pronouns": {"nominative": "he", "new_case": "x"}}, Patient)
+    assert nested.pronouns is not None and nested.pronouns.extra == {"new_case": "x"}
+    from cliniko_async._converter import converter
+    from cliniko_async.models import PatientCustomField, PatientCustomFieldText
+
+    hook = converter.get_structure_hook(PatientCustomField)
+    assert type(hook({"type": "text", "value": "v"}, None)) is PatientCustomFieldText
+    assert type(hook({"type": 3, "name": "n"}, None)) is PatientCustomFieldText  # the fallback
