@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -9,6 +10,25 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
+from cliniko_async import _limiter
+
+
+def _running_loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_budgets(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Each test starts with no key budgets in the process (they are process-wide and the tests
+    reuse keys); tests in virtual time (looptime) give the budgets the loop's virtual clock."""
+    _limiter.forget_all_limiters()
+    if request.node.get_closest_marker("looptime") is not None:
+        monkeypatch.setattr(_limiter, "default_clock", _running_loop_time)
+    yield
+    _limiter.forget_all_limiters()
 
 
 def free_port() -> int:

@@ -185,7 +185,7 @@ async def test_reset_far_in_the_future_raises_rate_limit_error_with_reset_time()
 
 async def test_cancelled_waiter_leaks_no_capacity_and_no_task() -> None:
     loop = asyncio.get_running_loop()
-    limiter = LocalLimiter(RateLimit(2, 10.0), loop)
+    limiter = LocalLimiter(RateLimit(2, 10.0), clock=loop.time)
     p1, p2 = await limiter.acquire(), await limiter.acquire()
     waiter = asyncio.ensure_future(limiter.acquire())
     await asyncio.sleep(1.0)

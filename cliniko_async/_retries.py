@@ -1,0 +1,118 @@
+"""Retry timing as small functions: backoff with jitter, and how long a 429 pauses the key."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import math
+import random
+import time
+from typing import Final
+
+import attrs
+import httpx
+
+__all__ = ["MAX_KEY_PAUSE", "RateLimitDelay", "backoff", "rate_limit_delay"]
+
+#: The longest a 429 pauses a key, whatever the headers say (a reset an hour ahead is nonsense).
+MAX_KEY_PAUSE: Final = 3600.0
+#: Slack on a reset read against the local clock (no usable ``Date``): one period plus this.
+LOCAL_CLOCK_SLACK: Final = 5.0
+_PLAUSIBLE_EPOCH: Final = (1e9, 1e11)  # unix seconds between 2001 and 5138
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: ``base * 2**attempt``, capped, scaled by U(0.5, 1)."""
+    return float(min(cap, base * 2 ** min(attempt, 32))) * random.uniform(0.5, 1)
+
+
+@attrs.frozen
+class RateLimitDelay:
+    """How long a 429 pauses the key; ``reset_at`` is when (UTC), ``trusted`` whether the
+    headers said so (``False``: a short jittered fallback pause)."""
+
+    seconds: float
+    reset_at: dt.datetime
+    trusted: bool
+
+
+def _parse_http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    try:
+        return float(parsed.timestamp())
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _until(
+    target: float, server_now: float | None, local_now: float, period: float
+) -> float | None:
+    """Seconds until the absolute time ``target``, or None when the headers make no sense.
+
+    Against the response's ``Date`` (immune to local clock skew) when that gives at most a
+    period (plus slack); else against the local clock when that does (the ``Date`` is skewed);
+    else a longer wait that ``Date`` gives (capped at an hour); a target in the past on both
+    clocks, or far ahead of the local clock without a ``Date``: None.
+    """
+    bound = period + LOCAL_CLOCK_SLACK
+    by_server = target - server_now if server_now is not None else None
+    if by_server is not None and 0 < by_server <= bound:
+        return by_server
+    by_local = target - local_now
+    if 0 < by_local <= bound:
+        return by_local
+    if by_server is not None and by_server > bound:
+        return min(by_server, MAX_KEY_PAUSE)
+    return None
+
+
+def rate_limit_delay(
+    headers: httpx.Headers, *, period: float, attempt: int, fallback_cap: float
+) -> RateLimitDelay:
+    """How long the key pauses after a 429 with these headers.
+
+    ``X-RateLimit-Reset`` (unix seconds) is turned into a delay with the response's ``Date``
+    (so the local clock's skew does not matter); without a usable ``Date`` the local clock is
+    used, bounded by the period. ``Retry-After`` (seconds, or an HTTP date) is the second
+    source. A reset in the past, a skewed ``Date`` or no usable header: a short, bounded,
+    jittered pause (backoff on ``attempt``, at most ``fallback_cap``) for the whole key.
+    """
+    local_now = time.time()
+    server_now = _parse_http_date(headers.get("date"))
+    wait: float | None = None
+    at: float | None = None  # when Cliniko said, on its own clock, if it said an absolute time
+    reset = _number(headers.get("x-ratelimit-reset"))
+    if reset is not None and _PLAUSIBLE_EPOCH[0] < reset < _PLAUSIBLE_EPOCH[1]:
+        wait, at = _until(reset, server_now, local_now, period), reset
+    if wait is None:
+        retry_after = headers.get("retry-after")
+        seconds = _number(retry_after)
+        if seconds is not None:
+            wait, at = (min(seconds, MAX_KEY_PAUSE) if seconds > 0 else None), None
+        elif retry_after is not None and (when := _parse_http_date(retry_after)) is not None:
+            wait, at = _until(when, server_now, local_now, period), when
+    if wait is None:
+        wait = backoff(attempt, 0.5, min(fallback_cap, period))
+        return RateLimitDelay(wait, _utc(local_now + wait), trusted=False)
+    return RateLimitDelay(wait, _utc(at if at is not None else local_now + wait), trusted=True)
+
+
+def _utc(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC)
