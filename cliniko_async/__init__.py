@@ -1,33 +1,47 @@
-"""cliniko_async: an asyncio-native, typed client for the Cliniko API."""
+"""cliniko_async: an asyncio-native, typed client for the Cliniko API.
 
-from ._accounts import ClinikoAccounts
-from ._client import Cliniko
-from ._converter import structure, unstructure
-from ._filters import Filter, FilterType, q
-from ._limiter import RateLimit
-from ._pagination import Page, PageLinks, Paginator
-from ._session import RequestOptions
-from ._sync import SyncCliniko, SyncInAsyncContextError
-from ._types import UNSET, Link, Unset
+Every public name is imported on first use (PEP 562): ``import cliniko_async`` loads nothing
+else, ``from cliniko_async import Cliniko`` loads the client (and httpx) but no resource or
+model until ``cliniko.patients`` (say) is first touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+
 from ._version import __version__
-from .errors import (
-    APIConnectionError,
-    APIError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ClientClosedError,
-    ClinikoError,
-    ConfigurationError,
-    DecodeError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ServerError,
-    UnprocessableEntityError,
-    UnsafeURLError,
-)
+
+TYPE_CHECKING = False  # not typing's: ``import cliniko_async`` does not import typing (~15 ms)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._accounts import ClinikoAccounts
+    from ._client import Cliniko
+    from ._converter import structure, unstructure
+    from ._filters import Filter, FilterType, q
+    from ._limiter import RateLimit
+    from ._pagination import Page, PageLinks, Paginator
+    from ._session import RequestOptions
+    from ._sync import SyncCliniko, SyncInAsyncContextError
+    from ._types import UNSET, Link, Unset
+    from .errors import (
+        APIConnectionError,
+        APIError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        ClientClosedError,
+        ClinikoError,
+        ConfigurationError,
+        DecodeError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        ServerError,
+        UnprocessableEntityError,
+        UnsafeURLError,
+    )
 
 __all__ = [
     "UNSET",
@@ -65,3 +79,55 @@ __all__ = [
     "structure",
     "unstructure",
 ]
+
+#: submodule -> the public names it defines
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "_accounts": ("ClinikoAccounts",),
+    "_client": ("Cliniko",),
+    "_converter": ("structure", "unstructure"),
+    "_filters": ("Filter", "FilterType", "q"),
+    "_limiter": ("RateLimit",),
+    "_pagination": ("Page", "PageLinks", "Paginator"),
+    "_session": ("RequestOptions",),
+    "_sync": ("SyncCliniko", "SyncInAsyncContextError"),
+    "_types": ("UNSET", "Link", "Unset"),
+    "errors": (
+        "APIConnectionError",
+        "APIError",
+        "APIStatusError",
+        "APITimeoutError",
+        "AuthenticationError",
+        "BadRequestError",
+        "ClientClosedError",
+        "ClinikoError",
+        "ConfigurationError",
+        "DecodeError",
+        "NotFoundError",
+        "PermissionDeniedError",
+        "RateLimitError",
+        "ServerError",
+        "UnprocessableEntityError",
+        "UnsafeURLError",
+    ),
+}
+_MODULES = {name: module for module, names in _EXPORTS.items() for name in names}
+#: public submodules reachable as attributes (``cliniko_async.models.Patient``)
+_SUBMODULES = frozenset({"errors", "models", "resources"})
+
+
+if not TYPE_CHECKING:  # hidden from type checkers: a misspelt name stays an error
+
+    def __getattr__(name: str) -> Any:
+        """Import the submodule defining ``name`` on first use (then it is a plain global)."""
+        if name in _SUBMODULES:
+            return importlib.import_module(f".{name}", __name__)
+        module = _MODULES.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -25,7 +25,7 @@ from .._converter import structure
 from .._resource import Async, Resource, Sync, _await, _Bound, _Op
 from .._session import Session
 from ..errors import APIConnectionError, APIStatusError, ConfigurationError
-from ..models._generated import AttachmentPresignedPost, UploadedPatientAttachment
+from ..models import AttachmentPresignedPost, UploadedPatientAttachment
 
 __all__ = ["UploadOp"]
 
