@@ -8,21 +8,42 @@ from typing import Self
 
 import httpx
 
-from ._client import DEFAULT_LIMITS, Cliniko
+from ._client import Cliniko, check_http_client
 from ._config import ClientConfig
 from ._limiter import LimiterBackend, RateLimit
+from ._session import RequestOptions, Session
+from ._transport import SharedTransport, owned_client
 from .errors import ConfigurationError
 
 __all__ = ["ClinikoAccounts"]
 
 
+class _Hidden(str):
+    """A cache key holding an API key: compares and hashes as the key, never prints it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<api key>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("an API key cannot be pickled")
+
+
 class ClinikoAccounts:
     """Hands out a :class:`Cliniko` per API key for integrators serving many clinics.
 
-    Sessions share one ``httpx.AsyncClient`` (connection pool) per base URL (shard host) and keep
-    separate per-key rate limiters. At most ``max_sessions`` sessions are cached (least recently
-    used first out); a key's limiter outlives its session while it still has slots in use, so
-    evicting a session never resets a key's budget early.
+    Sessions share one connection pool per base URL (shard host) and keep separate per-key
+    rate limiters. At most ``max_sessions`` sessions are cached (least recently used first
+    out); a key's limiter outlives its session while it still has slots in use, so evicting a
+    session never resets a key's budget early. A cached key is found by the key itself, without
+    parsing it again.
+
+    ``http_client`` and ``transport`` work as on :class:`Cliniko`: ``transport`` is shared by
+    every pool and closed by :meth:`aclose`; ``http_client`` (your ``httpx.AsyncClient``) sends
+    every key's requests and is left open.
 
     ::
 
@@ -40,51 +61,76 @@ class ClinikoAccounts:
         max_retries: int = 2,
         limiter: LimiterBackend | None = None,
         max_sessions: int = 1024,
+        http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if max_sessions < 1:
             raise ConfigurationError(f"max_sessions must be >= 1, got {max_sessions!r}")
+        check_http_client(http_client, transport)
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise ConfigurationError(
+                f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
+            )
+        # Validate the shared settings once, with a placeholder key, before any request.
+        ClientConfig.build(api_key="placeholder0", user_agent=user_agent, base_url=base_url)
         self._user_agent = user_agent
         self._base_url = base_url
-        self._rate_limit = rate_limit
+        self._rate_limit = rate_limit if rate_limit is not None else RateLimit()
+        if not isinstance(self._rate_limit, RateLimit):
+            raise ConfigurationError(
+                f"rate_limit must be a RateLimit(requests, period), got {rate_limit!r}"
+            )
         self._timeout = timeout
-        self._max_retries = max_retries
+        self._options = RequestOptions(timeout=timeout, max_retries=max_retries)
         self._limiter = limiter
+        self._http_client = http_client
         self._transport = transport
         self.max_sessions = max_sessions
-        self._sessions: OrderedDict[str, Cliniko] = OrderedDict()
-        self._pools: dict[str, httpx.AsyncClient] = {}
+        # Keyed by the key itself (as _Hidden) or (key, shard): a hit costs one dict lookup.
+        self._sessions: OrderedDict[object, Cliniko] = OrderedDict()
+        self._pools: dict[str, tuple[httpx.AsyncClient, httpx.AsyncBaseTransport | None]] = {}
 
     def for_key(self, api_key: str, *, shard: str | None = None) -> Cliniko:
         """The session for ``api_key`` (created on first use, then reused)."""
+        sessions = self._sessions
+        if type(api_key) is str:
+            cache_key: object = api_key if shard is None else (api_key, shard)
+            session = sessions.get(cache_key)
+            if session is not None:
+                sessions.move_to_end(cache_key)
+                return session
+        return self._new_session(api_key, shard)
+
+    def _new_session(self, api_key: str, shard: str | None) -> Cliniko:
         config = ClientConfig.build(
             api_key=api_key, user_agent=self._user_agent, base_url=self._base_url, shard=shard
         )
-        fingerprint = config.api_key.fingerprint
-        session = self._sessions.get(fingerprint)
-        if session is not None:
-            self._sessions.move_to_end(fingerprint)
-            return session
         origin = str(config.base_url)
         pool = self._pools.get(origin)
         if pool is None:
-            pool = self._pools[origin] = httpx.AsyncClient(
-                limits=DEFAULT_LIMITS, timeout=self._timeout, transport=self._transport
-            )
-        session = Cliniko(
-            api_key=api_key,
-            user_agent=self._user_agent,
-            base_url=origin,
+            pool = self._pools[origin] = self._new_pool()
+        http, transport = pool
+        session = Session(
+            config,
+            http,
             rate_limit=self._rate_limit,
-            timeout=self._timeout,
-            max_retries=self._max_retries,
-            http_client=pool,
-            limiter=self._limiter,
+            options=self._options,
+            limiter_backend=self._limiter,
+            transport=transport,
         )
-        self._sessions[fingerprint] = session
+        client = Cliniko._from_session(session)
+        hidden = _Hidden(api_key)
+        self._sessions[hidden if shard is None else (hidden, shard)] = client
         while len(self._sessions) > self.max_sessions:
             self._sessions.popitem(last=False)
-        return session
+        return client
+
+    def _new_pool(self) -> tuple[httpx.AsyncClient, httpx.AsyncBaseTransport | None]:
+        if self._http_client is not None:
+            return self._http_client, None
+        if self._transport is not None:
+            return owned_client(self._timeout, SharedTransport(self._transport))
+        return owned_client(self._timeout)
 
     @property
     def cached_sessions(self) -> int:
@@ -93,15 +139,20 @@ class ClinikoAccounts:
 
     @property
     def pools(self) -> dict[str, httpx.AsyncClient]:
-        """The shared connection pools, by base URL."""
-        return dict(self._pools)
+        """The connection pools, by base URL."""
+        return {origin: http for origin, (http, _) in self._pools.items()}
 
     async def aclose(self) -> None:
-        """Close every pool."""
+        """Close every pool this object opened, and the ``transport`` it was given."""
+        for session in self._sessions.values():
+            session._session.close()
         self._sessions.clear()
         pools, self._pools = self._pools, {}
-        for pool in pools.values():
-            await pool.aclose()
+        if self._http_client is None:
+            for http, _ in pools.values():
+                await http.aclose()
+        if self._transport is not None:
+            await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -113,3 +164,6 @@ class ClinikoAccounts:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<ClinikoAccounts sessions={len(self._sessions)} pools={list(self._pools)}>"

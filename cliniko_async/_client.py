@@ -10,16 +10,29 @@ import httpx
 from ._config import ClientConfig
 from ._limiter import LimiterBackend, RateLimit
 from ._session import RequestOptions, Session
+from ._transport import DEFAULT_LIMITS, owned_client
 from .errors import ConfigurationError
 from .resources import AsyncResources
 
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
-__all__ = ["DEFAULT_LIMITS", "Cliniko"]
+__all__ = ["DEFAULT_LIMITS", "Cliniko", "check_http_client"]
 
-#: Connection pool limits of the client's own httpx.AsyncClient.
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+def check_http_client(
+    http_client: httpx.AsyncClient | None, transport: httpx.AsyncBaseTransport | None
+) -> None:
+    """``http_client`` and ``transport`` are alternatives; each must be the httpx type."""
+    if http_client is not None and transport is not None:
+        raise ConfigurationError(
+            "pass http_client (your own httpx.AsyncClient, which you close) or transport "
+            "(an httpx.AsyncBaseTransport this client closes), not both"
+        )
+    if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+        raise ConfigurationError(
+            f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
+        )
 
 
 class Cliniko(AsyncResources):
@@ -32,10 +45,15 @@ class Cliniko(AsyncResources):
 
     Requests on one key share one rate limiter (``rate_limit``, Cliniko's 200 per 60 s by
     default) with every other client of that key in the process. ``base_url`` defaults to the
-    key's shard (``https://api.{shard}.cliniko.com/v1``); ``http_client`` lets you bring your
-    own ``httpx.AsyncClient`` (it is not closed for you). ``limiter`` picks where the key's
+    key's shard (``https://api.{shard}.cliniko.com/v1``). ``limiter`` picks where the key's
     budget is kept: in this process (the default) or shared through Redis
     (``cliniko_async.redis.RedisLimiterBackend``).
+
+    HTTP: by default the client owns an aiohttp-backed connection pool (see README, "HTTP
+    transport"), rebuilt for each event loop and after ``fork()``, closed by :meth:`aclose`.
+    ``transport`` swaps in any ``httpx.AsyncBaseTransport`` (closed by :meth:`aclose`);
+    ``http_client`` sends through your own ``httpx.AsyncClient`` instead: its defaults, hooks
+    and mounts apply, and it is yours to close (and to keep to one event loop and process).
     """
 
     def __init__(
@@ -50,6 +68,7 @@ class Cliniko(AsyncResources):
         max_retries: int = 2,
         http_client: httpx.AsyncClient | None = None,
         limiter: LimiterBackend | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         config = ClientConfig.build(
             api_key=api_key, user_agent=user_agent, base_url=base_url, shard=shard
@@ -60,10 +79,18 @@ class Cliniko(AsyncResources):
                 f"rate_limit must be a RateLimit(requests, period), got {rate_limit!r}"
             )
         options = RequestOptions(timeout=timeout, max_retries=max_retries)
+        check_http_client(http_client, transport)
         self._owns_http = http_client is None
-        http = http_client or httpx.AsyncClient(limits=DEFAULT_LIMITS, timeout=timeout)
+        send_to: httpx.AsyncBaseTransport | None = None
+        if http_client is None:
+            http_client, send_to = owned_client(timeout, transport)
         self._session_obj = Session(
-            config, http, rate_limit=rate_limit, options=options, limiter_backend=limiter
+            config,
+            http_client,
+            rate_limit=rate_limit,
+            options=options,
+            limiter_backend=limiter,
+            transport=send_to,
         )
         self._resource_host = self
 
@@ -116,7 +143,7 @@ class Cliniko(AsyncResources):
         return await self._session_obj.request(method, path, params=params, json_body=json)
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless it was passed in as ``http_client``).
+        """Close the connection pool (unless it came as ``http_client``: that one is yours).
 
         Requests still in flight end with :class:`ClientClosedError` rather than a retry.
         """

@@ -48,6 +48,10 @@ __all__ = ["QueryParams", "RequestOptions", "Session"]
 
 log = logging.getLogger("cliniko_async")
 
+#: Request URLs built once per base URL and path (an id in a path makes a new entry: bounded).
+_URL_CACHE_SIZE: Final = 4096
+_URLS: dict[str, tuple[httpx.URL, str]] = {}
+
 QueryParams = list[tuple[str, str]]
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: Longest a 429 may pause a key before the request fails with RateLimitError instead.
@@ -150,9 +154,13 @@ class Session:
         options: RequestOptions,
         limiter_backend: LimiterBackend | None = None,
         limiter: KeyLimiter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
+        # ``transport`` given: the pool is ours, requests go straight to it (``http`` wraps it
+        # for uploads); otherwise ``http`` is the user's client and requests go through it.
         self.http = http
+        self.transport = transport
         self.closed = False
         self.rate_limit = rate_limit
         self.options = options
@@ -162,7 +170,10 @@ class Session:
             "Authorization": config.api_key.basic_auth_header(),
             "User-Agent": config.user_agent,
             "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
         }
+        self._extensions: dict[str, Any] = {"timeout": httpx.Timeout(options.timeout).as_dict()}
+        self._base = str(config.base_url).rstrip("/")
 
     @property
     def limiter(self) -> KeyLimiter:
@@ -182,13 +193,31 @@ class Session:
             options=options,
             limiter_backend=self.limiter_backend,
             limiter=self._limiter,
+            transport=self.transport,
         )
 
     def url_for(self, path_or_url: str) -> httpx.URL:
         """Resolve a path against the base URL; refuse absolute URLs on another origin."""
-        base = self.config.base_url
+        return self._resolve(path_or_url)[0]
+
+    def _resolve(self, path_or_url: str) -> tuple[httpx.URL, str]:
+        """(URL, the URL without its query for messages); paths built once, then cached."""
         if path_or_url.startswith("/"):
-            return base.copy_with(path=base.path.rstrip("/") + path_or_url)
+            key = self._base + path_or_url
+            found = _URLS.get(key)
+            if found is None:
+                base = self.config.base_url
+                url = base.copy_with(path=base.path.rstrip("/") + path_or_url)
+                found = (url, str(url))
+                if len(_URLS) >= _URL_CACHE_SIZE:
+                    _URLS.clear()
+                _URLS[key] = found
+            return found
+        url = self._check_same_base(path_or_url)
+        return url, str(url.copy_with(query=None))
+
+    def _check_same_base(self, path_or_url: str) -> httpx.URL:
+        base = self.config.base_url
         url = httpx.URL(path_or_url)
         if not same_origin(url, base) or not url.path.startswith(base.path.rstrip("/") + "/"):
             raise UnsafeURLError(
@@ -215,10 +244,9 @@ class Session:
         json_body: Any = None,
     ) -> Any:
         """Send one API request through the pipeline; return the decoded JSON (None for 204)."""
-        url = self.url_for(path_or_url)
+        url, public_url = self._resolve(path_or_url)
         options = self.options
         idempotent = method in IDEMPOTENT_METHODS
-        public_url = str(url.copy_with(query=None))
         content = None
         headers = self._headers
         if json_body is not None:
@@ -231,16 +259,7 @@ class Session:
             permit = await self.limiter.acquire()
             self._check_open(method, public_url)
             try:
-                response = await self.http.request(
-                    method,
-                    url,
-                    params=tuple(params) if params else None,
-                    content=content,
-                    headers=headers,
-                    timeout=options.timeout,
-                    # Never follow a redirect: it could carry the key to another host.
-                    follow_redirects=False,
-                )
+                response = await self._send(method, url, params, content, headers)
             except httpx.TransportError as exc:
                 permit.release()
                 # A connect failure never reached Cliniko: safe to retry for every method.
@@ -255,10 +274,11 @@ class Session:
                 if (idempotent or not_sent) and attempt < options.max_retries:
                     delay = backoff_delay(attempt, options)
                     attempt += 1
-                    log.debug(
-                        "%s %s failed (%s); retry %d in %.2fs",
-                        method, public_url, type(exc).__name__, attempt, delay,
-                    )  # fmt: skip
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug(
+                            "%s %s failed (%s); retry %d in %.2fs",
+                            method, public_url, type(exc).__name__, attempt, delay,
+                        )  # fmt: skip
                     await anyio.sleep(delay)
                     continue
                 reason = "timed out" if error_cls is APITimeoutError else "connection failed"
@@ -274,7 +294,8 @@ class Session:
                 raise
             permit.release()
             status = response.status_code
-            log.debug("%s %s -> %d", method, public_url, status)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s -> %d", method, public_url, status)
             if status < 300:
                 return self._decode(response, method, public_url)
             if status == 429:
@@ -306,12 +327,49 @@ class Session:
             if status >= 500 and idempotent and attempt < options.max_retries:
                 delay = backoff_delay(attempt, options)
                 attempt += 1
-                log.debug(
-                    "%s %s -> %d; retry %d in %.2fs", method, public_url, status, attempt, delay
-                )
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "%s %s -> %d; retry %d in %.2fs", method, public_url, status, attempt, delay
+                    )
                 await anyio.sleep(delay)
                 continue
             raise self._status_error(response, method, public_url)
+
+    async def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        params: QueryParams | None,
+        content: bytes | None,
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        """One HTTP exchange, body read. Never follows a redirect (it could carry the key away)."""
+        transport = self.transport
+        if transport is None:  # the user's client: their defaults, hooks and mounts apply
+            http = self.http
+            request = http.build_request(
+                method,
+                url,
+                params=tuple(params) if params else None,
+                content=content,
+                headers=headers,
+                timeout=self.options.timeout,
+            )
+            return await http.send(request, follow_redirects=False)
+        request = httpx.Request(
+            method,
+            url,
+            params=tuple(params) if params else None,
+            content=content,
+            headers=headers,
+            extensions=self._extensions,
+        )
+        response = await transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     def _decode(self, response: httpx.Response, method: str, url: str) -> Any:
         if response.status_code == 204 or not response.content:

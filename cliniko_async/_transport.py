@@ -1,0 +1,304 @@
+"""The HTTP stack under the client: an httpx transport on aiohttp, one pool per loop and process.
+
+httpx stays the interface (``httpx.Request`` in, ``httpx.Response`` out, an
+``httpx.AsyncBaseTransport``); aiohttp keeps the connections. httpcore's pool costs CPU per
+request in proportion to the requests in flight (1,000 in flight: ~17 ms each), aiohttp's
+stays near 0.1 ms, which is what lets one process serve hundreds of Cliniko keys.
+
+- ``aiohttp`` is imported on the first request, not on ``import cliniko_async``.
+- Its connections belong to one event loop and one process: the transport keeps a pool per
+  running loop, closes a loop's pool when that loop shuts down (``asyncio.run`` cancels the
+  pool's guard task, which closes it before the loop closes), and after ``os.fork()`` the child
+  builds its own pool and never touches (or closes) the parent's connections.
+- The whole body is read before the response is returned (every Cliniko response is read
+  whole anyway); httpx decodes ``Content-Encoding`` as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import urllib.request
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["DEFAULT_LIMITS", "AiohttpTransport", "SharedTransport", "env_proxies", "owned_client"]
+
+#: Connection limits of the client's own pool (per base URL).
+DEFAULT_LIMITS: Final = httpx.Limits(
+    max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0
+)
+
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+#: Pools inherited across fork(): kept referenced (never finalized, never closed) in the child,
+#: since closing them would act on the parent's sockets and event-loop selector.
+_ORPHANS: list[object] = []
+
+
+def env_proxies() -> dict[str, str]:
+    """Proxies from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``)."""
+    return urllib.request.getproxies_environment()
+
+
+class _LoopPool:
+    """One aiohttp session (connection pool) bound to one running event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: httpx.Limits) -> None:
+        import aiohttp  # lazily: ~40-80 ms kept off `import cliniko_async`
+
+        self.loop = loop
+        self.errors = (aiohttp.ClientError, asyncio.TimeoutError)
+        connector = aiohttp.TCPConnector(
+            limit=limits.max_connections or 0,
+            limit_per_host=0,
+            keepalive_timeout=limits.keepalive_expiry,
+        )
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # keys share pools: never carry cookies over
+            auto_decompress=False,  # httpx.Response decodes Content-Encoding
+            trust_env=False,  # proxies are read once below (trust_env reads .netrc per request)
+            skip_auto_headers=("User-Agent",),
+        )
+        # aiohttp resends an idempotent request once when the connection drops, inside one
+        # limiter permit: one permit must be one request, and the pipeline retries itself.
+        if hasattr(self.session, "_retry_connection"):
+            self.session._retry_connection = False
+        self.timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        self.closing = asyncio.Event()
+        self.guard = loop.create_task(self._guard(), name="cliniko_async pool guard")
+
+    async def _guard(self) -> None:
+        # Runs until aclose() or until the loop shuts down (asyncio.run / Runner cancel every
+        # task before closing the loop): either way the session closes on its own loop.
+        try:
+            await self.closing.wait()
+        finally:
+            await self.session.close()
+
+    def timeout(self, spec: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (spec.get("connect"), spec.get("read"), spec.get("pool"))
+        found = self.timeouts.get(key)
+        if found is None:
+            import aiohttp
+
+            connect, read, pool = key
+            # aiohttp's `connect` covers waiting for a pooled connection and connecting.
+            total_connect = None if connect is None or pool is None else connect + pool
+            found = aiohttp.ClientTimeout(
+                total=None, connect=total_connect, sock_connect=connect, sock_read=read
+            )
+            if len(self.timeouts) < 64:
+                self.timeouts[key] = found
+        return found
+
+    async def aclose(self) -> None:
+        self.closing.set()
+        await asyncio.shield(self.guard)
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` sending with aiohttp (asyncio only).
+
+    ``verify`` is ``True`` (certifi's CA bundle, as httpx, or ``SSL_CERT_FILE``), ``False``,
+    or an ``ssl.SSLContext``. Proxies come from the environment (``HTTPS_PROXY`` ...) as with
+    httpx. Usable on its own: ``httpx.AsyncClient(transport=AiohttpTransport())``.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        self.limits = limits
+        self._verify = verify
+        self._ssl: ssl.SSLContext | None = None
+        self._generation = _fork_generation
+        self._pools: dict[asyncio.AbstractEventLoop, _LoopPool] = {}
+        self._proxies: dict[tuple[str, str], str | None] = {}
+        self._env_proxies: dict[str, str] | None = None
+        self.is_closed = False
+
+    def _pool(self) -> _LoopPool:
+        loop = asyncio.get_running_loop()
+        if self._generation == _fork_generation:
+            pool = self._pools.get(loop)
+            if pool is not None and not pool.guard.done():
+                return pool
+        else:  # a fork()ed child: the parent's pools are not ours to use or close
+            _ORPHANS.append(self._pools)
+            self._pools = {}
+            self._generation = _fork_generation
+        if self.is_closed:
+            raise RuntimeError("the transport is closed")
+        for old_loop in [other for other in self._pools if other.is_closed()]:
+            # Closed without cancelling its tasks (no asyncio.run): nothing can be sent
+            # through that pool any more; keep it from being finalized under a closed loop.
+            _ORPHANS.append(self._pools.pop(old_loop))
+        pool = self._pools[loop] = _LoopPool(loop, self.limits)
+        return pool
+
+    def _ssl_context(self) -> ssl.SSLContext | bool:
+        if self._verify is False:
+            return False
+        if self._ssl is None:
+            self._ssl = (
+                self._verify
+                if isinstance(self._verify, ssl.SSLContext)
+                else httpx.create_ssl_context(verify=True)
+            )
+        return self._ssl
+
+    def _proxy_for(self, scheme: str, host: str) -> str | None:
+        key = (scheme, host)
+        try:
+            return self._proxies[key]
+        except KeyError:
+            pass
+        if self._env_proxies is None:
+            self._env_proxies = env_proxies()
+        proxy: str | None = None
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if self._env_proxies and not bypass(host):
+            proxy = self._env_proxies.get(scheme) or self._env_proxies.get("all")
+        if len(self._proxies) < 256:
+            self._proxies[key] = proxy
+        return proxy
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        pool = self._pool()
+        url = request.url
+        scheme = url.scheme
+        try:
+            data: bytes | None = request.content or None
+        except httpx.RequestNotRead:
+            data = await request.aread() or None
+        timeout = pool.timeout(request.extensions.get("timeout") or {})
+        try:
+            response = await pool.session.request(
+                request.method,
+                str(url),
+                headers=request.headers.multi_items(),
+                data=data,
+                allow_redirects=False,
+                timeout=timeout,
+                ssl=self._ssl_context() if scheme == "https" else True,
+                proxy=self._proxy_for(scheme, url.host),
+            )
+            try:
+                body = await response.read()
+            finally:
+                response.release()
+        except Exception as exc:
+            if isinstance(exc, pool.errors):
+                raise _map_error(exc, request) from exc
+            raise
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("ascii", "replace")
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=httpx.ByteStream(body),
+            request=request,
+            extensions=extensions,
+        )
+
+    async def aclose(self) -> None:
+        """Close every pool this process opened (each on its own loop)."""
+        self.is_closed = True
+        if self._generation != _fork_generation:
+            _ORPHANS.append(self._pools)
+            self._pools = {}
+            return
+        pools, self._pools = self._pools, {}
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, pool in pools.items():
+            if loop is current:
+                await pool.aclose()
+            elif not loop.is_closed() and not pool.guard.done():
+                loop.call_soon_threadsafe(pool.closing.set)  # its own loop closes it
+            elif not pool.guard.done():
+                _ORPHANS.append(pool)
+
+    @property
+    def pools(self) -> int:
+        """How many event loops have a pool open in this process."""
+        return sum(1 for pool in self._pools.values() if not pool.guard.done())
+
+
+def _map_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
+    """aiohttp's exception as the httpx one the pipeline classifies (sent or not, timeout)."""
+    import aiohttp
+
+    message = str(exc) or type(exc).__name__
+    cls: type[httpx.TransportError]
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # connecting, or waiting for the pool
+        cls = httpx.ConnectTimeout
+    elif isinstance(exc, asyncio.TimeoutError):  # SocketTimeoutError: reading the response
+        cls = httpx.ReadTimeout
+    elif isinstance(exc, aiohttp.ClientProxyConnectionError):
+        cls = httpx.ProxyError
+    elif isinstance(exc, aiohttp.ClientConnectorError):  # never connected: nothing was sent
+        cls = httpx.ConnectError
+    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
+        cls = httpx.RemoteProtocolError
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        cls = httpx.ReadError
+    elif isinstance(exc, aiohttp.InvalidURL | ValueError):
+        cls = httpx.UnsupportedProtocol
+    else:
+        cls = httpx.NetworkError
+    return cls(message, request=request)
+
+
+def owned_client(
+    timeout: float | httpx.Timeout,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    limits: httpx.Limits = DEFAULT_LIMITS,
+) -> tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]:
+    """A client of our own: (an ``httpx.AsyncClient`` for uploads, the transport requests use).
+
+    Closing the client closes the transport. ``transport`` defaults to an :class:`AiohttpTransport`.
+    """
+    if transport is None:
+        transport = AiohttpTransport(limits=limits)
+    elif not isinstance(transport, httpx.AsyncBaseTransport):
+        raise ConfigurationError(
+            f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
+        )
+    return httpx.AsyncClient(transport=transport, timeout=timeout), transport
+
+
+class SharedTransport(httpx.AsyncBaseTransport):
+    """Lends a transport to several clients; closing them leaves it open (its owner closes it)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self.transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass

@@ -1,0 +1,392 @@
+"""The HTTP stack: the owned aiohttp pool (per loop and process), injection, no waste."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import importlib.util
+import logging
+import os
+import select
+import threading
+import time
+import tomllib
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cliniko_async import APIConnectionError, APITimeoutError, Cliniko, ClinikoAccounts
+from cliniko_async._config import ApiKey, ClientConfig
+from cliniko_async._transport import AiohttpTransport
+from cliniko_async.errors import ConfigurationError
+from cliniko_async.testing import DEFAULT_API_KEY, FakeCliniko, serve
+
+from ._mockserver import USER_AGENT
+
+ROOT = Path(__file__).parent.parent
+
+
+def key(i: int) -> str:
+    return f"MS0xLWtleS1udW1iZXI{i:08d}-au1"
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[str]:
+    with serve(FakeCliniko()) as url:
+        yield url
+
+
+def client(url: str, **kwargs: Any) -> Cliniko:
+    return Cliniko(api_key=DEFAULT_API_KEY, user_agent=USER_AGENT, base_url=url, **kwargs)
+
+
+def ok(_: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"id": 1})
+
+
+# -- the default stack ------------------------------------------------------------------------
+
+
+def test_the_default_pool_is_aiohttp_and_imported_lazily(served: str) -> None:
+    cliniko = client(served)
+    assert isinstance(cliniko._session.transport, AiohttpTransport)
+
+    async def run() -> Any:
+        async with cliniko:
+            return await cliniko.patients.get(1)
+
+    assert asyncio.run(run()).id == 1
+
+
+def test_one_client_across_two_asyncio_runs(served: str) -> None:
+    """A client made outside any loop works in one asyncio.run, then in the next one."""
+    cliniko = client(served)
+    transport = cliniko._session.transport
+    assert isinstance(transport, AiohttpTransport)
+    gc.collect()  # earlier tests' garbage
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            assert asyncio.run(cliniko.patients.get(1)).id == 1
+            # asyncio.run shut the loop's pool down (on that loop) before closing the loop.
+            assert transport.pools == 0
+        asyncio.run(cliniko.aclose())
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_no_resource_warning_when_closed_or_left_open(served: str) -> None:
+    async def used(close: bool) -> None:
+        cliniko = client(served)
+        await asyncio.gather(*(cliniko.patients.get(1 + i % 5) for i in range(20)))
+        if close:
+            await cliniko.aclose()
+
+    gc.collect()  # earlier tests' garbage
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(used(close=True))
+        asyncio.run(used(close=False))  # never closed: the loop's shutdown closes its pool
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def _wait_child(pid: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the forked child did not finish in {timeout} s")
+
+
+def _fork(child: Callable[[], bool]) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded process" (3.12+)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            code = 0 if child() else 1
+        finally:
+            os._exit(code)
+    return _wait_child(pid, 60)
+
+
+def test_a_client_made_before_fork_works_in_the_child(served: str) -> None:
+    cliniko = client(served)
+    assert asyncio.run(cliniko.patients.get(1)).id == 1  # the parent used it first
+
+    def child() -> bool:
+        return asyncio.run(cliniko.patients.get(2)).id == 2
+
+    assert _fork(child) == 0
+    assert asyncio.run(cliniko.patients.get(3)).id == 3
+    asyncio.run(cliniko.aclose())
+
+
+def test_fork_while_the_parent_pool_is_open(served: str) -> None:
+    """The child builds its own pool and never closes the parent's connections."""
+
+    async def run() -> None:
+        async with client(served) as cliniko:
+            await asyncio.gather(*(cliniko.patients.get(1 + i % 5) for i in range(10)))
+            transport = cliniko._session.transport
+            assert isinstance(transport, AiohttpTransport) and transport.pools == 1
+
+            def child() -> bool:
+                # This thread is inside the parent's running loop: use a fresh thread's loop.
+                result: list[bool] = []
+
+                def in_thread() -> None:
+                    async def go() -> bool:
+                        got = await cliniko.patients.get(4)
+                        await cliniko.aclose()  # closes the child's pool only
+                        return got.id == 4
+
+                    result.append(asyncio.run(go()))
+
+                thread = threading.Thread(target=in_thread)
+                thread.start()
+                thread.join(30)
+                return result == [True]
+
+            assert _fork(child) == 0
+            # The parent's pooled connections still work after the child closed its own.
+            got = await asyncio.gather(*(cliniko.patients.get(1 + i % 5) for i in range(10)))
+            assert {p.id for p in got} == {1, 2, 3, 4, 5}
+
+    asyncio.run(run())
+
+
+# -- error mapping over real sockets ----------------------------------------------------------
+
+
+class _RawServer:
+    """Accepts connections, reads a request, then does ``behaviour`` (close or stay silent)."""
+
+    def __init__(self, behaviour: str) -> None:
+        import socket
+
+        self.behaviour = behaviour
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self._held: list[Any] = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            ready, _, _ = select.select([self.sock], [], [], 0.05)
+            if not ready:
+                continue
+            conn, _ = self.sock.accept()
+            self.connections += 1
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                conn.recv(65536)
+            if self.behaviour == "close":
+                conn.close()
+            else:
+                self._held.append(conn)
+
+    def stop(self) -> None:
+        self._stop = True
+        self.thread.join(5)
+        for conn in self._held:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize(("method", "attempts"), [("GET", 3), ("POST", 1)])
+def test_a_dropped_connection_is_retried_only_when_idempotent(method: str, attempts: int) -> None:
+    server = _RawServer("close")
+
+    async def run() -> None:
+        async with client(server.url, max_retries=2) as cliniko:
+            with pytest.raises(APIConnectionError):
+                await cliniko.request(
+                    method, "/patients", json={"a": 1} if method == "POST" else None
+                )
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
+    assert server.connections == attempts
+
+
+def test_a_silent_server_is_a_read_timeout_and_not_resent_for_post() -> None:
+    server = _RawServer("silent")
+
+    async def run() -> None:
+        async with client(server.url, max_retries=2, timeout=0.3) as cliniko:
+            with pytest.raises(APITimeoutError):
+                await cliniko.request("POST", "/patients", json={"a": 1})
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
+    assert server.connections == 1
+
+
+def test_nothing_listening_is_a_connect_error_retried_for_post_too() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+
+    async def run() -> None:
+        async with client(f"http://127.0.0.1:{port}/v1", max_retries=1) as cliniko:
+            cliniko._session.options = attrs_evolve(cliniko._session.options, backoff_base=0.01)
+            with pytest.raises(APIConnectionError) as info:
+                await cliniko.request("POST", "/patients", json={"a": 1})
+            assert "ConnectError" in str(info.value)
+
+    asyncio.run(run())
+
+
+def attrs_evolve(obj: Any, **changes: Any) -> Any:
+    import attrs
+
+    return attrs.evolve(obj, **changes)
+
+
+# -- injection --------------------------------------------------------------------------------
+
+
+async def test_http_client_and_transport_are_alternatives() -> None:
+    async with httpx.AsyncClient() as http:
+        transport = httpx.MockTransport(ok)
+        with pytest.raises(ConfigurationError, match="not both"):
+            client("http://127.0.0.1/v1", http_client=http, transport=transport)
+        with pytest.raises(ConfigurationError, match="not both"):
+            ClinikoAccounts(user_agent=USER_AGENT, http_client=http, transport=transport)
+        with pytest.raises(ConfigurationError, match="AsyncClient"):
+            client("http://127.0.0.1/v1", http_client=object())
+
+
+async def test_a_users_http_client_is_used_with_its_hooks_and_left_open() -> None:
+    seen: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        seen.append(request.headers["x-tenant"])
+
+    http = httpx.AsyncClient(
+        transport=httpx.MockTransport(ok),
+        headers={"x-tenant": "t1"},
+        event_hooks={"request": [hook]},
+    )
+    async with ClinikoAccounts(
+        user_agent=USER_AGENT, base_url="http://127.0.0.1/v1", http_client=http
+    ) as accounts:
+        await accounts.for_key(key(1)).request("GET", "/user")
+        await accounts.for_key(key(2)).request("GET", "/user")
+    async with client("http://127.0.0.1/v1", http_client=http) as cliniko:
+        await cliniko.request("GET", "/user")
+    assert seen == ["t1", "t1", "t1"]
+    assert not http.is_closed
+    await http.aclose()
+
+
+async def test_a_given_transport_is_shared_by_pools_and_closed_once() -> None:
+    closed: list[int] = []
+
+    class Counting(httpx.MockTransport):
+        async def aclose(self) -> None:
+            closed.append(1)
+
+    async with ClinikoAccounts(user_agent=USER_AGENT, transport=Counting(ok)) as accounts:
+        await accounts.for_key(key(1)).request("GET", "/user")
+        await accounts.for_key(key(2)).request("GET", "/user")
+        await accounts.for_key(key(3).replace("-au1", "-uk2")).request("GET", "/user")
+        assert len(accounts.pools) == 2
+    assert closed == [1]
+
+
+# -- per-request waste ------------------------------------------------------------------------
+
+
+def test_sniffio_is_a_dependency_and_importable() -> None:
+    # Without it httpcore tries (and fails) to import it several times per request.
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("sniffio") for d in deps)
+    assert importlib.util.find_spec("sniffio") is not None
+
+
+async def test_no_url_is_built_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with client("http://127.0.0.1/v1", transport=httpx.MockTransport(ok)) as cliniko:
+        await cliniko.request("GET", "/patients/1")  # the path's URL is built here, once
+        calls: list[int] = []
+        real = httpx.URL.copy_with
+
+        def counting(self: httpx.URL, **kwargs: Any) -> httpx.URL:
+            calls.append(1)
+            return real(self, **kwargs)
+
+        monkeypatch.setattr(httpx.URL, "copy_with", counting)
+        for _ in range(20):
+            await cliniko.request("GET", "/patients/1")
+        assert calls == []
+
+
+async def test_for_key_finds_a_cached_key_without_parsing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with ClinikoAccounts(user_agent=USER_AGENT, transport=httpx.MockTransport(ok)) as acc:
+        first = [acc.for_key(key(i)) for i in range(10)]
+        parses: list[int] = []
+        real = ApiKey.parse.__func__  # type: ignore[attr-defined]
+
+        def counting(cls: type[ApiKey], /, raw: object, **kwargs: Any) -> ApiKey:
+            parses.append(1)
+            result: ApiKey = real(cls, raw, **kwargs)
+            return result
+
+        monkeypatch.setattr(ApiKey, "parse", classmethod(counting))
+        monkeypatch.setattr(ClientConfig, "build", _forbidden)
+        again = [acc.for_key(key(i)) for i in range(10)]
+        assert all(a is b for a, b in zip(first, again, strict=True))
+        assert parses == []
+
+
+def _forbidden(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a cached key was parsed again")
+
+
+async def test_the_key_is_in_no_repr_of_the_accounts_cache() -> None:
+    secret = key(7)
+    async with ClinikoAccounts(user_agent=USER_AGENT, transport=httpx.MockTransport(ok)) as acc:
+        await acc.for_key(secret).request("GET", "/user")
+        acc.for_key(secret, shard="au1")
+        shown = [repr(acc), repr(acc._sessions), repr(vars(acc)), str(list(acc._sessions))]
+        assert not any(secret in text for text in shown)
+        assert acc.for_key(secret) is acc.for_key(secret)
+
+
+async def test_nothing_is_logged_or_formatted_when_debug_is_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log = logging.getLogger("cliniko_async")
+    monkeypatch.setattr(log, "level", logging.WARNING)
+    calls: list[str] = []
+    monkeypatch.setattr(log, "debug", lambda *a, **k: calls.append(str(a[0])))
+    monkeypatch.setattr(log, "_log", lambda *a, **k: calls.append(str(a[1])))
+    async with client("http://127.0.0.1/v1", transport=httpx.MockTransport(ok)) as cliniko:
+        for _ in range(5):
+            await cliniko.request("GET", "/patients/1")
+    assert calls == []
