@@ -113,3 +113,51 @@ def test_close_is_idempotent_and_use_after_close_is_clear() -> None:
     with pytest.raises(ClinikoError, match="closed"):
         cliniko.request("GET", "/patients/1")
     assert API_KEY not in repr(cliniko)
+
+
+def loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "cliniko-sync-loop"]
+
+
+def test_same_options_as_cliniko_rate_limit_with_options_and_http_client() -> None:
+    server = CountingServer(route=patients_route(3))
+    http = httpx.AsyncClient(transport=server.transport())
+    with SyncCliniko(
+        api_key=API_KEY, user_agent=USER_AGENT, base_url=BASE_URL, http_client=http,
+        rate_limit=RateLimit(50, 5.0),
+    ) as cliniko:  # fmt: skip
+        assert cliniko.rate_limit == RateLimit(50, 5.0)
+        view = cliniko.with_options(timeout=5, max_retries=0)
+        assert isinstance(view, SyncCliniko)
+        assert view.rate_limit == cliniko.rate_limit
+        assert view._session.options.max_retries == 0
+        assert view._session.options.timeout == 5
+        assert view.patients.get(2).id == 2
+        assert cliniko.patients.get(1).id == 1
+        view.close()  # closes the view only
+        with pytest.raises(ClinikoError, match="closed"):
+            view.patients.get(2)
+        assert cliniko.patients.get(1).id == 1
+    assert not http.is_closed  # passed in: not closed for you
+    with pytest.raises(ClinikoError, match="closed"):
+        view.patients.get(2)  # the client it came from is closed
+    with pytest.raises(ClinikoError, match="not both"):
+        SyncCliniko(
+            api_key=API_KEY, user_agent=USER_AGENT, base_url=BASE_URL, http_client=http,
+            transport=server.transport(),
+        )  # fmt: skip
+
+
+def test_loop_thread_starts_on_first_use_and_stops_when_collected_unclosed() -> None:
+    import gc
+
+    before = len(loop_threads())
+    cliniko = make(CountingServer(route=patients_route(3)))
+    assert len(loop_threads()) == before  # nothing started for a client never used
+    assert cliniko.patients.get(1).id == 1
+    assert len(loop_threads()) == before + 1
+    thread = loop_threads()[-1]
+    del cliniko
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive()  # the finalizer closed the pool and stopped the loop
