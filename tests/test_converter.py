@@ -110,10 +110,23 @@ def test_request_bodies() -> None:
     ],
 )
 def test_datetimes_arrive_aware_utc(sent: str, expected: dt.datetime | None) -> None:
-    """Every form a datetime field may carry (the ``...Z`` one takes the inline fast path)."""
-    value = structure({"created_at": sent}, Patient).created_at
-    assert value == expected
-    assert value is None or value.tzinfo is dt.UTC
+    """Every form a datetime field may carry (the ``...Z`` one takes the inline fast path),
+    in a sparse record (the key loop) and in a full one (the generated straight-line code)."""
+    for record in ({"created_at": sent}, {**FULL, "created_at": sent}):
+        value = structure(record, Patient).created_at
+        assert value == expected
+        assert value is None or value.tzinfo is dt.UTC
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["sparse", "full"])
+def test_sparse_and_full_records_take_id_from_links_and_keep_unknown_keys(full: bool) -> None:
+    base = {k: v for k, v in FULL.items() if k != "id"} if full else {}
+    record = {**base, "links": {"self": "https://x/v1/patients/42"}, "new_key": [1]}
+    p = structure(record, Patient)
+    assert p.id == 42 and p.extra == {"new_key": [1]}
+    assert structure({**record, "id": "7"}, Patient).id == 7
+    if full:
+        assert p.first_name == "Ada" and p.pronouns is not None
 
 
 def test_decimal_exact() -> None:
@@ -216,6 +229,17 @@ FULL: dict[str, Any] = {
     **PATIENT,
     "id": "1",
     "address_1": "1 Smith Street",
+    "address_2": "",
+    "city": "Melbourne",
+    "state": "Victoria",
+    "post_code": "3000",
+    "country": "Australia",
+    "email": "ada@example.com",
+    "title": "Ms",
+    "time_zone": "Australia/Melbourne",
+    "notes": "",
+    "occupation": "Mathematician",
+    "receives_confirmation_emails": True,
     "archived_at": None,
     "deleted_at": None,
     "custom_fields": {
@@ -247,6 +271,7 @@ FULL: dict[str, Any] = {
 
 def test_full_record_equals_the_constructed_model_with_exact_classes() -> None:
     """The generated structure functions give the public frozen classes, never their twins."""
+    assert len(FULL) > 20  # a full record: the generated straight-line code, not the key loop
     import attrs
 
     from cliniko_async.models import (
