@@ -68,6 +68,29 @@ def names_in(annotation: str) -> list[str]:
     return re.findall(r"\b[A-Z]\w+", annotation)
 
 
+def find_cycle(graph: dict[str, set[str]]) -> set[str]:
+    """The nodes of one cycle in ``graph`` (node -> the nodes it imports), or an empty set."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> set[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return set(path[path.index(nxt) :])
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return set()
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return set()
+
+
 def lazy_init(doc: str, exports: dict[str, str], *, extra: str = "") -> str:
     """A package ``__init__`` whose names are imported on first use (PEP 562).
 
@@ -366,20 +389,40 @@ class ModelGenerator:
                 todo += self.unions[name][0]
         return seen
 
+    def refs(self, name: str) -> set[str]:
+        """The names ``name`` needs defined first: a class's field types, a union's members."""
+        if name in self.classes:
+            return self.deps(name)
+        return set(self.unions[name][0]) if name in self.unions else set()
+
     def assign(self, used_by: dict[str, set[str]]) -> dict[str, str]:
-        """Each class, union and alias -> its module: the one resource using it, or COMMON.
+        """Each class, union and alias -> its module (``_<resource>`` or COMMON).
 
         ``used_by`` maps each resource to the models its operations name. A name reachable
-        from exactly one resource lives in ``_<resource>``; from several, in COMMON; from none,
-        beside the class it was found in (or in COMMON).
+        from exactly one resource lives in ``_<resource>``; a resource's own record class
+        (``Patient`` for ``patients``) and what only it brings along live with that resource
+        even when other resources refer to them; other names several resources share live in
+        COMMON; names no resource reaches live beside the class they were found in. Modules
+        then import each other without cycles, and COMMON imports no other.
         """
         users: dict[str, set[str]] = {}
         for resource, roots in used_by.items():
             for name in self.closure(roots):
                 users.setdefault(name, set()).add(resource)
+        own = {camel(singular(r)): r for r in used_by}  # Patient -> patients
         home: dict[str, str] = {}
         for name, found in users.items():
-            home[name] = f"_{next(iter(found))}" if len(found) == 1 else COMMON
+            if len(found) == 1:
+                home[name] = f"_{next(iter(found))}"
+            elif own.get(name) in found:
+                home[name] = f"_{own[name]}"
+        for name, found in users.items():  # shared: beside the record class it belongs to
+            if name not in home:
+                root = self.owner.get(name)
+                while root is not None and self.owner.get(root) is not None:
+                    root = self.owner.get(root)
+                fits = root in own and home.get(root) == f"_{own[root]}" and found <= users[root]
+                home[name] = home[root] if fits and root is not None else COMMON
         for name in [*self.order, *self.unions, *self.aliases]:
             if name in home:
                 continue
@@ -389,23 +432,51 @@ class ModelGenerator:
             if owner is not None:
                 home[name] = home[owner]
                 continue
-            # no resource names it: beside what it refers to, when that is one resource's
+            # no resource names it: beside what it refers to, when that is one resource's,
+            # else with the resource whose record class its name contains (the longest)
             found = {home[n] for n in self.closure({name}) if n in home} - {COMMON}
-            home[name] = found.pop() if len(found) == 1 else COMMON
-        # A resource module may import only from COMMON, and COMMON from nothing: a name that
-        # breaks this moves to COMMON with everything it refers to, until nothing does.
-        changed = True
-        while changed:
-            changed = False
-            for name, module in list(home.items()):
-                refs = self.deps(name) if name in self.classes else set()
-                refs |= set(self.unions[name][0]) if name in self.unions else set()
-                for ref in refs:
-                    if home[ref] not in (module, COMMON):
+            named = sorted((c for c in own if c in name), key=len)
+            if len(found) == 1:
+                home[name] = found.pop()
+            else:
+                home[name] = f"_{own[named[-1]]}" if named else COMMON
+        moved = True
+        while moved:  # a shared name only one module refers to: into that module
+            moved = False
+            for name in [n for n, m in home.items() if m == COMMON]:
+                referrers = {home[c] for c in home if name in self.refs(c)}
+                if len(referrers) == 1 and COMMON not in referrers:
+                    home[name], moved = referrers.pop(), True
+        while self._untangle(home):
+            pass
+        return home
+
+    def _untangle(self, home: dict[str, str]) -> bool:
+        """Move names to COMMON until COMMON imports nothing and no modules import in a cycle.
+
+        Returns whether anything moved.
+        """
+        for name, module in home.items():
+            if module == COMMON:
+                for ref in self.refs(name):
+                    if home[ref] != COMMON:
                         for moved in self.closure({ref}):
                             home[moved] = COMMON
-                        changed = True
-        return home
+                        return True
+        graph: dict[str, set[str]] = {}
+        for name, module in home.items():
+            graph.setdefault(module, set())
+            graph[module] |= {home[r] for r in self.refs(name)} - {module}
+        cycle = find_cycle(graph)
+        if not cycle:
+            return False
+        for name, module in list(home.items()):  # break it: what the cycle's edges need
+            if module in cycle:
+                for ref in self.refs(name):
+                    if home[ref] in cycle and home[ref] != module:
+                        for moved in self.closure({ref}):
+                            home[moved] = COMMON
+        return True
 
     def render_modules(self, home: dict[str, str]) -> dict[str, str]:
         """Module stem -> source, one module per resource plus COMMON, in dependency order."""
@@ -420,8 +491,7 @@ class ModelGenerator:
             imports: dict[str, set[str]] = {}
             for name in needed:
                 if home[name] != module:
-                    assert module == COMMON or home[name] == COMMON, (module, name)
-                    assert module != COMMON or home[name] == COMMON, (module, name)
+                    assert module != COMMON, (module, name)  # COMMON imports no other module
                     imports.setdefault(home[name], set()).add(name)
             what = (
                 "used by several resources"

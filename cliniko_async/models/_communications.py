@@ -14,8 +14,11 @@ from .._types import UNSET, Link, Unset
 
 __all__ = [
     "Communication",
+    "EmailCommunication",
     "MemoCommunication",
+    "MemoCommunicationBody",
     "MemoCommunicationInput",
+    "SmsCommunication",
 ]
 
 
@@ -30,6 +33,94 @@ class Communication(Model):
     category: str | None = attrs.field(default=None, metadata={"enum": ("Memo",)})
     category_code: int | None = None
     confidential: bool | None = None
+    content: str | None = None
+    content_subject: str | None = None
+    created_at: dt.datetime | None = None
+    direction_code: int | None = None
+    direction_description: str | None = attrs.field(
+        default=None, metadata={"enum": ("Received", "Sent")}
+    )
+    from_: str | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    invoice: Link | None = None
+    letter: Link | None = None
+    links: Link | None = None
+    patient: Link | None = None
+    payment: Link | None = None
+    to: str | None = None
+    type: str | None = attrs.field(
+        default=None, metadata={"enum": ("Email", "Other", "Phone call", "SMS")}
+    )
+    type_code: int | None = None
+    updated_at: dt.datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EmailCommunication(Model):
+    """Cliniko schema ``EmailCommunication``."""
+
+    __renames__: ClassVar[dict[str, str]] = {"from_": "from"}
+    archived_at: dt.datetime | None = None
+    attendee: Link | None = None
+    booking: Link | None = None
+    category: str | None = attrs.field(
+        default=None,
+        metadata={
+            "enum": (
+                "Account Statement",
+                "Account ownership information updated",
+                "Appointment Cancellation",
+                "Appointment Confirmation",
+                "Appointment Follow Up Message",
+                "Appointment Reminder",
+                "Auth Code",
+                "Bulk Email",
+                "Cancelled appointment notification",
+                "Card automatically updated notification",
+                "Card expiring notification",
+                "Completed Patient Form",
+                "Data export complete notification",
+                "Email OTP code",
+                "Invoice",
+                "Letter",
+                "Mailchimp integration disconnected",
+                "Memo",
+                "New user",
+                "Online payment request",
+                "Password changed",
+                "Patient Form",
+                "Patient Reply Forwarded",
+                "Patient form renewal",
+                "Payment Receipt",
+                "Practitioner Appointment Notification",
+                "Referred user bonus notification",
+                "Referred user signed up",
+                "Referring user bonus notification",
+                "Reply from Patient",
+                "Reply from Practitioner",
+                "Reset password instructions",
+                "SMS Message",
+                "SMS credit purchase failed",
+                "SMS credit purchase receipt",
+                "SMS credit purchase reminder",
+                "SMS credit purchase requires confirmation",
+                "Stripe receipt",
+                "Subscription initiation alert",
+                "Subscription payment failure",
+                "Today's appointments for practitioner",
+                "Trial ending reminder",
+                "Trial payment failure",
+                "Unlock instructions",
+                "Upcoming appointments",
+                "Upcoming yearly payment alert",
+                "User email changed",
+                "User email confirmation instructions",
+                "Xero OAuth error",
+                "Xero sync error notification",
+            )
+        },
+    )
+    category_code: int | None = None
     content: str | None = None
     content_subject: str | None = None
     created_at: dt.datetime | None = None
@@ -71,6 +162,108 @@ class MemoCommunication(Model):
     id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
+    to: str | None = None
+    type: str | None = attrs.field(
+        default=None, metadata={"enum": ("Email", "Other", "Phone call", "SMS")}
+    )
+    type_code: int | None = None
+    updated_at: dt.datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MemoCommunicationBody(Model):
+    """Cliniko schema ``MemoCommunicationBody``."""
+
+    __renames__: ClassVar[dict[str, str]] = {"from_": "from"}
+    category_code: int | None = None
+    confidential: bool | None = None
+    content: str | None = None
+    direction_code: int | None = None
+    from_: str | None = None
+    patient_id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    to: str | None = None
+    type_code: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SmsCommunication(Model):
+    """Cliniko schema ``SmsCommunication``."""
+
+    __renames__: ClassVar[dict[str, str]] = {"from_": "from"}
+    archived_at: dt.datetime | None = None
+    attendee: Link | None = None
+    booking: Link | None = None
+    category: str | None = attrs.field(
+        default=None,
+        metadata={
+            "enum": (
+                "Account Statement",
+                "Account ownership information updated",
+                "Appointment Cancellation",
+                "Appointment Confirmation",
+                "Appointment Follow Up Message",
+                "Appointment Reminder",
+                "Auth Code",
+                "Bulk Email",
+                "Cancelled appointment notification",
+                "Card automatically updated notification",
+                "Card expiring notification",
+                "Completed Patient Form",
+                "Data export complete notification",
+                "Email OTP code",
+                "Invoice",
+                "Letter",
+                "Mailchimp integration disconnected",
+                "Memo",
+                "New user",
+                "Online payment request",
+                "Password changed",
+                "Patient Form",
+                "Patient Reply Forwarded",
+                "Patient form renewal",
+                "Payment Receipt",
+                "Practitioner Appointment Notification",
+                "Referred user bonus notification",
+                "Referred user signed up",
+                "Referring user bonus notification",
+                "Reply from Patient",
+                "Reply from Practitioner",
+                "Reset password instructions",
+                "SMS Message",
+                "SMS credit purchase failed",
+                "SMS credit purchase receipt",
+                "SMS credit purchase reminder",
+                "SMS credit purchase requires confirmation",
+                "Stripe receipt",
+                "Subscription initiation alert",
+                "Subscription payment failure",
+                "Today's appointments for practitioner",
+                "Trial ending reminder",
+                "Trial payment failure",
+                "Unlock instructions",
+                "Upcoming appointments",
+                "Upcoming yearly payment alert",
+                "User email changed",
+                "User email confirmation instructions",
+                "Xero OAuth error",
+                "Xero sync error notification",
+            )
+        },
+    )
+    category_code: int | None = None
+    content: str | None = None
+    created_at: dt.datetime | None = None
+    direction_code: int | None = None
+    direction_description: str | None = attrs.field(
+        default=None, metadata={"enum": ("Received", "Sent")}
+    )
+    from_: str | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    invoice: Link | None = None
+    letter: Link | None = None
+    links: Link | None = None
+    patient: Link | None = None
+    payment: Link | None = None
     to: str | None = None
     type: str | None = attrs.field(
         default=None, metadata={"enum": ("Email", "Other", "Phone call", "SMS")}

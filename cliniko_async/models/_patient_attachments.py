@@ -19,6 +19,7 @@ __all__ = [
     "PatientAttachment",
     "PatientAttachmentUpdateInput",
     "UploadedPatientAttachment",
+    "UploadedPatientAttachmentBody",
     "UploadedPatientAttachmentBodyInput",
     "UploadedPatientAttachmentInput",
 ]
@@ -90,6 +91,13 @@ class UploadedPatientAttachment(Model):
     size: int | None = None
     updated_at: dt.datetime | None = None
     user: Link | None = None
+
+
+@attrs.frozen(kw_only=True)
+class UploadedPatientAttachmentBody(Model):
+    """Cliniko schema ``UploadedPatientAttachmentBody``."""
+
+    description: str | None = None
 
 
 @attrs.frozen(kw_only=True)

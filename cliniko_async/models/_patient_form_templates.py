@@ -21,6 +21,7 @@ __all__ = [
     "PatientFormTemplateInputContent",
     "PatientFormTemplateInputContentSection",
     "PatientFormTemplateQuestion",
+    "PatientFormTemplateQuestionAddress",
     "PatientFormTemplateQuestionCheckboxes",
     "PatientFormTemplateQuestionCheckboxesAnswer",
     "PatientFormTemplateQuestionCheckboxesInput",
@@ -29,15 +30,20 @@ __all__ = [
     "PatientFormTemplateQuestionCheckboxesOther",
     "PatientFormTemplateQuestionDate",
     "PatientFormTemplateQuestionDateInput",
+    "PatientFormTemplateQuestionFullName",
+    "PatientFormTemplateQuestionFullNameOptions",
     "PatientFormTemplateQuestionInput",
     "PatientFormTemplateQuestionParagraph",
     "PatientFormTemplateQuestionParagraphInput",
+    "PatientFormTemplateQuestionPhone",
+    "PatientFormTemplateQuestionPronouns",
     "PatientFormTemplateQuestionRadiobuttons",
     "PatientFormTemplateQuestionRadiobuttonsAnswer",
     "PatientFormTemplateQuestionRadiobuttonsInput",
     "PatientFormTemplateQuestionRadiobuttonsInputAnswer",
     "PatientFormTemplateQuestionRadiobuttonsInputOther",
     "PatientFormTemplateQuestionRadiobuttonsOther",
+    "PatientFormTemplateQuestionSelect",
     "PatientFormTemplateQuestionSignature",
     "PatientFormTemplateQuestionSignatureInput",
     "PatientFormTemplateQuestionText",
@@ -179,6 +185,73 @@ class PatientFormTemplate(Model):
     name: str | None = None
     restricted_to_practitioner: bool | None = None
     updated_at: dt.datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormTemplateQuestionAddress(Model):
+    """Cliniko schema ``PatientFormTemplateQuestionAddress``."""
+
+    name: str | None = None
+    patient_field_connection: str | None = attrs.field(
+        default=None, metadata={"enum": ("address",)}
+    )
+    required: bool | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("address",)})
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormTemplateQuestionFullNameOptions(Model):
+    """``options`` of PatientFormTemplateQuestionFullName."""
+
+    preferred_first_name_enabled: bool | None = None
+    title_enabled: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormTemplateQuestionFullName(Model):
+    """Cliniko schema ``PatientFormTemplateQuestionFullName``."""
+
+    name: str | None = None
+    options: PatientFormTemplateQuestionFullNameOptions | None = None
+    patient_field_connection: str | None = attrs.field(
+        default=None, metadata={"enum": ("full_name",)}
+    )
+    required: bool | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("full_name",)})
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormTemplateQuestionPhone(Model):
+    """Cliniko schema ``PatientFormTemplateQuestionPhone``."""
+
+    name: str | None = None
+    patient_field_connection: str | None = attrs.field(default=None, metadata={"enum": ("phone",)})
+    required: bool | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("phone",)})
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormTemplateQuestionPronouns(Model):
+    """Cliniko schema ``PatientFormTemplateQuestionPronouns``."""
+
+    name: str | None = None
+    patient_field_connection: str | None = attrs.field(
+        default=None, metadata={"enum": ("pronouns",)}
+    )
+    required: bool | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("pronouns",)})
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormTemplateQuestionSelect(Model):
+    """Cliniko schema ``PatientFormTemplateQuestionSelect``."""
+
+    name: str | None = None
+    patient_field_connection: str | None = attrs.field(
+        default=None, metadata={"enum": ("gender_identity", "sex")}
+    )
+    required: bool | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("select",)})
 
 
 @attrs.frozen(kw_only=True)

@@ -21,6 +21,8 @@ __all__ = [
     "PatientFormInputContent",
     "PatientFormInputContentSection",
     "PatientFormQuestion",
+    "PatientFormQuestionAddress",
+    "PatientFormQuestionAddressAnswer",
     "PatientFormQuestionCheckboxes",
     "PatientFormQuestionCheckboxesAnswer",
     "PatientFormQuestionCheckboxesInput",
@@ -29,15 +31,24 @@ __all__ = [
     "PatientFormQuestionCheckboxesOther",
     "PatientFormQuestionDate",
     "PatientFormQuestionDateInput",
+    "PatientFormQuestionFullName",
+    "PatientFormQuestionFullNameAnswer",
+    "PatientFormQuestionFullNameOptions",
     "PatientFormQuestionInput",
     "PatientFormQuestionParagraph",
     "PatientFormQuestionParagraphInput",
+    "PatientFormQuestionPhone",
+    "PatientFormQuestionPhoneAnswer",
+    "PatientFormQuestionPronouns",
+    "PatientFormQuestionPronounsAnswer",
     "PatientFormQuestionRadiobuttons",
     "PatientFormQuestionRadiobuttonsAnswer",
     "PatientFormQuestionRadiobuttonsInput",
     "PatientFormQuestionRadiobuttonsInputAnswer",
     "PatientFormQuestionRadiobuttonsInputOther",
     "PatientFormQuestionRadiobuttonsOther",
+    "PatientFormQuestionSelect",
+    "PatientFormQuestionSelectOther",
     "PatientFormQuestionSignature",
     "PatientFormQuestionSignatureInput",
     "PatientFormQuestionText",
@@ -196,6 +207,132 @@ class PatientForm(Model):
     signatures: LinkOrLinks | None = None
     updated_at: dt.datetime | None = None
     url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionAddressAnswer(Model):
+    """``answer`` of PatientFormQuestionAddress."""
+
+    address_1: str | None = None
+    address_2: str | None = None
+    address_3: str | None = None
+    city: str | None = None
+    country_code: str | None = None
+    post_code: str | None = None
+    state: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionAddress(Model):
+    """Cliniko schema ``PatientFormQuestionAddress``."""
+
+    answer: PatientFormQuestionAddressAnswer | None = None
+    name: str | None = None
+    patient_field_connection: str | None = attrs.field(
+        default=None, metadata={"enum": ("address",)}
+    )
+    required: bool | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("address",)})
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionFullNameAnswer(Model):
+    """``answer`` of PatientFormQuestionFullName."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    preferred_first_name: str | None = None
+    title: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionFullNameOptions(Model):
+    """``options`` of PatientFormQuestionFullName."""
+
+    preferred_first_name_enabled: bool | None = None
+    title_enabled: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionFullName(Model):
+    """Cliniko schema ``PatientFormQuestionFullName``."""
+
+    answer: PatientFormQuestionFullNameAnswer | None = None
+    name: str | None = None
+    options: PatientFormQuestionFullNameOptions | None = None
+    patient_field_connection: str | None = attrs.field(
+        default=None, metadata={"enum": ("full_name",)}
+    )
+    required: bool | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("full_name",)})
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionPhoneAnswer(Model):
+    """``answer`` of PatientFormQuestionPhone."""
+
+    number: str | None = None
+    phone_type: str | None = attrs.field(
+        default=None, metadata={"enum": ("Fax", "Home", "Mobile", "Other", "Work")}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionPhone(Model):
+    """Cliniko schema ``PatientFormQuestionPhone``."""
+
+    answer: tuple[PatientFormQuestionPhoneAnswer, ...] | None = None
+    name: str | None = None
+    patient_field_connection: str | None = attrs.field(default=None, metadata={"enum": ("phone",)})
+    required: bool | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("phone",)})
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionPronounsAnswer(Model):
+    """``answer`` of PatientFormQuestionPronouns."""
+
+    accusative: str | None = None
+    nominative: str | None = None
+    predicative_possessive: str | None = None
+    pronominal_possessive: str | None = None
+    reflexive: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionPronouns(Model):
+    """Cliniko schema ``PatientFormQuestionPronouns``."""
+
+    answer: PatientFormQuestionPronounsAnswer | None = None
+    name: str | None = None
+    patient_field_connection: str | None = attrs.field(
+        default=None, metadata={"enum": ("pronouns",)}
+    )
+    required: bool | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("pronouns",)})
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionSelectOther(Model):
+    """``other`` of PatientFormQuestionSelect."""
+
+    enabled: bool | None = None
+    label: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientFormQuestionSelect(Model):
+    """Cliniko schema ``PatientFormQuestionSelect``."""
+
+    answer: str | None = None
+    name: str | None = None
+    options: tuple[str, ...] | None = None
+    other: PatientFormQuestionSelectOther | None = None
+    patient_field_connection: str | None = attrs.field(
+        default=None, metadata={"enum": ("gender_identity", "sex")}
+    )
+    required: bool | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("select",)})
 
 
 @attrs.frozen(kw_only=True)

@@ -10,26 +10,277 @@ from typing import ClassVar, TypeAlias
 
 import attrs
 
-from .._model import Input
-from .._types import UNSET, Unset
+from .._model import Input, Model, tagged_union
+from .._types import UNSET, Link, Unset
+from ._common import PhoneNumber
 
 __all__ = [
+    "FullPatientExport",
+    "FullPatientExportBody",
+    "Patient",
+    "PatientCustomField",
+    "PatientCustomFieldCheckboxes",
     "PatientCustomFieldCheckboxesInput",
     "PatientCustomFieldCheckboxesInputOption",
     "PatientCustomFieldCheckboxesInputOther",
+    "PatientCustomFieldCheckboxesOption",
+    "PatientCustomFieldCheckboxesOther",
+    "PatientCustomFieldDate",
     "PatientCustomFieldDateInput",
     "PatientCustomFieldInput",
+    "PatientCustomFieldParagraph",
     "PatientCustomFieldParagraphInput",
+    "PatientCustomFieldRadiobuttons",
     "PatientCustomFieldRadiobuttonsInput",
     "PatientCustomFieldRadiobuttonsInputOption",
     "PatientCustomFieldRadiobuttonsInputOther",
+    "PatientCustomFieldRadiobuttonsOption",
+    "PatientCustomFieldRadiobuttonsOther",
+    "PatientCustomFieldText",
     "PatientCustomFieldTextInput",
+    "PatientCustomFields",
+    "PatientCustomFieldsSection",
     "PatientInput",
     "PatientInputCustomFields",
     "PatientInputCustomFieldsSection",
     "PatientInputPatientPhoneNumber",
     "PatientInputPronouns",
+    "PatientPronouns",
 ]
+
+
+@attrs.frozen(kw_only=True)
+class FullPatientExport(Model):
+    """Cliniko schema ``FullPatientExport``."""
+
+    archived_at: dt.datetime | None = None
+    content: Link | None = None
+    content_type: str | None = None
+    created_at: dt.datetime | None = None
+    description: str | None = None
+    filename: str | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    links: Link | None = None
+    patient: Link | None = None
+    pinned_at: dt.datetime | None = None
+    processed_at: dt.datetime | None = None
+    processing_completed: bool | None = None
+    size: int | None = None
+    updated_at: dt.datetime | None = None
+    user: Link | None = None
+
+
+@attrs.frozen(kw_only=True)
+class FullPatientExportBody(Model):
+    """Cliniko schema ``FullPatientExportBody``."""
+
+    description: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFieldText(Model):
+    """Cliniko schema ``PatientCustomFieldText``."""
+
+    archived: bool | None = None
+    name: str | None = None
+    token: str | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("text",)})
+    value: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFieldParagraph(Model):
+    """Cliniko schema ``PatientCustomFieldParagraph``."""
+
+    archived: bool | None = None
+    name: str | None = None
+    token: str | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("paragraph",)})
+    value: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFieldDate(Model):
+    """Cliniko schema ``PatientCustomFieldDate``."""
+
+    archived: bool | None = None
+    name: str | None = None
+    token: str | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("date",)})
+    value: dt.date | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFieldCheckboxesOption(Model):
+    """``option`` of PatientCustomFieldCheckboxes."""
+
+    archived: bool | None = None
+    name: str | None = None
+    selected: bool | None = None
+    token: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFieldCheckboxesOther(Model):
+    """``other`` of PatientCustomFieldCheckboxes."""
+
+    archived: bool | None = None
+    enabled: bool | None = None
+    selected: bool | None = None
+    value: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFieldCheckboxes(Model):
+    """Cliniko schema ``PatientCustomFieldCheckboxes``."""
+
+    archived: bool | None = None
+    name: str | None = None
+    options: tuple[PatientCustomFieldCheckboxesOption, ...] | None = None
+    other: PatientCustomFieldCheckboxesOther | None = None
+    token: str | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("checkboxes",)})
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFieldRadiobuttonsOption(Model):
+    """``option`` of PatientCustomFieldRadiobuttons."""
+
+    archived: bool | None = None
+    name: str | None = None
+    selected: bool | None = None
+    token: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFieldRadiobuttonsOther(Model):
+    """``other`` of PatientCustomFieldRadiobuttons."""
+
+    archived: bool | None = None
+    enabled: bool | None = None
+    selected: bool | None = None
+    value: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFieldRadiobuttons(Model):
+    """Cliniko schema ``PatientCustomFieldRadiobuttons``."""
+
+    archived: bool | None = None
+    name: str | None = None
+    options: tuple[PatientCustomFieldRadiobuttonsOption, ...] | None = None
+    other: PatientCustomFieldRadiobuttonsOther | None = None
+    token: str | None = None
+    type: str | None = attrs.field(default=None, metadata={"enum": ("radiobuttons",)})
+
+
+PatientCustomField: TypeAlias = (
+    PatientCustomFieldText
+    | PatientCustomFieldParagraph
+    | PatientCustomFieldDate
+    | PatientCustomFieldCheckboxes
+    | PatientCustomFieldRadiobuttons
+)
+tagged_union(PatientCustomField, "type", {
+        "text": PatientCustomFieldText,
+        "paragraph": PatientCustomFieldParagraph,
+        "date": PatientCustomFieldDate,
+        "checkboxes": PatientCustomFieldCheckboxes,
+        "radiobuttons": PatientCustomFieldRadiobuttons,
+    })  # fmt: skip
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFieldsSection(Model):
+    """``section`` of PatientCustomFields."""
+
+    archived: bool | None = None
+    fields: tuple[PatientCustomField, ...] | None = None
+    name: str | None = None
+    token: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientCustomFields(Model):
+    """``custom_fields`` of Patient."""
+
+    sections: tuple[PatientCustomFieldsSection, ...] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PatientPronouns(Model):
+    """``pronouns`` of Patient."""
+
+    accusative: str | None = None
+    nominative: str | None = None
+    predicative_possessive: str | None = None
+    pronominal_possessive: str | None = None
+    reflexive: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Patient(Model):
+    """Cliniko schema ``Patient``."""
+
+    accepted_email_marketing: bool | None = None
+    accepted_privacy_policy: bool | None = None
+    accepted_sms_marketing: bool | None = None
+    address_1: str | None = None
+    address_2: str | None = None
+    address_3: str | None = None
+    appointment_notes: str | None = None
+    appointments: Link | None = None
+    archived_at: dt.datetime | None = None
+    attendees: Link | None = None
+    city: str | None = None
+    concession_type: Link | None = None
+    country: str | None = None
+    country_code: str | None = None
+    created_at: dt.datetime | None = None
+    custom_fields: PatientCustomFields | None = None
+    date_of_birth: dt.date | None = None
+    deleted_at: dt.datetime | None = None
+    dva_card_number: str | None = None
+    email: str | None = None
+    emergency_contact: str | None = None
+    first_name: str | None = None
+    gender: str | None = None
+    gender_identity: str | None = None
+    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    invoice_default_to: str | None = None
+    invoice_email: str | None = None
+    invoice_extra_information: str | None = None
+    invoices: Link | None = None
+    label: str | None = None
+    last_name: str | None = None
+    latest_booking: Link | None = None
+    links: Link | None = None
+    medical_alerts: Link | None = None
+    medicare: str | None = None
+    medicare_reference_number: str | None = None
+    merged_at: dt.datetime | None = None
+    merged_with_patient: Link | None = None
+    notes: str | None = None
+    occupation: str | None = None
+    old_reference_id: str | None = None
+    patient_attachments: Link | None = None
+    patient_phone_numbers: tuple[PhoneNumber, ...] | None = None
+    post_code: str | None = None
+    preferred_first_name: str | None = None
+    pronouns: PatientPronouns | None = None
+    receives_cancellation_emails: bool | None = None
+    receives_confirmation_emails: bool | None = None
+    referral_source: str | None = None
+    referring_doctor: Link | None = None
+    relationships: Link | None = None
+    reminder_type: str | None = attrs.field(
+        default=None, metadata={"enum": ("None", "SMS", "Email", "SMS & Email")}
+    )
+    sex: str | None = None
+    state: str | None = None
+    time_zone: str | None = None
+    title: str | None = None
+    updated_at: dt.datetime | None = None
 
 
 @attrs.frozen(kw_only=True)
