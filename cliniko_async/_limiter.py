@@ -131,8 +131,12 @@ class KeyLimiter(Protocol):
         """
         ...
 
-    def pause(self, seconds: float) -> None:
-        """Hold every request on this key for ``seconds`` (after a 429)."""
+    def pause(self, seconds: float, *, probe: bool = False) -> None:
+        """Hold every request on this key for ``seconds`` (after a 429).
+
+        ``probe``: the pause's length is a guess (no usable reset header): let requests back in
+        one at a time at the sustainable rate after it, instead of what leaked meanwhile.
+        """
         ...
 
     def paused_for(self) -> float:
@@ -262,6 +266,7 @@ class LocalLimiter:
         self._in_flight = 0
         self._frees: deque[float] = deque()  # clock times at which released slots are free
         self._resume_at = -math.inf
+        self._refill_at = math.inf  # when a probing pause ends: the bucket is marked full then
         self._waiters: deque[_Waiter] = deque()
         burst = rate_limit.burst or rate_limit.requests
         # Leaks requests/period per second; holds at most `burst`.
@@ -344,6 +349,9 @@ class LocalLimiter:
     def _admissible(self, now: float) -> bool:
         if now < self._resume_at:
             return False
+        if now >= self._refill_at:
+            self._refill_at = math.inf
+            _fill(self._bucket)
         self._purge(now)
         if self._in_flight + len(self._frees) >= self._limit:
             return False
@@ -429,11 +437,13 @@ class LocalLimiter:
         with self._lock:
             bisect.insort(self._frees, until)
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, *, probe: bool = False) -> None:
         with self._lock:
             now = self._clock()
             self._resume_at = max(self._resume_at, now + seconds)
             _fill(self._bucket)
+            if probe:
+                self._refill_at = self._resume_at
             remaining = self._resume_at - now
             for waiter in self._waiters:
                 if not (waiter.granted or waiter.cancelled) and waiter.max_wait < remaining:
