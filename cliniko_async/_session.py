@@ -8,10 +8,8 @@ retry with backoff and jitter (idempotent methods only); other 4xx raise typed e
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import json
 import logging
-import random
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -20,7 +18,8 @@ import attrs
 import httpx
 
 from ._config import ClientConfig, same_origin
-from ._limiter import KeyLimiter, LimiterBackend, LocalLimiterBackend, RateLimit
+from ._limiter import KeyLimiter, LimiterBackend, LocalLimiterBackend, RateLimit, RateLimitPaused
+from ._retries import backoff, rate_limit_delay
 from .errors import (
     STATUS_ERRORS,
     APIConnectionError,
@@ -51,6 +50,7 @@ log = logging.getLogger("cliniko_async")
 #: Request URLs built once per base URL and path (an id in a path makes a new entry: bounded).
 _URL_CACHE_SIZE: Final = 4096
 _URLS: dict[str, tuple[httpx.URL, str]] = {}
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 QueryParams = list[tuple[str, str]]
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -81,60 +81,7 @@ class RequestOptions:
 
 def backoff_delay(attempt: int, options: RequestOptions) -> float:
     """Exponential backoff with jitter: base * 2**attempt, capped, scaled by U(0.5, 1)."""
-    return float(min(options.backoff_max, options.backoff_base * 2**attempt)) * random.uniform(
-        0.5, 1
-    )
-
-
-def rate_limit_delay(response: httpx.Response) -> tuple[float | None, dt.datetime | None]:
-    """Seconds until the key may send again, from X-RateLimit-Reset (or Retry-After).
-
-    The reset (unix seconds) is turned into a delay with the response's own ``Date`` header, so
-    the local clock's skew does not matter. ``(None, None)`` when the headers are missing or
-    nonsense (the caller backs off instead).
-    """
-    headers = response.headers
-    reset_raw = headers.get("x-ratelimit-reset")
-    server_now = _parse_http_date(headers.get("date"))
-    if reset_raw is not None:
-        try:
-            reset = float(reset_raw)
-        except ValueError:
-            reset = None
-        if reset is not None and reset > 1e9 and reset < 1e11:  # plausible unix seconds
-            reset_at = dt.datetime.fromtimestamp(reset, dt.UTC)
-            if server_now is not None:
-                return max(0.0, reset - server_now), reset_at
-            return None, reset_at
-    retry_after = headers.get("retry-after")
-    if retry_after is not None:
-        try:
-            seconds = float(retry_after)
-        except ValueError:
-            when = _parse_http_date(retry_after)
-            if when is None or server_now is None:
-                return None, None
-            seconds = when - server_now
-        if seconds >= 0:
-            retry_at: dt.datetime | None = (
-                dt.datetime.fromtimestamp(server_now + seconds, dt.UTC)
-                if server_now is not None
-                else None
-            )
-            return seconds, retry_at
-    return None, None
-
-
-def _parse_http_date(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return float(parsed.timestamp())
+    return backoff(attempt, options.backoff_base, options.backoff_max)
 
 
 def _snippet(content: bytes, limit: int = 120) -> str:
@@ -174,6 +121,9 @@ class Session:
         }
         self._extensions: dict[str, Any] = {"timeout": httpx.Timeout(options.timeout).as_dict()}
         self._base = str(config.base_url).rstrip("/")
+        self._host = config.base_url.netloc.decode("ascii")
+        # Sent as they are when we own the pool: nothing is worked out again per request.
+        self._direct_headers = httpx.Headers({"Host": self._host, **self._headers})
 
     @property
     def limiter(self) -> KeyLimiter:
@@ -256,7 +206,10 @@ class Session:
         rate_limited = 0
         while True:
             self._check_open(method, public_url)
-            permit = await self.limiter.acquire()
+            try:
+                permit = await self.limiter.acquire(options.max_rate_limit_wait)
+            except RateLimitPaused as paused:
+                raise self._paused_error(method, public_url, paused.resume_in) from None
             self._check_open(method, public_url)
             try:
                 response = await self._send(method, url, params, content, headers)
@@ -299,30 +252,40 @@ class Session:
             if status < 300:
                 return self._decode(response, method, public_url)
             if status == 429:
-                wait, reset_at = rate_limit_delay(response)
-                if wait is not None and wait > options.max_rate_limit_wait:
+                rate_limited += 1
+                hold = rate_limit_delay(
+                    response.headers,
+                    period=self.rate_limit.period,
+                    attempt=rate_limited,
+                    fallback_cap=options.backoff_max,
+                    key=self.limiter,
+                    paused=self.limiter.paused_for() > 0,
+                )
+                # The whole key pauses for as long as Cliniko said, whether or not this request
+                # waits: every other request on the key waits (or fails fast) too.
+                self.limiter.pause(hold.seconds, probe=not hold.trusted)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "%s %s rate limited; key paused %.2fs%s", method, public_url,
+                        hold.seconds, "" if hold.trusted else " (no usable reset header)",
+                    )  # fmt: skip
+                if hold.seconds > options.max_rate_limit_wait:
                     raise self._status_error(
                         response,
                         method,
                         public_url,
-                        f"rate limited until {reset_at:%Y-%m-%d %H:%M:%S} UTC, more than the "
-                        f"{options.max_rate_limit_wait:.0f} s this client waits",
-                        reset_at=reset_at,
+                        f"rate limited until {hold.reset_at:%Y-%m-%d %H:%M:%S} UTC, more than "
+                        f"the {options.max_rate_limit_wait:.0f} s this client waits",
+                        reset_at=hold.reset_at,
                     )
-                if rate_limited < MAX_RATE_LIMIT_RETRIES:
-                    rate_limited += 1
-                    if wait is None:
-                        wait = backoff_delay(rate_limited, options)
-                    # Every request on this key waits, not only this one.
-                    self.limiter.pause(wait)
-                    log.debug("%s %s rate limited; key paused %.2fs", method, public_url, wait)
+                if rate_limited <= MAX_RATE_LIMIT_RETRIES:
                     continue
                 raise self._status_error(
                     response,
                     method,
                     public_url,
-                    f"rate limited {rate_limited + 1} times in a row",
-                    reset_at=reset_at,
+                    f"rate limited {rate_limited} times in a row",
+                    reset_at=hold.reset_at,
                 )
             if status >= 500 and idempotent and attempt < options.max_retries:
                 delay = backoff_delay(attempt, options)
@@ -356,14 +319,20 @@ class Session:
                 timeout=self.options.timeout,
             )
             return await http.send(request, follow_redirects=False)
+        direct: httpx.Headers | dict[str, str] = self._direct_headers
+        if headers is not self._headers or method in _BODY_METHODS:
+            length = str(len(content)) if content is not None else "0"
+            direct = {"Host": self._host, **headers, "Content-Length": length}
+        # stream= rather than content=: httpx adds no headers, ours are complete.
         request = httpx.Request(
             method,
             url,
             params=tuple(params) if params else None,
-            content=content,
-            headers=headers,
+            headers=direct,
+            stream=httpx.ByteStream(content or b""),
             extensions=self._extensions,
         )
+        request.read()
         response = await transport.handle_async_request(request)
         try:
             await response.aread()
@@ -385,6 +354,20 @@ class Session:
                 status_code=response.status_code,
                 snippet=_snippet(response.content),
             ) from None
+
+    def _paused_error(self, method: str, url: str, resume_in: float) -> RateLimitError:
+        reset_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=resume_in)
+        return RateLimitError(
+            f"the key is rate limited (a 429 paused it) until {reset_at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"more than the {self.options.max_rate_limit_wait:.0f} s this client waits; "
+            "nothing was sent",
+            reset_at=reset_at,
+            method=method,
+            url=url,
+            status_code=429,
+            body=None,
+            headers={},
+        )
 
     def _status_error(
         self,
