@@ -186,16 +186,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         pool = self._pool()
         url = request.url
         scheme = url.scheme
+        raw_headers = request.headers.raw
+        data: bytes | httpx.AsyncByteStream | None
         try:
-            data: bytes | None = request.content or None
-        except httpx.RequestNotRead:
-            data = await request.aread() or None
+            data = request.content or None
+        except httpx.RequestNotRead:  # a streamed body (an upload): sent as it is read
+            data = request.stream  # type: ignore[assignment]
+            # aiohttp keeps Content-Length when there is one, and chunks the body otherwise.
+            raw_headers = [(k, v) for k, v in raw_headers if k.lower() != b"transfer-encoding"]
         timeout = pool.timeout(request.extensions.get("timeout") or {})
         try:
             response = await pool.session.request(
                 request.method,
                 str(url),
-                headers=request.headers.multi_items(),
+                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers],
                 data=data,
                 allow_redirects=False,
                 timeout=timeout,
@@ -213,13 +217,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("ascii", "replace")
-        return httpx.Response(
+        result = httpx.Response(
             response.status,
             headers=response.raw_headers,
             stream=httpx.ByteStream(body),
             request=request,
             extensions=extensions,
         )
+        if "content-encoding" in result.headers:
+            result.read()  # decodes it; aread() is then a no-op
+        else:
+            # Identity: the body is the content. (Were httpx to rename the attribute, aread()
+            # would read the same bytes from the stream: slower, not wrong.)
+            result._content = body
+        return result
 
     async def aclose(self) -> None:
         """Close every pool this process opened (each on its own loop)."""

@@ -390,3 +390,38 @@ async def test_nothing_is_logged_or_formatted_when_debug_is_off(
         for _ in range(5):
             await cliniko.request("GET", "/patients/1")
     assert calls == []
+
+
+def test_an_upload_streams_through_the_default_pool() -> None:
+    """The storage POST (multipart, Content-Length known) is streamed, never read whole."""
+    import io
+
+    reads: list[int] = []
+
+    class Recorder(io.RawIOBase):
+        def __init__(self, size: int) -> None:
+            self._data = io.BytesIO(b"%PDF" + bytes(size - 4))
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, n: int = -1) -> bytes:
+            reads.append(n)
+            return self._data.read(n)
+
+    fake = FakeCliniko()
+
+    async def run() -> Any:
+        async with client(url) as cliniko:
+            assert isinstance(cliniko._session.transport, AiohttpTransport)
+            return await cliniko.patient_attachments.upload(
+                1,
+                Recorder(3 * 1024 * 1024),  # type: ignore[arg-type]
+                filename="scan.pdf",
+            )
+
+    with serve(fake) as url:
+        record = asyncio.run(run())
+    assert record.id is not None
+    assert sum(1 for n in reads if n > 0) > 1 and -1 not in reads
+    assert len(next(iter(fake.uploads.values()))) == 3 * 1024 * 1024
