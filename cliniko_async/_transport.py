@@ -57,12 +57,22 @@ def env_proxies() -> dict[str, str]:
 
 
 class _LoopPool:
-    """One aiohttp session (connection pool) bound to one running event loop."""
+    """The connection pools bound to one running event loop: httpcore's, then aiohttp's."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, limits: httpx.Limits) -> None:
-        import aiohttp  # lazily: ~40-80 ms kept off `import cliniko_async`
-
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self.httpcore: httpx.AsyncHTTPTransport | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.errors: tuple[type[BaseException], ...] = ()
+        self.in_flight = 0  # on httpcore, before the switch
+        self.sent = 0
+        self.timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        self.closing = asyncio.Event()
+        self.guard = loop.create_task(self._guard(), name="cliniko_async pool guard")
+
+    def start_aiohttp(self, limits: httpx.Limits) -> aiohttp.ClientSession:
+        import aiohttp  # lazily: 40-150 ms of import (its SSL context) off the first requests
+
         self.errors = (aiohttp.ClientError, asyncio.TimeoutError)
         connector = aiohttp.TCPConnector(
             limit=limits.max_connections or 0,
@@ -80,17 +90,20 @@ class _LoopPool:
         # limiter permit: one permit must be one request, and the pipeline retries itself.
         if hasattr(self.session, "_retry_connection"):
             self.session._retry_connection = False
-        self.timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
-        self.closing = asyncio.Event()
-        self.guard = loop.create_task(self._guard(), name="cliniko_async pool guard")
+        return self.session
 
     async def _guard(self) -> None:
         # Runs until aclose() or until the loop shuts down (asyncio.run / Runner cancel every
-        # task before closing the loop): either way the session closes on its own loop.
+        # task before closing the loop): either way the pools close on their own loop.
         try:
             await self.closing.wait()
         finally:
-            await self.session.close()
+            try:
+                if self.session is not None:
+                    await self.session.close()
+            finally:
+                if self.httpcore is not None:
+                    await self.httpcore.aclose()
 
     def timeout(self, spec: dict[str, float | None]) -> aiohttp.ClientTimeout:
         key = (spec.get("connect"), spec.get("read"), spec.get("pool"))
@@ -116,18 +129,28 @@ class _LoopPool:
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` sending with aiohttp (asyncio only).
 
+    The first ``warm_up`` requests on an event loop go through httpcore (already imported with
+    httpx) while fewer than 4 are in flight: a short script never pays for importing aiohttp.
+    The first request beyond that switches the loop to aiohttp for good. ``warm_up=0``: aiohttp
+    from the first request.
+
     ``verify`` is ``True`` (certifi's CA bundle, as httpx, or ``SSL_CERT_FILE``), ``False``,
     or an ``ssl.SSLContext``. Proxies come from the environment (``HTTPS_PROXY`` ...) as with
     httpx. Usable on its own: ``httpx.AsyncClient(transport=AiohttpTransport())``.
     """
+
+    #: Requests in flight at which the switch to aiohttp happens even during the warm-up.
+    WARM_UP_IN_FLIGHT: Final = 4
 
     def __init__(
         self,
         *,
         limits: httpx.Limits = DEFAULT_LIMITS,
         verify: ssl.SSLContext | bool = True,
+        warm_up: int = 16,
     ) -> None:
         self.limits = limits
+        self.warm_up = warm_up
         self._verify = verify
         self._ssl: ssl.SSLContext | None = None
         self._generation = _fork_generation
@@ -152,7 +175,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # Closed without cancelling its tasks (no asyncio.run): nothing can be sent
             # through that pool any more; keep it from being finalized under a closed loop.
             _ORPHANS.append(self._pools.pop(old_loop))
-        pool = self._pools[loop] = _LoopPool(loop, self.limits)
+        pool = self._pools[loop] = _LoopPool(loop)
         return pool
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
@@ -172,8 +195,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             return self._proxies[key]
         except KeyError:
             pass
-        if self._env_proxies is None:
-            self._env_proxies = env_proxies()
+        self._has_env_proxies()
+        assert self._env_proxies is not None
         proxy: str | None = None
         bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
         if self._env_proxies and not bypass(host):
@@ -184,6 +207,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         pool = self._pool()
+        session = pool.session
+        if session is None:
+            if (
+                pool.sent < self.warm_up
+                and pool.in_flight < self.WARM_UP_IN_FLIGHT
+                and not self._has_env_proxies()
+            ):
+                return await self._send_httpcore(pool, request)
+            session = pool.start_aiohttp(self.limits)
         url = request.url
         scheme = url.scheme
         raw_headers = request.headers.raw
@@ -196,7 +228,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raw_headers = [(k, v) for k, v in raw_headers if k.lower() != b"transfer-encoding"]
         timeout = pool.timeout(request.extensions.get("timeout") or {})
         try:
-            response = await pool.session.request(
+            response = await session.request(
                 request.method,
                 str(url),
                 headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers],
@@ -231,6 +263,26 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # would read the same bytes from the stream: slower, not wrong.)
             result._content = body
         return result
+
+    async def _send_httpcore(self, pool: _LoopPool, request: httpx.Request) -> httpx.Response:
+        if pool.httpcore is None:
+            pool.httpcore = httpx.AsyncHTTPTransport(limits=self.limits, verify=self._ssl_context())
+        pool.sent += 1
+        pool.in_flight += 1
+        try:
+            response = await pool.httpcore.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        finally:
+            pool.in_flight -= 1
+        return response
+
+    def _has_env_proxies(self) -> bool:
+        if self._env_proxies is None:
+            self._env_proxies = env_proxies()
+        return bool(self._env_proxies)
 
     async def aclose(self) -> None:
         """Close every pool this process opened (each on its own loop)."""

@@ -9,6 +9,8 @@ import importlib.util
 import logging
 import os
 import select
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -52,20 +54,41 @@ def ok(_: httpx.Request) -> httpx.Response:
 # -- the default stack ------------------------------------------------------------------------
 
 
-def test_the_default_pool_is_aiohttp_and_imported_lazily(served: str) -> None:
-    cliniko = client(served)
-    assert isinstance(cliniko._session.transport, AiohttpTransport)
+STACKS = pytest.mark.parametrize("warm_up", [0, 16], ids=["aiohttp", "httpcore-first"])
 
-    async def run() -> Any:
-        async with cliniko:
-            return await cliniko.patients.get(1)
+SWITCH = """
+import asyncio, sys
+from cliniko_async import Cliniko
 
-    assert asyncio.run(run()).id == 1
+async def main():
+    url, key = sys.argv[1], sys.argv[2]
+    async with Cliniko(api_key=key, user_agent="T (t@example.com)", base_url=url) as c:
+        await c.patients.get(1)
+        print("aiohttp" in sys.modules)
+        await asyncio.gather(*(c.patients.get(1 + i % 5) for i in range(8)))
+        print("aiohttp" in sys.modules, c._session.transport._pool().session is not None)
+
+asyncio.run(main())
+"""
 
 
-def test_one_client_across_two_asyncio_runs(served: str) -> None:
+def test_the_first_requests_go_through_httpcore_then_aiohttp(served: str) -> None:
+    """A short script never imports aiohttp; concurrency switches the loop to it."""
+    out = subprocess.run(
+        [sys.executable, "-c", SWITCH, served, DEFAULT_API_KEY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=ROOT,
+    ).stdout.split()
+    assert out == ["False", "True", "True"]
+
+
+@STACKS
+def test_one_client_across_two_asyncio_runs(served: str, warm_up: int) -> None:
     """A client made outside any loop works in one asyncio.run, then in the next one."""
-    cliniko = client(served)
+    cliniko = client(served, transport=AiohttpTransport(warm_up=warm_up))
     transport = cliniko._session.transport
     assert isinstance(transport, AiohttpTransport)
     gc.collect()  # earlier tests' garbage
@@ -80,9 +103,10 @@ def test_one_client_across_two_asyncio_runs(served: str) -> None:
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
-def test_no_resource_warning_when_closed_or_left_open(served: str) -> None:
+@STACKS
+def test_no_resource_warning_when_closed_or_left_open(served: str, warm_up: int) -> None:
     async def used(close: bool) -> None:
-        cliniko = client(served)
+        cliniko = client(served, transport=AiohttpTransport(warm_up=warm_up))
         await asyncio.gather(*(cliniko.patients.get(1 + i % 5) for i in range(20)))
         if close:
             await cliniko.aclose()
@@ -121,8 +145,9 @@ def _fork(child: Callable[[], bool]) -> int:
     return _wait_child(pid, 60)
 
 
-def test_a_client_made_before_fork_works_in_the_child(served: str) -> None:
-    cliniko = client(served)
+@STACKS
+def test_a_client_made_before_fork_works_in_the_child(served: str, warm_up: int) -> None:
+    cliniko = client(served, transport=AiohttpTransport(warm_up=warm_up))
     assert asyncio.run(cliniko.patients.get(1)).id == 1  # the parent used it first
 
     def child() -> bool:
@@ -210,12 +235,16 @@ class _RawServer:
         self.sock.close()
 
 
+@STACKS
 @pytest.mark.parametrize(("method", "attempts"), [("GET", 3), ("POST", 1)])
-def test_a_dropped_connection_is_retried_only_when_idempotent(method: str, attempts: int) -> None:
+def test_a_dropped_connection_is_retried_only_when_idempotent(
+    method: str, attempts: int, warm_up: int
+) -> None:
     server = _RawServer("close")
 
     async def run() -> None:
-        async with client(server.url, max_retries=2) as cliniko:
+        transport = AiohttpTransport(warm_up=warm_up)
+        async with client(server.url, max_retries=2, transport=transport) as cliniko:
             with pytest.raises(APIConnectionError):
                 await cliniko.request(
                     method, "/patients", json={"a": 1} if method == "POST" else None
@@ -228,11 +257,13 @@ def test_a_dropped_connection_is_retried_only_when_idempotent(method: str, attem
     assert server.connections == attempts
 
 
-def test_a_silent_server_is_a_read_timeout_and_not_resent_for_post() -> None:
+@STACKS
+def test_a_silent_server_is_a_read_timeout_and_not_resent_for_post(warm_up: int) -> None:
     server = _RawServer("silent")
 
     async def run() -> None:
-        async with client(server.url, max_retries=2, timeout=0.3) as cliniko:
+        transport = AiohttpTransport(warm_up=warm_up)
+        async with client(server.url, max_retries=2, timeout=0.3, transport=transport) as cliniko:
             with pytest.raises(APITimeoutError):
                 await cliniko.request("POST", "/patients", json={"a": 1})
 
@@ -243,7 +274,8 @@ def test_a_silent_server_is_a_read_timeout_and_not_resent_for_post() -> None:
     assert server.connections == 1
 
 
-def test_nothing_listening_is_a_connect_error_retried_for_post_too() -> None:
+@STACKS
+def test_nothing_listening_is_a_connect_error_retried_for_post_too(warm_up: int) -> None:
     import socket
 
     with socket.socket() as s:
@@ -251,7 +283,10 @@ def test_nothing_listening_is_a_connect_error_retried_for_post_too() -> None:
         port = s.getsockname()[1]  # closed again: nothing listens there
 
     async def run() -> None:
-        async with client(f"http://127.0.0.1:{port}/v1", max_retries=1) as cliniko:
+        transport = AiohttpTransport(warm_up=warm_up)
+        async with client(
+            f"http://127.0.0.1:{port}/v1", max_retries=1, transport=transport
+        ) as cliniko:
             cliniko._session.options = attrs_evolve(cliniko._session.options, backoff_base=0.01)
             with pytest.raises(APIConnectionError) as info:
                 await cliniko.request("POST", "/patients", json={"a": 1})
@@ -392,7 +427,8 @@ async def test_nothing_is_logged_or_formatted_when_debug_is_off(
     assert calls == []
 
 
-def test_an_upload_streams_through_the_default_pool() -> None:
+@STACKS
+def test_an_upload_streams_through_the_default_pool(warm_up: int) -> None:
     """The storage POST (multipart, Content-Length known) is streamed, never read whole."""
     import io
 
@@ -412,8 +448,7 @@ def test_an_upload_streams_through_the_default_pool() -> None:
     fake = FakeCliniko()
 
     async def run() -> Any:
-        async with client(url) as cliniko:
-            assert isinstance(cliniko._session.transport, AiohttpTransport)
+        async with client(url, transport=AiohttpTransport(warm_up=warm_up)) as cliniko:
             return await cliniko.patient_attachments.upload(
                 1,
                 Recorder(3 * 1024 * 1024),  # type: ignore[arg-type]
