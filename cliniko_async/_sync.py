@@ -57,6 +57,8 @@ class _LoopThread:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()  # orders submit() against stop()
+        self._stopping = False
         self.thread = threading.Thread(target=self._run, name="cliniko-sync-loop", daemon=True)
         self.thread.start()
 
@@ -81,16 +83,24 @@ class _LoopThread:
         return threading.current_thread() is self.thread
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        # Under the lock, so that a call racing close() either runs before the loop stops (its
+        # task is then cancelled and awaited by _run) or is refused: never queued on a loop
+        # that will not run it.
+        with self._lock:
+            if self._stopping:
+                coro.close()
+                raise ClinikoError("this SyncCliniko is closed: create a new one")
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self) -> None:
         """Stop the loop; wait (bounded) for its thread unless called from that thread."""
         if self.pid != os.getpid():
             return  # the parent's loop: not ours to touch in a forked child
-        try:
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
             self.loop.call_soon_threadsafe(self.loop.stop)
-        except RuntimeError:  # already closed
-            return
         if not self.in_loop_thread():
             self.thread.join(SHUTDOWN_TIMEOUT + 1.0)
 
@@ -142,7 +152,7 @@ class _Runtime:
             return  # nothing started in this process: the pool holds no connection
         if lt.in_loop_thread():  # collected on the loop thread itself: cannot wait here
             task = lt.loop.create_task(self.root.aclose())
-            task.add_done_callback(lambda _: lt.loop.stop())
+            task.add_done_callback(lambda _: lt.stop())
             return
         try:
             lt.submit(self.root.aclose()).result(SHUTDOWN_TIMEOUT)
@@ -171,6 +181,14 @@ class _Caller:
         self._owner = weakref.ref(owner)
 
     def call(self, func: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        finished = threading.Event()
+
+        async def run() -> T:
+            try:
+                return await func(*args)
+            finally:
+                finished.set()
+
         try:
             owner = self._owner()
             if owner is None or owner._closed or owner._runtime.closed:
@@ -184,24 +202,18 @@ class _Caller:
                     "SyncCliniko was called from inside a running event loop, where it would "
                     "block the loop: in async code use cliniko_async.Cliniko and await its methods"
                 )
-            lt = owner._runtime.current()
+            future = owner._runtime.current().submit(run())
         except ClinikoError:
             for arg in args:  # a coroutine made for this call: never run, close it quietly
                 if inspect.iscoroutine(arg):
                     arg.close()
             raise
-        finished = threading.Event()
-
-        async def run() -> T:
-            try:
-                return await func(*args)
-            finally:
-                finished.set()
-
-        future = lt.submit(run())
         del owner  # do not keep the client alive while blocked (it may be collected meanwhile)
         try:
             return future.result()
+        except concurrent.futures.CancelledError:
+            # The client was closed (its loop stopped) while this call was running.
+            raise ClinikoError("this SyncCliniko was closed during the call") from None
         except BaseException:
             # KeyboardInterrupt (or SystemExit) in the calling thread: cancel the request in
             # the loop thread and wait for it to unwind, so no task or connection is left.

@@ -161,3 +161,31 @@ def test_loop_thread_starts_on_first_use_and_stops_when_collected_unclosed() -> 
     gc.collect()
     thread.join(10)
     assert not thread.is_alive()  # the finalizer closed the pool and stopped the loop
+
+
+def test_close_from_another_thread_ends_a_running_call_promptly() -> None:
+    arrived = threading.Event()
+
+    async def slow(request: httpx.Request, srv: CountingServer) -> httpx.Response:
+        arrived.set()
+        await asyncio.sleep(30)
+        return srv.json(200, {"id": "1"})
+
+    cliniko = make(CountingServer(route=slow), max_retries=0)
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            cliniko.patients.get(1)
+        except BaseException as exc:  # what the call raised is the point
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert arrived.wait(10)
+    cliniko.close()
+    caller.join(10)
+    assert not caller.is_alive()  # not left waiting on a stopped loop
+    assert len(outcome) == 1 and isinstance(outcome[0], ClinikoError), outcome
+    with pytest.raises(ClinikoError, match="closed"):
+        cliniko.patients.get(1)
