@@ -78,8 +78,8 @@ def render(table: list[str], outputs: dict[str, str], total: float) -> str:
 - Command: `python3 -m nox -s bench` (runs `python -m benchmarks --write`), {total:.0f} s in all
 
 Each benchmark measures its baseline in the same run (these machines are shared and noisy):
-the limit itself, the theoretical minimum, raw httpx, or pydantic v2. The targets are those of
-DESIGN.md ("Targets" 1-7).
+the limit itself, the theoretical minimum, raw aiohttp or raw httpx, or pydantic v2. The
+targets are those of DESIGN.md ("Targets"); every `bench_*.py` module here is run.
 
 {chr(10).join(table)}
 
