@@ -307,9 +307,13 @@ def analyse(
             in_flight_back += 1
     accepted = sorted(e.arrived for e in ours if e.status and e.status != 429)
     fraction = 0.0
-    if len(accepted) > 1:
+    if len(accepted) > params.limit:
+        # The lower of: the share of the k whole periods from the first request that was used,
+        # and the rate sustained over the first m * limit requests (as bench_sync measures).
         used, k = whole_periods_used(accepted, params.period)
-        fraction = used / (k * params.limit) if k else 0.0
+        m = (len(accepted) - 1) // params.limit
+        sustained = m * params.period / (accepted[m * params.limit] - accepted[0])
+        fraction = min(used / (k * params.limit), sustained) if k else 0.0
     return Outcome(
         shape=shape,
         params=params,
