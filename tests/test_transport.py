@@ -414,10 +414,12 @@ async def test_the_key_is_in_no_repr_of_the_accounts_cache() -> None:
 
 
 async def test_nothing_is_logged_or_formatted_when_debug_is_off(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     log = logging.getLogger("cliniko_async")
-    monkeypatch.setattr(log, "level", logging.WARNING)
+    level = log.level
+    log.setLevel(logging.WARNING)  # (setLevel also clears the logger's isEnabledFor cache)
+    request.addfinalizer(lambda: log.setLevel(level))
     calls: list[str] = []
     monkeypatch.setattr(log, "debug", lambda *a, **k: calls.append(str(a[0])))
     monkeypatch.setattr(log, "_log", lambda *a, **k: calls.append(str(a[1])))
