@@ -462,3 +462,22 @@ def test_an_upload_streams_through_the_default_pool(warm_up: int) -> None:
     assert record.id is not None
     assert sum(1 for n in reads if n > 0) > 1 and -1 not in reads
     assert len(next(iter(fake.uploads.values()))) == 3 * 1024 * 1024
+
+
+def test_accounts_pools_across_two_asyncio_runs_and_closed_once(served: str) -> None:
+    accounts = ClinikoAccounts(user_agent=USER_AGENT, base_url=served)
+
+    async def burst() -> set[int | None]:
+        cliniko = accounts.for_key(DEFAULT_API_KEY)  # the fake knows one key
+        got = await asyncio.gather(*(cliniko.patients.get(1 + i % 5) for i in range(12)))
+        return {p.id for p in got}
+
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert asyncio.run(burst()) == {1, 2, 3, 4, 5}
+        assert asyncio.run(burst()) == {1, 2, 3, 4, 5}
+        assert len(accounts.pools) == 1  # one pool per base URL, rebuilt per loop inside
+        asyncio.run(accounts.aclose())
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
