@@ -1,24 +1,33 @@
 """4 OS processes, one key, one budget through the Redis limiter, against the served fake.
 
-Prints the server's view: 429s, the largest count in any window, and the share of the limit
-used over the whole periods of the run (target 6: zero 429s, >= 95% of the limit).
+Each scenario: 4 processes x 500 concurrent requests on one key, the fake counting arrivals in a
+rolling window, and one fault mid-run: none, ``FLUSHALL``, SIGKILL + restart of redis-server on
+the same port, ``DEBUG SLEEP`` (Redis stalls). Prints the server's view per scenario: the most
+requests in any window against the limit, 429s, the share of the limit used over the whole
+periods of the run, errors and hangs (target 6: zero 429s, >= 95% of the limit, never over it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import multiprocessing.pool
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from typing import Literal
 
 from cliniko_async import Cliniko, RateLimit
 from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT, FakeCliniko, serve
 
 from ._common import result, whole_periods_used
 
-LIMIT, PERIOD, PERIODS, PROCESSES = 50, 2.0, 6, 4
+LIMIT, PERIOD, PROCESSES, CONCURRENT = 200, 1.0, 4, 500
+FAULT_AT = 3.0  # seconds into the run
+Fault = Literal["none", "flushall", "restart", "debug-sleep"]
 
 
 def warm() -> None:
@@ -55,45 +64,173 @@ def worker(
     return asyncio.run(run())
 
 
-def main() -> None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is needed: apt-get install redis-server")
+def burst_worker(
+    url: str,
+    redis_url: str,
+    start_at: float,
+    requests: int,
+    limit: int,
+    period: float,
+    on_unavailable: Literal["fail", "local"] = "local",
+    local_fraction: float = 0.25,
+) -> tuple[int, int, str]:
+    """One process: ``requests`` GETs started at once. Returns (ok, errors, first error)."""
+    from cliniko_async.redis import RedisLimiterBackend
+
+    async def run() -> tuple[int, int, str]:
+        await asyncio.sleep(max(0.0, start_at - time.time()))  # every process starts together
+        backend = RedisLimiterBackend(
+            redis_url, max_in_flight=period, on_unavailable=on_unavailable,
+            local_fraction=local_fraction,
+        )  # fmt: skip
+        async with Cliniko(
+            api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=url,
+            rate_limit=RateLimit(limit, period), limiter=backend, max_retries=0,
+        ) as cliniko:  # fmt: skip
+            outcomes = await asyncio.gather(
+                *(cliniko.patients.get(1 + i % 40) for i in range(requests)),
+                return_exceptions=True,
+            )
+        await backend.aclose()
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        first = f"{type(errors[0]).__name__}: {errors[0]}" if errors else ""
+        return len(outcomes) - len(errors), len(errors), first[:200]
+
+    return asyncio.run(run())
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    redis = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    time.sleep(0.5)
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A redis-server of our own on a fixed port, which can be killed and started again."""
+
+    def __init__(self, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is needed: apt-get install redis-server")
+        self.binary = binary
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--enable-debug-command", "yes", *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("redis-server did not start within 10 s")
+            time.sleep(0.02)
+
+    def command(self, *words: str, timeout: float = 5.0) -> bytes:
+        """Send one command (inline protocol), return the first bytes of the reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as conn:
+            conn.sendall((" ".join(words) + "\r\n").encode())
+            return conn.recv(64)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
     try:
-        fake = FakeCliniko(rate_limit=(LIMIT, PERIOD), window="rolling")
-        ctx = multiprocessing.get_context("spawn")
-        with serve(fake) as url, ctx.Pool(PROCESSES, initializer=warm) as pool:
-            start_at = time.time() + 3.0
-            args = (url, f"redis://127.0.0.1:{port}/0", start_at, PERIODS * PERIOD, LIMIT, PERIOD)
-            counts = [
-                r.get(120) for r in [pool.apply_async(worker, args) for _ in range(PROCESSES)]
-            ]
+        yield server
     finally:
-        redis.terminate()
-        redis.wait(10)
+        server.stop()
+
+
+def inject(server: RedisServer, fault: Fault) -> None:
+    if fault == "flushall":
+        server.command("FLUSHALL")
+    elif fault == "restart":
+        server.kill()
+        time.sleep(0.3)
+        server.start()
+    elif fault == "debug-sleep":
+        with contextlib.suppress(OSError):  # the reply comes 1 s later
+            server.command("DEBUG", "SLEEP", "1", timeout=0.05)
+
+
+def scenario(
+    pool: multiprocessing.pool.Pool, server: RedisServer, fault: Fault
+) -> tuple[str, bool]:
+    fake = FakeCliniko(rate_limit=(LIMIT, PERIOD), window="rolling")
+    hangs, ok, errors, first = 0, 0, 0, ""
+    with serve(fake) as url:
+        start_at = time.time() + 1.5
+        args = (url, server.url, start_at, CONCURRENT, LIMIT, PERIOD)
+        pending = [pool.apply_async(burst_worker, args) for _ in range(PROCESSES)]
+        if fault != "none":
+            time.sleep(max(0.0, start_at + FAULT_AT - time.time()))
+            inject(server, fault)
+        budget = time.monotonic() + 4 * PROCESSES * CONCURRENT / LIMIT * PERIOD + 20
+        for r in pending:
+            try:
+                n_ok, n_err, err = r.get(max(1.0, budget - time.monotonic()))
+            except multiprocessing.TimeoutError:
+                hangs += 1
+                continue
+            ok, errors, first = ok + n_ok, errors + n_err, first or err
     stats = fake.stats()
-    used, k = whole_periods_used(stats.accepted, PERIOD)
-    print(f"{PROCESSES} processes, limit {LIMIT} per {PERIOD:.0f} s, {PERIODS} periods")
-    print(f"  requests per process: {counts}")
-    print(f"  server: {stats.rejected} x 429, at most {stats.max_in_window} in any window")
+    used, k = whole_periods_used(stats.accepted, PERIOD) if stats.accepted else (0, 0)
+    ratio = used / (k * LIMIT) if k else 0.0
+    line = (
+        f"{fault}: max {stats.max_in_window}/{LIMIT} in a window, {stats.rejected} x 429, "
+        f"{ratio:.3f} of the limit, {ok} ok, {errors} errors, {hangs} hangs"
+    )
+    print(f"  {line}" + (f" (first error: {first})" if first else ""), flush=True)
+    met = (
+        stats.max_in_window <= LIMIT
+        and not stats.rejected
+        and not hangs
+        and not errors
+        and (fault != "none" or ratio >= 0.95)
+    )
+    return line, met
+
+
+def main() -> None:
     print(
-        f"  used {used} of {k * LIMIT} allowed in {k} whole periods: ratio {used / (k * LIMIT):.3f}"
+        f"{PROCESSES} processes x {CONCURRENT} concurrent requests, one key, limit {LIMIT} per "
+        f"{PERIOD:g} s, fault {FAULT_AT:g} s into the run",
+        flush=True,
     )
-    met = not stats.rejected and used >= 0.95 * k * LIMIT
-    result(
-        "6 redis",
-        f"{PROCESSES} processes on one key: {used / (k * LIMIT):.3f} of the limit, "
-        f"{stats.rejected} x 429",
-        met,
-    )
+    ctx = multiprocessing.get_context("spawn")
+    lines, all_met = [], True
+    with redis_server() as server, ctx.Pool(PROCESSES, initializer=warm) as pool:
+        for fault in ("none", "flushall", "restart", "debug-sleep"):
+            line, met = scenario(pool, server, fault)
+            lines.append(line)
+            all_met = all_met and met
+    result("6 redis", "; ".join(lines), all_met)
 
 
 if __name__ == "__main__":

@@ -11,90 +11,200 @@ leaky bucket is kept there too, as the time it next empties (GCRA): it leaks ``l
 per second and holds ``burst`` (default ``limit``). A 429 seen by any process pauses the key for
 all of them and marks the bucket full, so after the pause every process together is metered
 back in at the sustainable rate instead of rushing the reset. Keys are named by a hash of the
-API key, never the key, and expire, so nothing accumulates.
+API key, never the key, share one Redis Cluster hash slot per API key (``{prefix:hash}:...``)
+and expire, so nothing accumulates.
 
-When Redis cannot be reached, ``on_unavailable="fail"`` (the default) raises
-:class:`LimiterUnavailableError`; ``"local"`` falls back to an in-process limiter at
-``local_fraction`` of the limit (so N processes together stay under it when
-``local_fraction <= 1/N``) and logs a warning.
+Load. One :class:`RedisLimiter` per key serves the whole process (every loop and thread).
+Waiters queue in the process, first in first out, and hold no connection: one task per key
+(the *pump*) talks to Redis, asking for up to 32 leases per round trip for the queue's head and
+sending releases in batches, and sleeps until the earliest lease can free. Every command goes
+through a small gate per event loop (``max_connections``), so any number of concurrent acquires
+uses a bounded number of connections; a full connection pool is "busy, retry", never
+"unreachable".
+
+Losing Redis's state (``FLUSHALL``, a restart without persistence, failover to an empty
+replica) never resets the budget. Each key has a generation (``epoch``) that lives a day; each
+process remembers its leases of the last period (id and expiry on its own clock). Whoever finds
+the generation gone starts a new one and marks the key *recovering* for a short time
+(``3 x check + 0.25 s``: 0.4 s for a 2 s period, 1.75 s for 60 s), during which nothing is
+admitted; every process holding live leases checks the generation every ``check`` seconds
+(``period / 40``, between 50 and 500 ms) and re-registers them (and its pause) when it changed.
+So a flush costs one short stall, and the first request of a key unused for a day waits that
+long too.
+
+When Redis cannot be reached (or answers with an error), ``on_unavailable="fail"`` (the
+default) raises :class:`LimiterUnavailableError`; ``"local"`` falls back to an in-process limiter
+at ``local_fraction`` of the limit (so N processes together stay under it when
+``local_fraction <= 1/N``), pre-loaded with this process's leases still inside the window, and
+logs a warning; the leases it grants are registered in Redis once it is back.
+
+Event loops, threads, fork. Built from a URL, the backend keeps one client per event loop
+(closed when that loop shuts down). Given a client (``redis.asyncio.Redis``, ``RedisCluster``,
+or one made by a ``Sentinel``), it uses it on the loop it is first used from and raises
+:class:`~cliniko_async.ConfigurationError` on any other. After ``fork()`` the child opens its
+own connections and forgets its parent's leases (the parent still holds them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
+import math
+import os
 import random
+import threading
+import time
 import uuid
 import weakref
-from typing import Any, Literal
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Literal, TypeAlias, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import MaxConnectionsError, RedisError
 
-from ._limiter import KeyLimiter, LocalLimiter, Permit, RateLimit
+from ._limiter import KeyLimiter, LocalLimiter, Permit, RateLimit, RateLimitPaused
 from .errors import ClinikoError, ConfigurationError
 
 __all__ = ["LimiterUnavailableError", "RedisLimiter", "RedisLimiterBackend"]
 
 log = logging.getLogger("cliniko_async.redis")
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+AnyRedis: TypeAlias = "aioredis.Redis | RedisCluster"
+
+#: Leases asked for in one round trip (the queue's head and those behind it).
+BATCH = 32
+#: How long a key's generation outlives its last admission (a key unused for longer starts a
+#: new one, which costs one recovery stall).
+EPOCH_TTL_MS = 86_400_000
 
 _NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+
+# KEYS: slots, pause, bucket, epoch, recovering.
+# ARGV: limit, hold, period, interval, burst, known epoch, has leases (0/1), new epoch,
+#       recovery ms, epoch ttl, then the ids of the leases wanted.
+# Returns {admitted, wait ms, paused (0/1), epoch, must register (0/1)}.
 ACQUIRE = (
     _NOW
     + """
+local epoch = redis.call('GET', KEYS[4])
+if not epoch then
+  -- A fresh key, or the state was lost: nobody is admitted until every process re-registered.
+  epoch = ARGV[8]
+  redis.call('SET', KEYS[4], epoch, 'PX', ARGV[10])
+  redis.call('SET', KEYS[5], '1', 'PX', ARGV[9])
+end
+if epoch ~= ARGV[6] and ARGV[7] == '1' then return {0, 0, 0, epoch, 1} end
+local recovering = redis.call('PTTL', KEYS[5])
+if recovering > 0 then return {0, recovering, 0, epoch, 0} end
 local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
-if pause > now then return {0, pause - now, 1} end
-local limit, hold = tonumber(ARGV[1]), tonumber(ARGV[2])
-local interval, burst = tonumber(ARGV[6]), tonumber(ARGV[7])
+if pause > now then return {0, pause - now, 1, epoch, 0} end
+local limit, hold, period = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local free = limit - redis.call('ZCARD', KEYS[1])
 -- The bucket, kept as the time it will be empty: a request fits while it holds < burst.
 local empty_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))
-local early = empty_at - now - (burst - 1) * interval
-if early > 0 then return {0, math.ceil(early), 0} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], now + hold, ARGV[3])
-  if redis.call('PTTL', KEYS[1]) < hold + 1000 then
-    redis.call('PEXPIRE', KEYS[1], hold + 1000)
-  end
+local wanted = #ARGV - 10
+local admitted = 0
+while admitted < wanted and admitted < free and empty_at - now - (burst - 1) * interval <= 0 do
+  redis.call('ZADD', KEYS[1], now + hold, ARGV[11 + admitted])
   empty_at = empty_at + interval
+  admitted = admitted + 1
+end
+if admitted > 0 then
+  if redis.call('PTTL', KEYS[1]) < hold + 1000 then redis.call('PEXPIRE', KEYS[1], hold + 1000) end
   local ttl = math.ceil(empty_at - now) + 1000
   redis.call('SET', KEYS[3], string.format('%.3f', empty_at), 'PX', ttl)
-  return {1, 0, 0}
+  redis.call('PEXPIRE', KEYS[4], ARGV[10])
+  return {admitted, 0, 0, epoch, 0}
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local wait = tonumber(first[2]) - now
--- The earliest lease is still in flight: its real expiry is not known yet, so poll.
-if wait > tonumber(ARGV[4]) then wait = tonumber(ARGV[5]) end
-return {0, math.max(1, wait), 0}
+local wait
+if free <= 0 then
+  -- The earliest lease frees first; a lease in flight frees a period after its release at the
+  -- earliest, so never sleep longer than a period.
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  wait = math.min(tonumber(first[2]) - now, period)
+else
+  wait = math.ceil(empty_at - now - (burst - 1) * interval)
+end
+return {0, math.max(1, wait), 0, epoch, 0}
 """
 )
+# KEYS: slots. ARGV: (lease id, ms it still holds its slot) pairs; 0 ms: remove it.
 RELEASE = (
     _NOW
     + """
-local period = tonumber(ARGV[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  redis.call('ZADD', KEYS[1], 'XX', now + period, ARGV[2])
-  if redis.call('PTTL', KEYS[1]) < period + 1000 then
-    redis.call('PEXPIRE', KEYS[1], period + 1000)
+local longest = 0
+for i = 1, #ARGV, 2 do
+  local left = tonumber(ARGV[i + 1])
+  if left > 0 then
+    redis.call('ZADD', KEYS[1], now + left, ARGV[i])
+    if left > longest then longest = left end
+  else
+    redis.call('ZREM', KEYS[1], ARGV[i])
   end
+end
+if longest > 0 and redis.call('PTTL', KEYS[1]) < longest + 1000 then
+  redis.call('PEXPIRE', KEYS[1], longest + 1000)
 end
 return 1
 """
 )
+# KEYS: pause, bucket. ARGV: pause ms, burst, interval, probe (0/1).
 PAUSE = (
     _NOW
     + """
 local until_ = now + tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if until_ > current then redis.call('SET', KEYS[1], until_, 'PX', tonumber(ARGV[1]) + 1000) end
--- Someone else is spending this key: mark the bucket full as of now.
-local full = now + tonumber(ARGV[2]) * tonumber(ARGV[3])
+-- Someone else is spending this key: mark the bucket full as of now (of the pause's end when
+-- its length is a guess, ARGV[4] = 1: then requests come back one at a time).
+local base = now
+if ARGV[4] == '1' then base = until_ end
+local full = base + tonumber(ARGV[2]) * tonumber(ARGV[3])
 if full > tonumber(redis.call('GET', KEYS[2]) or '0') then
   redis.call('SET', KEYS[2], string.format('%.3f', full), 'PX', math.ceil(full - now) + 1000)
 end
 return until_ - now
+"""
+)
+# KEYS: epoch, pause. Returns {epoch or nil, ms left in the pause}.
+CHECK = (
+    _NOW
+    + """
+local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
+return {redis.call('GET', KEYS[1]), math.max(0, pause - now)}
+"""
+)
+# KEYS: slots, epoch, recovering, pause. ARGV: new epoch, epoch ttl, recovery ms, pause ms,
+# then (lease id, ms left) pairs. Puts this process's live leases (back) in; returns the epoch.
+REGISTER = (
+    _NOW
+    + """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch, 'PX', ARGV[2])
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
+end
+local longest = 0
+for i = 5, #ARGV, 2 do
+  local left = tonumber(ARGV[i + 1])
+  redis.call('ZADD', KEYS[1], 'GT', now + left, ARGV[i])
+  if left > longest then longest = left end
+end
+if longest > 0 and redis.call('PTTL', KEYS[1]) < longest + 1000 then
+  redis.call('PEXPIRE', KEYS[1], longest + 1000)
+end
+local pause = tonumber(ARGV[4])
+if pause > 0 and now + pause > tonumber(redis.call('GET', KEYS[4]) or '0') then
+  redis.call('SET', KEYS[4], now + pause, 'PX', pause + 1000)
+end
+return epoch
 """
 )
 
@@ -103,18 +213,85 @@ class LimiterUnavailableError(ClinikoError):
     """The shared limiter's Redis could not be reached (``on_unavailable="fail"``)."""
 
 
-class _Lease:
-    __slots__ = ("_id", "_limiter", "_released")
+class _Busy(Exception):
+    """The connection pool is exhausted (by someone else's use of a client we were given)."""
 
-    def __init__(self, limiter: RedisLimiter, lease_id: str) -> None:
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --- per event loop: a client and a gate --------------------------------------------------------
+
+
+class _LoopState:
+    __slots__ = ("client", "closer", "gate", "scripts")
+
+    def __init__(self, client: AnyRedis, max_connections: int) -> None:
+        self.client = client
+        self.gate = asyncio.Semaphore(max_connections)
+        self.scripts = {
+            name: client.register_script(text)
+            for name, text in (
+                ("acquire", ACQUIRE),
+                ("release", RELEASE),
+                ("pause", PAUSE),
+                ("register", REGISTER),
+                ("check", CHECK),
+            )
+        }
+        self.closer: Any = None
+
+
+async def _close_with_loop(
+    backend: weakref.ref[RedisLimiterBackend], loop: asyncio.AbstractEventLoop, state: _LoopState
+) -> AsyncIterator[None]:
+    """Started once and kept: the loop finalizes it at shutdown (``asyncio.run`` does), which
+    sends the releases still pending (the last job's) and closes this loop's connections while
+    the loop can still run them."""
+    try:
+        yield
+    finally:
+        owner = backend()
+        if owner is not None:
+            owner._drop_loop(loop)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    for limiter in list(owner._limiters.values()):
+                        await limiter._flush(state)
+        with contextlib.suppress(Exception):
+            await state.client.aclose()
+
+
+# --- a key's limiter ----------------------------------------------------------------------------
+
+_LOCAL = object()  # a waiter's outcome: Redis is unreachable, use the local fallback
+
+
+class _Waiter:
+    __slots__ = ("future", "loop", "max_wait")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_wait: float) -> None:
+        self.loop = loop
+        self.max_wait = max_wait
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+
+class _Lease:
+    __slots__ = ("_id", "_limiter", "_local", "_released")
+
+    def __init__(self, limiter: RedisLimiter, lease_id: str, local: Permit | None = None) -> None:
         self._limiter = limiter
         self._id = lease_id
+        self._local = local
         self._released = False
 
     def release(self) -> None:
         if not self._released:
             self._released = True
-            self._limiter._spawn(self._limiter._release(self._id))
+            if self._local is not None:
+                self._local.release()
+            self._limiter._release(self._id)
 
 
 class RedisLimiter:
@@ -123,153 +300,700 @@ class RedisLimiter:
     def __init__(self, backend: RedisLimiterBackend, fingerprint: str, rate_limit: RateLimit):
         self.rate_limit = rate_limit
         self._backend = backend
-        self._slots_key = f"{backend.prefix}:{fingerprint}:slots"
-        self._pause_key = f"{backend.prefix}:{fingerprint}:pause"
-        self._bucket_key = f"{backend.prefix}:{fingerprint}:bucket"
+        tag = f"{{{backend.prefix}:{fingerprint}}}"  # one hash slot per API key (Redis Cluster)
+        self.keys = {
+            name: f"{tag}:{name}" for name in ("slots", "pause", "bucket", "epoch", "recovering")
+        }
+        self._period = float(rate_limit.period)
         self._period_ms = int(rate_limit.period * 1000)
-        self._hold_ms = self._period_ms + int(backend.max_in_flight * 1000)
-        self._poll_ms = max(20, self._period_ms // 50)
+        self._hold = rate_limit.period + backend.max_in_flight
+        self._hold_ms = int(self._hold * 1000)
         self._interval_ms = self._period_ms / rate_limit.requests  # the bucket leaks one each
         self._burst = rate_limit.burst or rate_limit.requests
-        self._resume_at = 0.0  # loop time: the last pause this process saw (for paused_for)
-        self._fallback: LocalLimiter | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: How often a process holding leases checks that Redis still has them.
+        self.check_interval = min(0.5, max(0.05, self._period / 40))
+        #: How long nothing is admitted after the state was found lost.
+        self.recovery = 3 * self.check_interval + 0.25
+        self._reset()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _reset(self) -> None:
+        """Fresh process-local state (at creation, and in a forked child)."""
+        self._lock = threading.Lock()
+        self._waiters: deque[_Waiter] = deque()
+        self._released: list[str] = []
+        self._unused: list[str] = []
+        self._pause_ms = 0
+        self._pause_probe = False
+        self._pump_loop: asyncio.AbstractEventLoop | None = None
+        self._pump_gen = 0
+        self._wake_event: asyncio.Event | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        #: This process's leases of the last period: id -> expiry (time.monotonic()).
+        self._leases: dict[str, float] = {}
+        self._epoch = ""
+        self._register = False
+        self._degraded = False  # Redis unreachable: the local fallback serves (on "local")
+        self._resume_at = 0.0  # time.monotonic(): the end of the last pause this process saw
+        self._fallback: LocalLimiter | None = None
+        self._ids = (f"{_TOKEN}{n:x}" for n in itertools.count())
+
+    # -- acquiring
+
+    async def acquire(self, max_wait: float = math.inf) -> Permit:
+        loop = asyncio.get_running_loop()
+        self._backend._state()  # a client given for another loop: ConfigurationError, at once
+        paused = self._resume_at - time.monotonic()
+        if paused > max_wait:
+            raise RateLimitPaused(paused)
+        if self._degraded:
+            self._kick(loop)  # keep probing Redis
+            return await self._acquire_local(max_wait)
+        waiter = _Waiter(loop, max_wait)
+        with self._lock:
+            self._waiters.append(waiter)
+        self._kick(loop)
+        try:
+            while True:
+                # A pump on a loop that stopped running (not closed) would strand us: look
+                # again now and then; the wait itself costs no Redis traffic.
+                done, _ = await asyncio.wait({waiter.future}, timeout=2.0)
+                if done:
+                    break
+                self._kick(loop)
+        except BaseException:
+            with self._lock, contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            if waiter.future.done() and not waiter.future.cancelled():
+                outcome = waiter.future.exception() or waiter.future.result()
+                if isinstance(outcome, _Lease):
+                    self._give_back(outcome._id)
+            else:
+                waiter.future.cancel()
+            raise
+        outcome = waiter.future.result()
+        if outcome is _LOCAL:
+            return await self._acquire_local(max_wait)
+        return cast(Permit, outcome)
+
+    async def _acquire_local(self, max_wait: float) -> Permit:
+        permit = await self._local().acquire(max_wait)
+        lease_id = next(self._ids)
+        with self._lock:
+            self._leases[lease_id] = time.monotonic() + self._hold
+            self._register = True  # put it in Redis once it is back
+        return _Lease(self, lease_id, permit)
 
     def _local(self) -> LocalLimiter:
-        if self._fallback is None:
-            share = max(1, int(self.rate_limit.requests * self._backend.local_fraction))
-            self._fallback = LocalLimiter(
-                RateLimit(share, self.rate_limit.period), asyncio.get_running_loop()
-            )
-        return self._fallback
-
-    def _unavailable(self, exc: BaseException) -> None:
-        if self._backend.on_unavailable == "fail":
-            raise LimiterUnavailableError(
-                f"the shared rate limiter's Redis is unreachable ({type(exc).__name__}); "
-                "check the Redis server, or pass on_unavailable='local' to fall back to a "
-                "per-process limiter at a safe fraction of the limit"
-            ) from None
-        log.warning(
-            "Redis unreachable (%s): using a local limiter at %.0f%% of the limit",
-            type(exc).__name__,
-            self._backend.local_fraction * 100,
-        )
-
-    async def acquire(self) -> Permit:
-        scripts = self._backend._scripts()
-        while True:
-            lease_id = uuid.uuid4().hex
-            try:
-                admitted, wait_ms, paused = await scripts["acquire"](
-                    keys=[self._slots_key, self._pause_key, self._bucket_key],
-                    args=[
-                        self.rate_limit.requests,
-                        self._hold_ms,
-                        lease_id,
-                        self._period_ms,
-                        self._poll_ms,
-                        self._interval_ms,
-                        self._burst,
-                    ],
+        with self._lock:
+            if self._fallback is None:
+                share = max(1, int(self.rate_limit.requests * self._backend.local_fraction))
+                burst = min(share, self.rate_limit.burst or share)
+                fallback = LocalLimiter(
+                    RateLimit(share, self.rate_limit.period, burst), clock=time.monotonic
                 )
-            except _UNAVAILABLE as exc:
-                self._unavailable(exc)
-                return await self._local().acquire()
-            if admitted:
-                return _Lease(self, lease_id)
-            if paused:  # another process's 429: remember it for paused_for()
-                self._note_pause(int(wait_ms) / 1000)
-            # Sleep until the earliest lease frees, plus a little jitter against lockstep.
-            await asyncio.sleep(int(wait_ms) / 1000 + random.uniform(0, 0.01))
+                # This process's leases still inside the window count: the `share` slots that
+                # free last (so a slot frees when all but share - 1 of them have expired).
+                now = time.monotonic()
+                live = sorted(t for t in self._leases.values() if t > now)
+                for until in live[-share:]:
+                    fallback.occupy(until)
+                if self._resume_at > now:
+                    fallback.pause(self._resume_at - now)
+                self._fallback = fallback
+            return self._fallback
 
-    async def _release(self, lease_id: str) -> None:
-        try:
-            await self._backend._scripts()["release"](
-                keys=[self._slots_key], args=[self._period_ms, lease_id]
-            )
-        except _UNAVAILABLE:
-            log.warning("Redis unreachable: lease expires by itself after period + max_in_flight")
+    def _give_back(self, lease_id: str) -> None:
+        """A lease admitted for a waiter that went away: never used, so it frees at once."""
+        with self._lock:
+            self._leases.pop(lease_id, None)
+            self._unused.append(lease_id)
+        self._kick(None)
 
-    def pause(self, seconds: float) -> None:
-        self._note_pause(seconds)
-        self._spawn(self._pause(seconds))
-        if self._fallback is not None:
-            self._fallback.pause(seconds)
+    # -- releasing and pausing (sync, from any thread)
 
-    async def _pause(self, seconds: float) -> None:
-        try:
-            await self._backend._scripts()["pause"](
-                keys=[self._pause_key, self._bucket_key],
-                args=[max(1, int(seconds * 1000)), self._burst, self._interval_ms],
-            )
-        except _UNAVAILABLE:
-            self._local().pause(seconds)
+    def _release(self, lease_id: str) -> None:
+        with self._lock:
+            if lease_id in self._leases:
+                self._leases[lease_id] = time.monotonic() + self._period
+            self._released.append(lease_id)
+        self._kick(None)
 
-    def _note_pause(self, seconds: float) -> None:
-        now = asyncio.get_running_loop().time()
-        self._resume_at = max(self._resume_at, now + seconds)
+    def pause(self, seconds: float, *, probe: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._resume_at = max(self._resume_at, now + seconds)
+            self._pause_ms = max(self._pause_ms, max(1, math.ceil(seconds * 1000)))
+            self._pause_probe = self._pause_probe or probe
+            fallback = self._fallback
+        self._fail_paused(self._resume_at - now)
+        if fallback is not None:
+            fallback.pause(seconds, probe=probe)
+        self._kick(None)
 
     def paused_for(self) -> float:
         """Seconds left in the pause this process last saw (its own 429s and other processes')."""
-        return max(0.0, self._resume_at - asyncio.get_running_loop().time())
+        return max(0.0, self._resume_at - time.monotonic())
+
+    def _note_pause(self, seconds: float) -> None:
+        with self._lock:
+            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    def _fail_paused(self, remaining: float) -> None:
+        """Waiters that will not wait out the pause fail now."""
+        with self._lock:
+            doomed = [w for w in self._waiters if w.max_wait < remaining]
+            for w in doomed:
+                self._waiters.remove(w)
+        for w in doomed:
+            _deliver(w, RateLimitPaused(remaining), self)
+
+    # -- the pump: the only task of this process that talks to Redis about this key
+
+    def _kick(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Make sure a pump runs (starting one on ``loop`` or the running loop) and wake it."""
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        with self._lock:
+            current = self._pump_loop
+            if current is not None and current.is_running():
+                event = self._wake_event
+                start = False
+            elif loop is None:
+                return  # nothing to run it on now: the next acquire's pump sends it
+            else:
+                self._pump_gen += 1
+                self._pump_loop = loop
+                self._wake_event = None
+                gen, start, event = self._pump_gen, True, None
+        if start:
+            assert loop is not None
+            if _running(loop):
+                self._pump_task = loop.create_task(self._pump(gen))
+            else:
+                loop.call_soon_threadsafe(self._start_pump, gen)
+        elif event is not None and current is not None:
+            if _running(current):
+                event.set()
+            else:
+                with contextlib.suppress(RuntimeError):  # closed meanwhile: the next kick moves it
+                    current.call_soon_threadsafe(event.set)
+
+    def _start_pump(self, gen: int) -> None:
+        self._pump_task = asyncio.get_running_loop().create_task(self._pump(gen))
+
+    async def _pump(self, gen: int) -> None:
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        with self._lock:
+            if self._pump_gen != gen:
+                return
+            self._wake_event = event
+        try:
+            await self._rounds(gen, event)
+        except asyncio.CancelledError:
+            # Our loop is shutting down (asyncio.run ended). Another waiter's loop takes over;
+            # with none, leases still live (or releases unsent) are watched from a thread of
+            # ours until they expire: a flush meanwhile must still find them put back.
+            with self._lock:
+                mine = self._pump_gen == gen
+                if mine:
+                    self._pump_loop = None
+                    self._wake_event = None
+                others = [w.loop for w in self._waiters if w.loop is not loop]
+                busy = bool(self._leases or self._released or self._unused or self._pause_ms)
+            if mine and others:
+                with contextlib.suppress(RuntimeError):
+                    others[0].call_soon_threadsafe(self._kick, others[0])
+            elif mine and busy and self._backend._given is None:
+                self._continue_in_thread()
+            raise
+        finally:
+            with self._lock:
+                if self._pump_gen == gen:
+                    self._pump_loop = None
+                    self._wake_event = None
+
+    def _continue_in_thread(self) -> None:
+        async def pump_here() -> None:
+            loop = asyncio.get_running_loop()
+            with self._lock:
+                if self._pump_loop is not None and self._pump_loop.is_running():
+                    return  # a new loop took over meanwhile
+                self._pump_gen += 1
+                gen = self._pump_gen
+                self._pump_loop = loop
+                self._wake_event = None
+            await self._pump(gen)
+
+        thread = threading.Thread(
+            target=asyncio.run, args=(pump_here(),), name="cliniko-redis-limiter", daemon=True
+        )
+        thread.start()
+
+    async def _rounds(self, gen: int, event: asyncio.Event) -> None:
+        next_try = 0.0  # when admission may next succeed (time.monotonic())
+        next_check = time.monotonic() + self.check_interval
+        task = asyncio.current_task()
+        while True:
+            if task is not None and task.cancelling():
+                # A cancellation (the loop shutting down) that a library swallowed: honour it.
+                raise asyncio.CancelledError
+            now = time.monotonic()
+            released: list[str] = []
+            unused: list[str] = []
+            pause_ms = 0
+            with self._lock:
+                if self._pump_gen != gen:
+                    return
+                degraded = self._degraded
+                if len(self._leases) > 2 * self.rate_limit.requests or not self._waiters:
+                    self._leases = {k: t for k, t in self._leases.items() if t > now}
+                waiting = bool(self._waiters)
+                live = bool(self._leases)
+                pending = bool(self._released or self._unused or self._pause_ms or self._register)
+                if degraded and not (waiting or live):
+                    # Redis is away and we hold nothing: its copies expire by themselves.
+                    self._released, self._unused, self._pause_ms = [], [], 0
+                    self._register = pending = False
+                if not (pending or waiting or live):
+                    self._pump_loop = None
+                    self._degraded = False  # the next acquire tries Redis again
+                    return
+                if not degraded:
+                    released, self._released = self._released, []
+                    unused, self._unused = self._unused, []
+                    pause_ms, self._pause_ms = self._pause_ms, 0
+            failed = False
+            try:
+                state = self._backend._state()
+                if degraded:
+                    # Redis was unreachable: our leases (and pause) are all in self._leases;
+                    # probe now and then, and put them in at once when it answers.
+                    if now >= next_check:
+                        next_check = now + self.check_interval
+                        await self._reregister(state)
+                        next_try = 0.0
+                else:
+                    if pause_ms:
+                        args = self._pause_args(pause_ms)
+                        await self._call(state, "pause", self._pause_keys(), args)
+                        pause_ms = 0
+                    if released or unused:
+                        args = self._release_args(released, unused)
+                        await self._call(state, "release", [self.keys["slots"]], args)
+                        released, unused = [], []
+                    if self._register or ((live or waiting) and now >= next_check):
+                        next_check = now + self.check_interval
+                        if self._register or await self._check(state):
+                            await self._reregister(state)
+                    if waiting and now >= next_try:
+                        next_try = await self._admit(state)
+            except _Busy:
+                next_try = time.monotonic() + random.uniform(0.01, 0.05)
+                failed = True
+            except (RedisError, OSError) as exc:
+                self._unavailable(exc)
+                next_try = next_check = time.monotonic() + self.check_interval
+                failed = True
+            except ClinikoError as exc:  # a client given for another loop
+                self._fail_all(exc)
+                with self._lock:
+                    if self._pump_gen == gen:
+                        self._pump_loop = None
+                return
+            finally:
+                if released or unused or pause_ms:  # not sent: keep them for the next round
+                    with self._lock:
+                        self._released[:0] = released
+                        self._unused[:0] = unused
+                        self._pause_ms = max(self._pause_ms, pause_ms)
+            # Sleep until something can change: a lease frees, the next check, or a wake-up.
+            event.clear()
+            with self._lock:
+                degraded = self._degraded
+                pending = bool(self._released or self._unused or self._pause_ms or self._register)
+                if pending and not degraded and not failed:
+                    continue
+                waiting = bool(self._waiters) and not degraded
+                watch = waiting or pending or bool(self._leases) or degraded
+            if failed:
+                deadline = next_try  # back off before trying again
+            else:
+                deadline = min(next_try if waiting else math.inf, next_check if watch else math.inf)
+            timeout = deadline - time.monotonic()
+            if timeout > 0 and math.isfinite(timeout):
+                alarm = asyncio.get_running_loop().call_later(timeout, event.set)
+                try:
+                    await event.wait()
+                finally:
+                    alarm.cancel()
+
+    async def _flush(self, state: _LoopState) -> None:
+        """Send the pending releases and pause now (a loop shutting down says goodbye)."""
+        with self._lock:
+            if self._degraded:
+                return
+            released, self._released = self._released, []
+            unused, self._unused = self._unused, []
+            pause_ms, self._pause_ms = self._pause_ms, 0
+        try:
+            if pause_ms:
+                await self._call(state, "pause", self._pause_keys(), self._pause_args(pause_ms))
+                pause_ms = 0
+            if released or unused:
+                args = self._release_args(released, unused)
+                await self._call(state, "release", [self.keys["slots"]], args)
+                released, unused = [], []
+        finally:
+            if released or unused or pause_ms:
+                with self._lock:
+                    self._released[:0] = released
+                    self._unused[:0] = unused
+                    self._pause_ms = max(self._pause_ms, pause_ms)
+
+    async def _admit(self, state: _LoopState) -> float:
+        """One round trip for the queue's head (and up to BATCH behind it); when to retry."""
+        now = time.monotonic()
+        if self._resume_at > now:  # our own 429, maybe not in Redis yet
+            self._fail_paused(self._resume_at - now)
+            return self._resume_at
+        with self._lock:
+            wanted = min(len(self._waiters), BATCH)
+            has_leases = bool(self._leases)
+        if not wanted:
+            return now
+        ids = [next(self._ids) for _ in range(wanted)]
+        args = [
+            self.rate_limit.requests, self._hold_ms, self._period_ms, self._interval_ms,
+            self._burst, self._epoch, int(has_leases), uuid.uuid4().hex,
+            int(self.recovery * 1000), EPOCH_TTL_MS, *ids,
+        ]  # fmt: skip
+        try:
+            reply = await self._call(state, "acquire", self._acquire_keys(), args)
+        except BaseException:
+            # Maybe admitted, but nobody will use them: take them out again (harmless if not).
+            with self._lock:
+                self._unused.extend(ids)
+            raise
+        admitted, wait_ms, paused, epoch, must_register = reply
+        now = time.monotonic()
+        if int(must_register):
+            self._register = True
+            return now
+        self._epoch = _text(epoch)
+        if int(admitted):
+            granted: list[tuple[_Waiter, _Lease]] = []
+            with self._lock:
+                for lease_id in ids[: int(admitted)]:
+                    if self._waiters:
+                        self._leases[lease_id] = now + self._hold
+                        granted.append((self._waiters.popleft(), _Lease(self, lease_id)))
+                    else:
+                        self._unused.append(lease_id)
+            for waiter, lease in granted:
+                _deliver(waiter, lease, self)
+            return now
+        wait = int(wait_ms) / 1000
+        if int(paused):  # another process's 429
+            self._note_pause(wait)
+            self._fail_paused(wait)
+        return now + wait + random.uniform(0, 0.005)  # a little jitter against lockstep
+
+    async def _check(self, state: _LoopState) -> bool:
+        """The light check: did Redis lose this key's state (its generation is not the one we
+        know)? Also learns of another process's 429 while we wait."""
+        keys = [self.keys["epoch"], self.keys["pause"]]
+        epoch, pause_ms = await self._call(state, "check", keys, [])
+        if int(pause_ms) > 0:
+            self._note_pause(int(pause_ms) / 1000)
+            self._fail_paused(int(pause_ms) / 1000)
+        return epoch is None or _text(epoch) != self._epoch
+
+    async def _reregister(self, state: _LoopState) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._register = False
+            pairs = [(k, math.ceil((t - now) * 1000) + 1) for k, t in self._leases.items()]
+            pause_ms = max(0, math.ceil((self._resume_at - now) * 1000))
+        args: list[Any] = [uuid.uuid4().hex, EPOCH_TTL_MS, int(self.recovery * 1000), pause_ms]
+        for lease_id, left in pairs:
+            if left > 1:
+                args += [lease_id, left]
+        keys = [self.keys[k] for k in ("slots", "epoch", "recovering", "pause")]
+        try:
+            epoch = await self._call(state, "register", keys, args)
+        except BaseException:
+            self._register = True
+            raise
+        if self._degraded:
+            log.warning("Redis reachable again: the shared limiter is back in use")
+        elif self._epoch and _text(epoch) != self._epoch:
+            log.warning(
+                "Redis lost the rate limiter's state (flush, restart or failover): "
+                "%d leases of this process put back",
+                len(pairs),
+            )
+        self._epoch = _text(epoch)
+        self._degraded = False
+
+    async def _call(self, state: _LoopState, script: str, keys: list[str], args: list[Any]) -> Any:
+        async with state.gate:
+            return await _guard(state.scripts[script](keys=keys, args=args))
+
+    def _acquire_keys(self) -> list[str]:
+        return [self.keys[k] for k in ("slots", "pause", "bucket", "epoch", "recovering")]
+
+    def _pause_keys(self) -> list[str]:
+        return [self.keys["pause"], self.keys["bucket"]]
+
+    def _release_args(self, released: list[str], unused: list[str]) -> list[Any]:
+        """Each released lease holds its slot until a period after its response (on our
+        clock, so a release sent late is not held longer); an unused one frees now."""
+        now = time.monotonic()
+        args: list[Any] = []
+        with self._lock:
+            for lease_id in released:
+                until = self._leases.get(lease_id, now)
+                args += [lease_id, max(0, math.ceil((until - now) * 1000))]
+        for lease_id in unused:
+            args += [lease_id, 0]
+        return args
+
+    def _pause_args(self, pause_ms: int) -> list[Any]:
+        with self._lock:
+            probe, self._pause_probe = self._pause_probe, False
+        return [pause_ms, self._burst, self._interval_ms, int(probe)]
+
+    def _unavailable(self, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        if self._backend.on_unavailable == "fail":
+            self._fail_all(
+                LimiterUnavailableError(
+                    f"the shared rate limiter's Redis is unreachable ({reason}); check the Redis "
+                    "server, or pass on_unavailable='local' to fall back to a per-process "
+                    "limiter at a safe fraction of the limit"
+                )
+            )
+            return
+        with self._lock:
+            starting = not self._degraded
+            self._degraded = True
+            if starting:
+                self._fallback = None  # a fresh one, loaded with the leases we hold now
+            waiters = list(self._waiters)
+            self._waiters.clear()
+        if starting:
+            log.warning(
+                "Redis unreachable (%s): using a local limiter at %.0f%% of the limit",
+                reason,
+                self._backend.local_fraction * 100,
+            )
+        for w in waiters:
+            _deliver(w, _LOCAL, self)
+
+    def _fail_all(self, exc: ClinikoError) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+            self._waiters.clear()
+        for w in waiters:
+            _deliver(w, exc, self)
+
+    def __repr__(self) -> str:
+        return f"<RedisLimiter {self.rate_limit}>"
+
+
+def _running(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _deliver(waiter: _Waiter, outcome: object, limiter: RedisLimiter) -> None:
+    """Hand a waiter its lease (or error) on its own loop."""
+
+    def resolve() -> None:
+        if waiter.future.done():
+            if isinstance(outcome, _Lease):
+                limiter._give_back(outcome._id)
+        elif isinstance(outcome, BaseException):
+            waiter.future.set_exception(outcome)
+        else:
+            waiter.future.set_result(outcome)
+
+    if _running(waiter.loop):
+        resolve()
+        return
+    try:
+        waiter.loop.call_soon_threadsafe(resolve)
+    except RuntimeError:  # its loop is closed: nobody waits there any more
+        if isinstance(outcome, _Lease):
+            limiter._give_back(outcome._id)
+
+
+async def _guard(awaitable: Coroutine[Any, Any, Any] | Any) -> Any:
+    """Run a Redis command; a full pool is ``_Busy``, another loop's client a clear error."""
+    try:
+        return await awaitable
+    except MaxConnectionsError as exc:
+        raise _Busy() from exc
+    except RuntimeError as exc:
+        raise ConfigurationError(
+            "the Redis client given to RedisLimiterBackend belongs to another event loop (or a "
+            f"closed one): {exc}. Pass a redis:// URL instead (the backend then keeps one client "
+            "per event loop), or use the backend only on the loop that created the client"
+        ) from None
+
+
+# --- the backend --------------------------------------------------------------------------------
+
+_TOKEN = uuid.uuid4().hex[:10]  # this process's prefix of lease ids (new after fork)
+_BACKENDS: weakref.WeakSet[RedisLimiterBackend] = weakref.WeakSet()
+_INHERITED: list[object] = []  # a forked child's copies of its parent's connections: never touched
 
 
 class RedisLimiterBackend:
-    """Keeps every key's budget in Redis, shared by all processes that use this backend."""
+    """Keeps every key's budget in Redis, shared by all processes that use this backend.
+
+    ``redis`` is a URL (one client per event loop, made here, closed with its loop) or a
+    ``redis.asyncio.Redis`` / ``RedisCluster`` / Sentinel-made client, used on its own loop.
+    ``max_connections`` caps the Redis commands in flight per event loop (and so connections).
+    """
 
     def __init__(
         self,
-        redis: str | aioredis.Redis,
+        redis: str | AnyRedis,
         *,
         prefix: str = "cliniko-async",
         on_unavailable: Literal["fail", "local"] = "fail",
         local_fraction: float = 0.25,
         max_in_flight: float = 60.0,
+        max_connections: int = 8,
+        socket_timeout: float = 5.0,
     ) -> None:
         if on_unavailable not in ("fail", "local"):
             raise ConfigurationError("on_unavailable must be 'fail' or 'local'")
         if not 0 < local_fraction <= 1:
             raise ConfigurationError("local_fraction must be in (0, 1]")
-        self._client = (
-            aioredis.Redis.from_url(redis, socket_timeout=5, socket_connect_timeout=2)
-            if isinstance(redis, str)
-            else redis
-        )
+        if "{" in prefix or "}" in prefix:
+            raise ConfigurationError("prefix must not contain '{' or '}' (Redis Cluster hash tags)")
+        if not isinstance(max_connections, int) or max_connections < 1:
+            raise ConfigurationError("max_connections must be a positive integer")
+        if isinstance(redis, str):
+            self._url: str | None = redis
+            self._given: AnyRedis | None = None
+        elif isinstance(redis, aioredis.Redis | RedisCluster):
+            self._url, self._given = None, redis
+        else:
+            raise ConfigurationError(
+                "RedisLimiterBackend takes a redis:// URL or a redis.asyncio client, "
+                f"not {type(redis).__name__}"
+            )
         self.prefix = prefix
         self.on_unavailable = on_unavailable
         self.local_fraction = local_fraction
         self.max_in_flight = max_in_flight
-        # Weak: a key's limiter lives as long as a session uses it (its state is in Redis).
+        self.max_connections = max_connections
+        self.socket_timeout = socket_timeout
+        self._lock = threading.Lock()
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._given_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        # Weak: a key's limiter lives as long as a session uses it or it holds live leases
+        # (its pump refers to it).
         self._limiters: weakref.WeakValueDictionary[tuple[str, RateLimit], RedisLimiter] = (
             weakref.WeakValueDictionary()
         )
-        self._registered: dict[str, Any] | None = None
+        _BACKENDS.add(self)
 
-    def _scripts(self) -> dict[str, Any]:
-        if self._registered is None:
-            self._registered = {
-                "acquire": self._client.register_script(ACQUIRE),
-                "release": self._client.register_script(RELEASE),
-                "pause": self._client.register_script(PAUSE),
-            }
-        return self._registered
+    def _state(self) -> _LoopState:
+        """The running loop's client and gate."""
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is not None:
+            return state
+        with self._lock:
+            state = self._states.get(loop)
+            if state is not None:
+                return state
+            for old in [lp for lp in self._states if lp.is_closed()]:
+                del self._states[old]  # closed without shutting down its async generators
+            if self._given is not None:
+                first = self._given_loop() if self._given_loop is not None else None
+                if first is None or first.is_closed():
+                    self._given_loop = weakref.ref(loop)
+                elif first is not loop:
+                    raise ConfigurationError(
+                        "the Redis client given to RedisLimiterBackend is used from another "
+                        "event loop; a redis.asyncio client belongs to one loop. Pass a "
+                        "redis:// URL instead (the backend then keeps one client per event "
+                        "loop), or use this backend only on the client's loop"
+                    )
+                state = _LoopState(self._given, self.max_connections)
+            else:
+                assert self._url is not None
+                pool = aioredis.ConnectionPool.from_url(
+                    self._url,
+                    max_connections=self.max_connections + 2,
+                    socket_timeout=self.socket_timeout,
+                    socket_connect_timeout=min(2.0, self.socket_timeout),
+                )
+                client = aioredis.Redis(connection_pool=pool)
+                state = _LoopState(client, self.max_connections)
+                state.closer = _close_with_loop(weakref.ref(self), loop, state)
+                # Start it, so the loop finalizes it at shutdown: the body runs to its yield.
+                with contextlib.suppress(StopIteration):
+                    state.closer.__anext__().send(None)
+            self._states[loop] = state
+            return state
+
+    def _drop_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._states.pop(loop, None)
 
     def limiter_for(self, fingerprint: str, rate_limit: RateLimit) -> KeyLimiter:
         key = (fingerprint, rate_limit)
         limiter = self._limiters.get(key)
         if limiter is None:
-            limiter = self._limiters[key] = RedisLimiter(self, fingerprint, rate_limit)
+            with self._lock:
+                limiter = self._limiters.get(key)
+                if limiter is None:
+                    limiter = self._limiters[key] = RedisLimiter(self, fingerprint, rate_limit)
         return limiter
 
     async def aclose(self) -> None:
-        """Close the Redis connection pool."""
-        await self._client.aclose()
+        """Close the connections this backend opened on the running loop (and forget those of
+        closed loops). A client passed in is left open: its owner closes it."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            state = self._states.pop(loop, None)
+            for old in [lp for lp in self._states if lp.is_closed()]:
+                del self._states[old]
+        if state is not None and self._given is None:
+            with contextlib.suppress(Exception):
+                await state.client.aclose()
+
+    def _after_fork(self) -> None:
+        """In a forked child: new connections, no memory of the parent's leases or waiters."""
+        self._lock = threading.Lock()
+        _INHERITED.append(dict(self._states))  # the parent's sockets: never closed from here
+        self._states = weakref.WeakKeyDictionary()
+        for limiter in list(self._limiters.values()):
+            limiter._reset()
 
     def __repr__(self) -> str:
         return f"RedisLimiterBackend(prefix={self.prefix!r})"
+
+
+def _after_fork_in_child() -> None:
+    global _TOKEN
+    _TOKEN = uuid.uuid4().hex[:10]
+    for backend in list(_BACKENDS):
+        backend._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

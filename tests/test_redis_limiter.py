@@ -1,34 +1,80 @@
-"""The Redis limiter against a real redis-server: one budget across processes (real time, short)."""
+"""The Redis limiter against a real redis-server: one budget across processes (real time, short).
+
+Two backends in one process stand for two processes (each keeps its own leases, waiters and
+connections); the tests marked so use real processes against the fake Cliniko served on
+loopback, which counts arrivals per window. Faults (FLUSHALL, SIGKILL + restart) run on a
+redis-server of the test's own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import multiprocessing
+import threading
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
-from cliniko_async import Cliniko, RateLimit
-from cliniko_async.redis import LimiterUnavailableError, RedisLimiterBackend
+from benchmarks.bench_redis_processes import RedisServer, burst_worker, warm
+from cliniko_async import Cliniko, ClinikoError, ConfigurationError, RateLimit
+from cliniko_async._limiter import RateLimitPaused
+from cliniko_async.redis import LimiterUnavailableError, RedisLimiter, RedisLimiterBackend
+from cliniko_async.testing import FakeCliniko, serve
 
 from ._mockserver import API_KEY, BASE_URL, USER_AGENT, CountingServer
+
+
+def fp() -> str:
+    """A fresh key fingerprint: tests share one redis-server."""
+    return uuid.uuid4().hex[:16]
 
 
 @pytest.fixture
 async def backends(
     redis_url: str,
 ) -> AsyncIterator[tuple[RedisLimiterBackend, RedisLimiterBackend]]:
-    client = aioredis.Redis.from_url(redis_url)
-    await client.flushall()
-    await client.aclose()
-    # Two backends with their own connections stand for two processes.
+    # Two backends with their own connections and leases stand for two processes.
     a, b = RedisLimiterBackend(redis_url), RedisLimiterBackend(redis_url)
     yield a, b
     await a.aclose()
     await b.aclose()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to flush, kill and restart."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def limiter(backend: RedisLimiterBackend, fingerprint: str, rl: RateLimit) -> RedisLimiter:
+    lim = backend.limiter_for(fingerprint, rl)
+    assert isinstance(lim, RedisLimiter)
+    return lim
+
+
+async def until(predicate: Callable[[], Awaitable[bool]], within: float = 5.0) -> float:
+    """Wait (polling the test's own view, bounded) until ``predicate()`` is true."""
+    start = time.monotonic()
+    while not await predicate():
+        assert time.monotonic() - start < within, "timed out"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+# --- the budget ---------------------------------------------------------------------------------
 
 
 async def test_limit_shared_between_backends(
@@ -36,7 +82,8 @@ async def test_limit_shared_between_backends(
 ) -> None:
     a, b = backends
     rl = RateLimit(4, 0.5)
-    la, lb = a.limiter_for("fp1", rl), b.limiter_for("fp1", rl)
+    key = fp()
+    la, lb = limiter(a, key, rl), limiter(b, key, rl)
     permits = [await la.acquire() for _ in range(4)]
     start = time.monotonic()
     waiter = asyncio.ensure_future(lb.acquire())
@@ -47,10 +94,13 @@ async def test_limit_shared_between_backends(
     await waiter
     # Freed a period after the responses (releases) came back, not after sending.
     assert time.monotonic() - start >= 0.5
-    other = b.limiter_for("fp2", rl)  # another key is not affected
+    other = limiter(b, fp(), rl)  # another key is not affected (a fresh key: one short stall)
     t0 = time.monotonic()
     await other.acquire()
-    assert time.monotonic() - t0 < 0.1
+    assert time.monotonic() - t0 < other.recovery + 0.3
+    t0 = time.monotonic()
+    await other.acquire()
+    assert time.monotonic() - t0 < 0.2
 
 
 async def test_pause_applies_to_every_process(
@@ -58,27 +108,56 @@ async def test_pause_applies_to_every_process(
 ) -> None:
     a, b = backends
     rl = RateLimit(100, 1.0)
-    a.limiter_for("fp", rl).pause(0.6)
+    key = fp()
+    limiter(a, key, rl).pause(0.6)
     await asyncio.sleep(0.05)
     start = time.monotonic()
-    await b.limiter_for("fp", rl).acquire()
+    await limiter(b, key, rl).acquire()
     assert 0.45 <= time.monotonic() - start <= 1.0
+
+
+async def test_a_pause_fails_the_waiters_that_will_not_wait_it_out(
+    backends: tuple[RedisLimiterBackend, RedisLimiterBackend],
+) -> None:
+    a, b = backends
+    rl = RateLimit(1, 4.0)
+    key = fp()
+    la, lb = limiter(a, key, rl), limiter(b, key, rl)
+    held = await la.acquire()  # the key is full: the others queue
+    here = asyncio.ensure_future(la.acquire(max_wait=1.0))
+    there = asyncio.ensure_future(lb.acquire(max_wait=1.0))
+    patient = asyncio.ensure_future(lb.acquire())
+    await asyncio.sleep(0.2)
+    start = time.monotonic()
+    la.pause(3.0)  # this process's 429
+    with pytest.raises(RateLimitPaused):
+        await here  # at once
+    assert time.monotonic() - start < 0.2
+    with pytest.raises(RateLimitPaused):
+        await there  # the other process learns of it from Redis while it waits
+    assert time.monotonic() - start < 1.5
+    assert not patient.done()
+    with pytest.raises(RateLimitPaused):
+        await lb.acquire(max_wait=0.5)  # a new acquire fails at once
+    patient.cancel()
+    held.release()
 
 
 async def test_unreleased_lease_of_a_dead_process_expires(redis_url: str) -> None:
     dead = RedisLimiterBackend(redis_url, max_in_flight=0.3)
     alive = RedisLimiterBackend(redis_url, max_in_flight=0.3)
     rl = RateLimit(1, 0.3)
-    await dead.limiter_for("fp-dead", rl).acquire()  # never released: the process "died"
+    key = fp()
+    await limiter(dead, key, rl).acquire()  # never released: the process "died"
     start = time.monotonic()
-    await alive.limiter_for("fp-dead", rl).acquire()
+    await limiter(alive, key, rl).acquire()
     assert 0.5 <= time.monotonic() - start <= 1.0  # period + max_in_flight, no more
     await dead.aclose()
     await alive.aclose()
 
 
 async def test_keys_expire_and_never_hold_the_api_key(redis_url: str) -> None:
-    backend = RedisLimiterBackend(redis_url)
+    backend = RedisLimiterBackend(redis_url, prefix="keys-test")
     server = CountingServer(limit=100, period=1.0)
     http = httpx.AsyncClient(transport=server.transport())
     async with Cliniko(
@@ -89,12 +168,13 @@ async def test_keys_expire_and_never_hold_the_api_key(redis_url: str) -> None:
         cliniko._session.limiter.pause(0.1)
         await asyncio.sleep(0.2)
     client = aioredis.Redis.from_url(redis_url)
-    keys = [k async for k in client.scan_iter("cliniko-async:*")]
-    assert keys
+    keys = [k async for k in client.scan_iter("{keys-test:*")]
+    assert len(keys) >= 4
     for k in keys:
         assert API_KEY.encode() not in k
         ttl = await client.pttl(k)
-        assert 0 < ttl <= 62_000  # every key expires
+        # Every key expires: the generation after a day, the others within period + 61 s.
+        assert 0 < ttl <= (86_400_000 if k.endswith(b":epoch") else 62_000), k
         if await client.type(k) == b"zset":
             members = [str(m) for m in await client.zrange(k, 0, -1)]
             assert all(API_KEY not in m for m in members)
@@ -103,40 +183,21 @@ async def test_keys_expire_and_never_hold_the_api_key(redis_url: str) -> None:
     assert server.rejected == 0
 
 
-async def test_unreachable_redis_fails_closed_or_falls_back() -> None:
-    closed = "redis://127.0.0.1:1/0"
-    failing = RedisLimiterBackend(closed)
-    with pytest.raises(LimiterUnavailableError, match="unreachable"):
-        await failing.limiter_for("fp", RateLimit(10, 1.0)).acquire()
-    local = RedisLimiterBackend(closed, on_unavailable="local", local_fraction=0.5)
-    limiter = local.limiter_for("fp", RateLimit(10, 1.0))
-    start = time.monotonic()
-    permits = [await limiter.acquire() for _ in range(5)]  # half the limit locally
-    assert time.monotonic() - start < 0.5
-    waiter = asyncio.ensure_future(limiter.acquire())
-    await asyncio.sleep(0.1)
-    assert not waiter.done()
-    waiter.cancel()
-    for p in permits:
-        p.release()
-    await failing.aclose()
-    await local.aclose()
-
-
 async def test_burst_is_kept_across_processes(
     backends: tuple[RedisLimiterBackend, RedisLimiterBackend],
 ) -> None:
     """RateLimit.burst holds for every process together: 2 at once, then one per 250 ms."""
     a, b = backends
     rl = RateLimit(8, 2.0, burst=2)
-    limiters = [a.limiter_for("fp-burst", rl), b.limiter_for("fp-burst", rl)]
-    start = time.monotonic()
+    key = fp()
+    limiters = [limiter(a, key, rl), limiter(b, key, rl)]
 
     async def admitted_at(i: int) -> float:
         await limiters[i % 2].acquire()
-        return time.monotonic() - start
+        return time.monotonic()
 
     times = sorted(await asyncio.gather(*(admitted_at(i) for i in range(6))))
+    times = [t - times[0] for t in times]  # from the first admission (a fresh key stalls first)
     assert times[1] < 0.2  # the burst
     assert times[5] >= 0.95  # the other 4 leaked in at 4 per second
     gaps = [later - earlier for earlier, later in itertools.pairwise(times[1:])]
@@ -149,7 +210,8 @@ async def test_after_a_pause_every_process_is_metered_back_in(
     """A 429 marks the shared bucket full: at the reset only what leaked goes at once."""
     a, b = backends
     rl = RateLimit(20, 2.0)  # leaks 10 per second (a 1 s pause: 10); 20 slots for 20 requests
-    limiters = [a.limiter_for("fp-herd", rl), b.limiter_for("fp-herd", rl)]
+    key = fp()
+    limiters = [limiter(a, key, rl), limiter(b, key, rl)]
     limiters[0].pause(1.0)
     await asyncio.sleep(0.05)
     assert 0.5 < limiters[0].paused_for() <= 1.0
@@ -160,10 +222,337 @@ async def test_after_a_pause_every_process_is_metered_back_in(
         return time.monotonic() - start
 
     tasks = [asyncio.ensure_future(admitted_at(i)) for i in range(20)]
-    await asyncio.sleep(0.1)
-    assert limiters[1].paused_for() > 0.4  # the other process learnt of the pause from Redis
+    await asyncio.sleep(0.3)
+    assert limiters[1].paused_for() > 0.3  # the other process learnt of the pause from Redis
     times = sorted(await asyncio.gather(*tasks))
     assert times[0] >= 0.9  # nobody before the reset
     assert limiters[1].paused_for() == 0.0
     assert sum(t < times[0] + 0.15 for t in times) <= 12  # ~10 leaked during the pause
     assert times[-1] >= times[0] + 0.8  # the other ~10 at 10 per second
+
+
+# --- finding 1: any number of waiters, a bounded number of connections --------------------------
+
+
+async def test_a_thousand_concurrent_acquires_use_a_few_connections(redis_url: str) -> None:
+    admin = aioredis.Redis.from_url(redis_url)
+    before = int((await admin.info("clients"))["connected_clients"])
+    backend = RedisLimiterBackend(redis_url)  # max_connections=8 per event loop
+    lim = limiter(backend, fp(), RateLimit(1000, 2.0))
+    permits = await asyncio.gather(*(lim.acquire() for _ in range(1000)))
+    assert len(permits) == 1000
+    opened = int((await admin.info("clients"))["connected_clients"]) - before
+    assert opened <= backend.max_connections
+    waiter = asyncio.ensure_future(lim.acquire())  # the 1001st waits for a period
+    await asyncio.sleep(0.3)
+    assert not waiter.done()
+    waiter.cancel()
+    for p in permits:
+        p.release()
+    await backend.aclose()
+    await admin.aclose()
+
+
+async def test_a_full_connection_pool_is_busy_not_unreachable(redis_url: str) -> None:
+    """A client passed in whose pool is tiny (shared with the app): waits, never fails."""
+    client = aioredis.Redis.from_url(redis_url, max_connections=2)
+    backend = RedisLimiterBackend(client)  # fails closed if it thought Redis was unreachable
+    rl = RateLimit(50, 2.0)
+    limiters = [limiter(backend, fp(), rl) for _ in range(20)]  # 20 pumps at once
+    permits = await asyncio.gather(*(lim.acquire() for lim in limiters for _ in range(20)))
+    assert len(permits) == 400
+    for p in permits:
+        p.release()
+    await backend.aclose()
+    await client.aclose()
+
+
+def test_four_processes_x_500_concurrent_requests(redis_url: str) -> None:
+    """Real processes, 500 requests at once each, against a server counting arrivals."""
+    limit, period = 200, 1.0
+    fake = FakeCliniko(rate_limit=(limit, period), window="rolling")
+    ctx = multiprocessing.get_context("spawn")
+    with serve(fake) as url, ctx.Pool(4, initializer=warm) as pool:
+        start_at = time.time() + 2.0
+        args = (url, redis_url, start_at, 500, limit, period, "fail")
+        results = [r.get(120) for r in [pool.apply_async(burst_worker, args) for _ in range(4)]]
+    assert [errors for _, errors, _ in results] == [0, 0, 0, 0], results
+    stats = fake.stats()
+    assert len(stats.accepted) == 2000
+    assert stats.rejected == 0
+    assert stats.max_in_window <= limit
+
+
+# --- finding 2: losing Redis's state never resets the budget -----------------------------------
+
+
+async def test_flushall_does_not_reset_the_budget(
+    redis_url: str, backends: tuple[RedisLimiterBackend, RedisLimiterBackend]
+) -> None:
+    a, b = backends
+    rl = RateLimit(40, 2.0)
+    key = fp()
+    la, lb = limiter(a, key, rl), limiter(b, key, rl)
+    permits = await asyncio.gather(*(la.acquire() for _ in range(40)))
+    for p in permits:
+        p.release()
+    released_at = time.monotonic()
+    admin = aioredis.Redis.from_url(redis_url)
+    await admin.flushall()
+
+    async def restored() -> bool:
+        return int(await admin.zcard(f"{{cliniko-async:{key}}}:slots")) == 40
+
+    # The process holding the leases notices by itself (no acquire of its own) and puts them
+    # back within a few checks (every 50 ms for a 2 s period).
+    assert await until(restored, within=3.0) < 1.0
+    await lb.acquire()
+    assert time.monotonic() >= released_at + rl.period - 0.05  # not a 41st in the window
+    await admin.aclose()
+
+
+def test_flushall_mid_run_two_processes_stay_within_the_limit(own_redis: RedisServer) -> None:
+    """Real processes against a server counting arrivals. One spends the window (and its
+    asyncio.run ends); Redis is flushed; another starts within the same window."""
+    limit, period = 40, 2.0
+    fake = FakeCliniko(rate_limit=(limit, period), window="rolling")
+    ctx = multiprocessing.get_context("spawn")
+    with serve(fake) as url, ctx.Pool(2, initializer=warm) as pool:
+        t0 = time.time() + 2.0
+        first = pool.apply_async(burst_worker, (url, own_redis.url, t0, limit, limit, period))
+        second = pool.apply_async(
+            burst_worker, (url, own_redis.url, t0 + 1.0, limit, limit, period)
+        )
+        time.sleep(max(0.0, t0 - time.time()) + 0.6)
+        own_redis.command("FLUSHALL")
+        results = [first.get(60), second.get(60)]
+    assert [errors for _, errors, _ in results] == [0, 0], results
+    stats = fake.stats()
+    assert len(stats.accepted) == 2 * limit
+    assert stats.rejected == 0
+    assert stats.max_in_window <= limit
+
+
+async def test_a_restarted_redis_gets_the_leases_back(own_redis: RedisServer) -> None:
+    a, b = RedisLimiterBackend(own_redis.url), RedisLimiterBackend(own_redis.url)
+    rl = RateLimit(40, 2.0)
+    key = fp()
+    la, lb = limiter(a, key, rl), limiter(b, key, rl)
+    permits = await asyncio.gather(*(la.acquire() for _ in range(40)))
+    for p in permits:
+        p.release()
+    released_at = time.monotonic()
+    await asyncio.to_thread(own_redis.kill)
+    await asyncio.to_thread(own_redis.start)  # empty, same port
+    admin = aioredis.Redis.from_url(own_redis.url)
+
+    async def restored() -> bool:
+        return int(await admin.zcard(f"{{cliniko-async:{key}}}:slots")) == 40
+
+    await until(restored, within=3.0)
+    await lb.acquire()
+    assert time.monotonic() >= released_at + rl.period - 0.05
+    await admin.aclose()
+    await a.aclose()
+    await b.aclose()
+
+
+# --- finding 3: the local fallback counts the leases still in the window ------------------------
+
+
+async def test_local_fallback_counts_this_process_leases(own_redis: RedisServer) -> None:
+    backend = RedisLimiterBackend(own_redis.url, on_unavailable="local", local_fraction=1.0)
+    rl = RateLimit(40, 2.0)
+    lim = limiter(backend, fp(), rl)
+    permits = await asyncio.gather(*(lim.acquire() for _ in range(40)))
+    for p in permits:
+        p.release()
+    released_at = time.monotonic()
+    await asyncio.to_thread(own_redis.kill)
+    await lim.acquire()  # through the local fallback: the window is still full
+    waited = time.monotonic() - released_at
+    assert rl.period - 0.05 <= waited <= rl.period + 1.5
+    await backend.aclose()
+
+
+# --- finding 4: any loop, any thread, fork ------------------------------------------------------
+
+
+def test_one_backend_serves_every_loop_and_thread(redis_url: str) -> None:
+    backend = RedisLimiterBackend(redis_url)
+    rl = RateLimit(10, 1.0)
+    key = fp()
+
+    async def spend(n: int) -> float:
+        lim = backend.limiter_for(key, rl)
+        permits = [await lim.acquire() for _ in range(n)]
+        for p in permits:
+            p.release()
+        return time.monotonic()
+
+    released_at = asyncio.run(spend(10))  # asyncio.run per job: loops come and go
+    asyncio.run(spend(1))  # one budget: the 11th waits for the first 10 to free
+    assert time.monotonic() >= released_at + rl.period - 0.05
+    errors: list[BaseException] = []
+
+    def thread() -> None:
+        try:
+            asyncio.run(spend(2))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=thread) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    # Every ended loop's connections were closed with it (a loop of the backend's own may
+    # still watch the last leases for a period).
+    assert not [loop for loop in list(backend._states) if loop.is_closed()]
+
+
+def test_a_client_passed_in_is_used_on_its_own_loop_only(redis_url: str) -> None:
+    loop = asyncio.new_event_loop()
+    client = aioredis.Redis.from_url(redis_url)
+    backend = RedisLimiterBackend(client)
+    rl = RateLimit(10, 1.0)
+    key = fp()
+    loop.run_until_complete(backend.limiter_for(key, rl).acquire())
+
+    async def elsewhere() -> None:
+        await backend.limiter_for(key, rl).acquire()
+
+    with pytest.raises(ConfigurationError, match="URL"):
+        asyncio.run(elsewhere())
+    loop.run_until_complete(client.aclose())
+    loop.close()
+
+
+def _child(redis_url: str, key: str, queue: multiprocessing.Queue[str]) -> None:
+    backend = _FORKED[0]
+
+    async def use() -> None:
+        lim = backend.limiter_for(key, RateLimit(10, 1.0))
+        (await lim.acquire()).release()
+
+    try:
+        asyncio.run(asyncio.wait_for(use(), 10))
+        queue.put("ok")
+    except BaseException as exc:
+        queue.put(f"{type(exc).__name__}: {exc}")
+
+
+_FORKED: list[RedisLimiterBackend] = []
+
+
+def test_a_backend_created_before_fork_works_in_the_child(redis_url: str) -> None:
+    backend = RedisLimiterBackend(redis_url)
+    key = fp()
+
+    async def use() -> None:
+        lim = backend.limiter_for(key, RateLimit(10, 1.0))
+        permit = await lim.acquire()  # a live lease and an open connection, on a live loop
+        ctx = multiprocessing.get_context("fork")
+        queue: multiprocessing.Queue[str] = ctx.Queue()
+        _FORKED[:] = [backend]
+        child = ctx.Process(target=_child, args=(redis_url, key, queue))
+        child.start()
+        outcome = await asyncio.to_thread(queue.get, True, 20)
+        await asyncio.to_thread(child.join, 10)
+        assert outcome == "ok"
+        assert child.exitcode == 0
+        permit.release()
+
+    asyncio.run(use())
+
+
+# --- finding 5: clients passed in, Redis Cluster key names --------------------------------------
+
+
+def test_key_names_put_one_api_key_in_one_cluster_slot() -> None:
+    backend = RedisLimiterBackend("redis://127.0.0.1:1/0", prefix="app")
+    lim = limiter(backend, "0123abcd", RateLimit())
+    names = list(lim.keys.values())
+    assert all(n.startswith("{app:0123abcd}:") for n in names)
+    assert len({key_slot(n.encode()) for n in names}) == 1
+    with pytest.raises(ConfigurationError):
+        RedisLimiterBackend("redis://127.0.0.1:1/0", prefix="a{b}")
+
+
+async def test_a_redis_cluster_client(tmp_path: Path) -> None:
+    """A one-node Redis Cluster: the scripts' keys must all be in one slot (else CROSSSLOT)."""
+    server = RedisServer()
+    server.start("--cluster-enabled", "yes", "--dir", str(tmp_path))
+    try:
+        assert server.command("CLUSTER", "ADDSLOTSRANGE", "0", "16383").startswith(b"+OK")
+
+        async def cluster_ok() -> bool:
+            return b"cluster_state:ok" in server.command("CLUSTER", "INFO")
+
+        await until(cluster_ok, within=10)
+        client = RedisCluster(host="127.0.0.1", port=server.port)
+        backend = RedisLimiterBackend(client)
+        rl = RateLimit(3, 0.5)
+        lim = limiter(backend, fp(), rl)
+        permits = [await lim.acquire() for _ in range(3)]
+        for p in permits:
+            p.release()
+        lim.pause(0.2)
+        start = time.monotonic()
+        await lim.acquire()
+        assert time.monotonic() - start >= 0.15
+        await client.aclose()
+    finally:
+        server.stop()
+
+
+async def test_a_plain_client_passed_in(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    backend = RedisLimiterBackend(client)
+    lim = limiter(backend, fp(), RateLimit(5, 0.5))
+    permits = [await lim.acquire() for _ in range(5)]
+    for p in permits:
+        p.release()
+    await lim.acquire()
+    await backend.aclose()  # leaves the client open: its owner closes it
+    assert await client.ping()
+    await client.aclose()
+
+
+# --- finding 6: every exception is a ClinikoError -----------------------------------------------
+
+
+async def test_redis_errors_are_cliniko_errors(redis_url: str) -> None:
+    admin = aioredis.Redis.from_url(redis_url)
+    key = fp()
+    for name in (f"{{cliniko-async:{key}}}:pause", f"cliniko-async:{key}:pause"):
+        await admin.rpush(name, "not a pause")  # WRONGTYPE for the scripts
+    backend = RedisLimiterBackend(redis_url)
+    with pytest.raises(LimiterUnavailableError):
+        await backend.limiter_for(key, RateLimit(5, 1.0)).acquire()
+    unreachable = RedisLimiterBackend("redis://127.0.0.1:1/0")
+    with pytest.raises(ClinikoError):
+        await unreachable.limiter_for(key, RateLimit(5, 1.0)).acquire()
+    await backend.aclose()
+    await admin.aclose()
+
+
+async def test_unreachable_redis_fails_closed_or_falls_back() -> None:
+    closed = "redis://127.0.0.1:1/0"
+    failing = RedisLimiterBackend(closed)
+    with pytest.raises(LimiterUnavailableError, match="unreachable"):
+        await failing.limiter_for("fp", RateLimit(10, 1.0)).acquire()
+    local = RedisLimiterBackend(closed, on_unavailable="local", local_fraction=0.5)
+    lim = local.limiter_for("fp", RateLimit(10, 1.0))
+    start = time.monotonic()
+    permits = [await lim.acquire() for _ in range(5)]  # half the limit locally
+    assert time.monotonic() - start < 0.5
+    waiter = asyncio.ensure_future(lim.acquire())
+    await asyncio.sleep(0.1)
+    assert not waiter.done()
+    waiter.cancel()
+    for p in permits:
+        p.release()
+    await failing.aclose()
+    await local.aclose()
