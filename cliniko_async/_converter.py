@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import inspect
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -220,8 +221,21 @@ def _model_hook(cls: type[Model]) -> Callable[..., Model]:
     response does not carry, or carries as null, are left unset: they read as their defaults
     (see ``Model.__getattr__``). Missing keys are counted, so unknown keys (kept in ``extra``)
     are looked for only when the counts say there are some.
+
+    A model that (indirectly) contains itself gets, while its function is being built, one
+    that calls the finished function when it runs.
     """
-    return _ModelCode(cls).build()
+    with _BUILD_LOCK:  # re-entrant: the thread building a model builds what it contains
+        if cls in _BUILT:
+            return _BUILT[cls]
+        if cls in _BUILDING:
+            return lambda data, _=None: _BUILT[cls](data)
+        _BUILDING.add(cls)
+        try:
+            built = _BUILT[cls] = _ModelCode(cls).build()
+        finally:
+            _BUILDING.discard(cls)
+        return built
 
 
 class _Never:
@@ -421,23 +435,16 @@ def _is_model_type(t: Any) -> bool:
     return (isinstance(t, type) and issubclass(t, Model)) or _is_tagged_union(t)
 
 
-_BUILDING: set[Any] = set()
+_BUILDING: set[type[Model]] = set()  # models whose structure function is being built
+_BUILT: dict[type[Model], Callable[..., Model]] = {}
+_BUILD_LOCK = threading.RLock()
 #: Models with this many fields take the loop for records carrying under a third of them.
 _SPARSE_FROM = 12
 
 
 def _nested_hook(t: Any) -> Callable[..., Any]:
-    """The one-argument structure function of a nested model (or tagged union).
-
-    A model that (indirectly) contains itself gets a call that looks its hook up when it runs.
-    """
-    if t in _BUILDING:
-        return lambda v, _=None: converter.get_structure_hook(t)(v, t)
-    _BUILDING.add(t)
-    try:
-        hook: Callable[..., Any] = converter.get_structure_hook(t)
-    finally:
-        _BUILDING.discard(t)
+    """The one-argument structure function of a nested model (or tagged union)."""
+    hook: Callable[..., Any] = converter.get_structure_hook(t)
     return hook
 
 

@@ -6,12 +6,14 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cliniko_async import UNSET, ConfigurationError, Link
 from cliniko_async._converter import ModelDecodeError, structure, unstructure_body
+from cliniko_async._model import Model
 from cliniko_async.models import (
     IndividualAppointment,
     IndividualAppointmentRepeatRule,
@@ -328,3 +330,55 @@ def test_structure_accepts_any_mapping_and_keeps_unknown_keys_beside_nulls() -> 
     hook = converter.get_structure_hook(PatientCustomField)
     assert type(hook({"type": "text", "value": "v"}, None)) is PatientCustomFieldText
     assert type(hook({"type": 3, "name": "n"}, None)) is PatientCustomFieldText  # the fallback
+
+
+@attrs.frozen(kw_only=True)
+class _Node(Model):
+    """A model that contains itself (none of Cliniko's does yet; the converter must cope)."""
+
+    name: str | None = None
+    child: _Node | None = None
+    children: tuple[_Node, ...] | None = None
+
+
+def test_a_model_that_contains_itself() -> None:
+    record = {"name": "a", "child": {"name": "b", "child": {"name": "c"}}, "children": [{}]}
+    node = structure(record, _Node)
+    assert node.child is not None and node.child.child == _Node(name="c")
+    assert type(node.child.child) is _Node and node.children == (_Node(),)
+
+
+def test_first_use_from_many_threads_at_once() -> None:
+    """Threads that structure a model for the first time together all get a finished one."""
+    import sys
+    import threading
+    import typing
+
+    text = typing.cast(type, str | None)
+    fields = {f"f{i}": attrs.field(default=None, type=text) for i in range(40)}
+    fields["when"] = attrs.field(default=None, type=typing.cast(type, dt.datetime | None))
+    fresh = attrs.make_class("Fresh", fields, bases=(Model,), frozen=True, kw_only=True, slots=True)
+    record: dict[str, Any] = dict.fromkeys(fields, "x")
+    record["when"] = "2026-01-02T03:04:05Z"
+    start = threading.Barrier(8)
+    results: list[object] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            results.append(structure(record, fresh))
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: inside the build, too
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert all(type(r) is fresh for r in results), results
+    assert len(set(results)) == 1
