@@ -103,8 +103,9 @@ def _http_date(offset: float) -> str:
 @pytest.mark.parametrize(
     ("headers", "low", "high"),
     [
-        # Reset already past: a short jittered pause for the key (backoff 1 s x U(0.5, 1)).
-        ({"x-ratelimit-reset": str(int(EPOCH) - 100)}, 0.5, 1.01),
+        # Reset already past: a short jittered pause for the key (backoff 1 s x U(0.5, 1)), then
+        # one request at a time at the sustainable rate (60/200 s each).
+        ({"x-ratelimit-reset": str(int(EPOCH) - 100)}, 0.5, 1.31),
         ({"x-ratelimit-reset": str(int(EPOCH) + 4)}, 3.9, 4.1),
         ({}, 0.05, 5.0),  # no header: back off
         ({"x-ratelimit-reset": "soon"}, 0.05, 5.0),  # garbage: back off
