@@ -262,7 +262,7 @@ def _sparse_hook(cls: type[Model]) -> Callable[[dict[str, Any]], Model]:
             fast = inner if inner in _PASS_THROUGH else _Never
             fast = _UtcIsoString if inner is dt.datetime else fast
             handler = converter.get_structure_hook(inner)
-            table[renames.get(a.name, a.name)] = (slot.__set__, fast, handler, inner)
+            table[renames.get(a.name) or a.name] = (slot.__set__, fast, handler, inner)
     set_extra = inspect.getattr_static(cls, "extra").__set__
     set_id = inspect.getattr_static(cls, "id").__set__ if "id" in table else None
 
@@ -292,7 +292,7 @@ def _sparse_hook(cls: type[Model]) -> Callable[[dict[str, Any]], Model]:
             set_extra(obj, Extra(extra))
         if set_id is not None and data.get("id") is None and "links" in table:
             own = getattr(obj, "links", None)  # no id: take it from links.self
-            if own.__class__ is Link and own.id is not None:
+            if isinstance(own, Link) and own.id is not None:
                 set_id(obj, own.id)
         return obj
 
@@ -408,7 +408,7 @@ class _ModelCode:
         for i, a in enumerate(attrs.fields(cls)):
             if a.name == "extra":
                 continue
-            wire = renames.get(a.name, a.name)
+            wire = renames.get(a.name) or a.name
             wires.append(wire)
             self.field(i, a.name, wire, without_none(hints[a.name]))
         self.names["_known"] = frozenset(wires)
@@ -571,7 +571,7 @@ def unstructure(obj: Any) -> Any:
         out: dict[str, Any] = {}
         for field in attrs.fields(cls):
             if field.name != "extra":
-                wire = cls.__renames__.get(field.name, field.name)
+                wire = cls.__renames__.get(field.name) or field.name
                 value = getattr(obj, field.name)
                 own_link = wire == "links" and isinstance(value, Link)  # a record's own URL
                 out[wire] = {"self": value.url} if own_link else unstructure(value)
