@@ -53,11 +53,16 @@ class Filter:
     value: FilterValue | tuple[int, ...] | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.op not in _ALL_OPERATORS:
+        if not isinstance(self.op, str) or self.op not in _ALL_OPERATORS:
             raise ConfigurationError(
                 f"unknown filter operator {self.op!r} for field {self.field!r}; "
                 f"use one of {', '.join(sorted(_ALL_OPERATORS))}"
             )
+        if not isinstance(self.field, str) or not _FIELD.match(self.field):
+            raise ConfigurationError(
+                f"invalid filter field name {self.field!r}: use the API's snake_case field name"
+            )
+        _check_value(self.field, self.value)
 
     def encode(self) -> str:
         """The ``field:OPvalue`` string sent as one ``q[]`` parameter (before URL encoding)."""
@@ -84,7 +89,7 @@ class Filter:
         elif ftype is FilterType.INTEGER:
             ok = isinstance(value, int | tuple | Decimal) and not isinstance(value, bool)
             if isinstance(value, str):
-                ok = value.isdigit()
+                ok = value.isascii() and value.isdigit()
         elif ftype is FilterType.BOOLEAN:
             ok = isinstance(value, bool)
         else:
@@ -98,6 +103,44 @@ class Filter:
                     else ""
                 )
             )
+
+
+def _check_value(field: str, value: object) -> None:
+    """Refuse, at construction, a value no filter type can send."""
+    if value is None or isinstance(value, str | bool | int | dt.date):
+        return
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ConfigurationError(f"the filter on {field!r} cannot compare with {value!r}")
+        return
+    if isinstance(value, tuple):
+        if not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigurationError(
+                f"the list in the filter on {field!r} must hold one or more integers, "
+                f"got {value!r}"[:300]
+            )
+        return
+    raise ConfigurationError(
+        f"the filter on {field!r} takes a str, int, Decimal, date, datetime or bool, not "
+        f"{type(value).__name__}"
+    )
+
+
+def _int_list(field: str, values: object, *, sort: bool = False) -> tuple[int, ...]:
+    """``values`` (any iterable of ints, not a string) as a tuple, or ConfigurationError."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ConfigurationError(
+            f"one_of() on {field!r} takes a list of integers, e.g. q({field!r}).one_of([1, 2]), "
+            f"got {type(values).__name__}"
+        )
+    items = tuple(values)
+    if not items or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        raise ConfigurationError(
+            f"the list in the filter on {field!r} must hold one or more integers, got {items!r}"[
+                :300
+            ]
+        )
+    return tuple(sorted(items)) if sort else items
 
 
 def _encode_value(field: str, value: object) -> str:
@@ -137,7 +180,7 @@ class _Field:
 
     def __eq__(self, value: object) -> Filter:  # type: ignore[override]
         if isinstance(value, list | tuple | set | frozenset):
-            return Filter(self.name, "=", tuple(sorted(value)))
+            return Filter(self.name, "=", _int_list(self.name, value, sort=True))
         return Filter(self.name, "=", value)  # type: ignore[arg-type]
 
     def __ne__(self, value: object) -> Filter:  # type: ignore[override]
@@ -159,7 +202,7 @@ class _Field:
 
     def one_of(self, values: Iterable[int]) -> Filter:
         """``field:=1,2,3`` (integer fields)."""
-        return Filter(self.name, "=", tuple(values))
+        return Filter(self.name, "=", _int_list(self.name, values))
 
     def contains(self, value: str | int) -> Filter:
         """``field:~value``: a string containing ``value``, or an array holding it."""
@@ -208,9 +251,15 @@ def encode_filters(
     """
     if filters is None:
         return []
-    items: Sequence[Filter | str] = (
-        [filters] if isinstance(filters, Filter | str) else list(filters)
-    )
+    if isinstance(filters, Filter | str):
+        items: Sequence[Filter | str] = [filters]
+    elif isinstance(filters, Iterable) and not isinstance(filters, bytes | Mapping):
+        items = list(filters)
+    else:
+        raise ConfigurationError(
+            f"q= takes q(...) conditions or 'field:OPvalue' strings (one or a list), got "
+            f"{type(filters).__name__}"
+        )
     out: list[str] = []
     for item in items:
         if isinstance(item, str):

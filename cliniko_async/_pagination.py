@@ -5,19 +5,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Callable, Generator
-from typing import Any, Generic, Self, TypeVar
+from collections.abc import AsyncIterator, Generator, Mapping
+from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import attrs
+import httpx
 
-from ._converter import ModelDecodeError, structure_many
+from ._converter import ModelDecodeError as _ConverterDecodeError
+from ._converter import structure_many
+from ._links import resolve_link
+from ._model import EMPTY, Extra
 from ._session import QueryParams, Session
-from .errors import ConfigurationError, DecodeError, UnsafeURLError
+from .errors import ClinikoError, ConfigurationError, DecodeError, ModelDecodeError, PaginationError
 
-__all__ = ["MAX_PER_PAGE", "Page", "PageLinks", "Paginator", "check_per_page"]
+__all__ = ["MAX_PER_PAGE", "Page", "PageLinks", "Paginator", "check_per_page", "has_ids"]
 
 M = TypeVar("M")
 MAX_PER_PAGE = 100
+#: Larger ``total_entries`` are not believed (no Cliniko account holds 10**12 records).
+MAX_TOTAL_ENTRIES = 10**12
+_DECODE_ERRORS = (_ConverterDecodeError, ModelDecodeError)
+
+
+def has_ids(model: type[Any]) -> bool:
+    """Whether records of ``model`` carry an ``id`` (``by_id()`` needs one)."""
+    return attrs.has(model) and "id" in attrs.fields_dict(model)
+
+
+def _total(raw: object) -> int | None:
+    """``total_entries`` as an int, or None when missing or nonsense (never an exception)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, float):
+        if not math.isfinite(raw) or not raw.is_integer():
+            return None
+        value = int(raw)
+    elif isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 20:
+        value = int(raw)
+    else:
+        return None
+    return value if 0 <= value <= MAX_TOTAL_ENTRIES else None
 
 
 def check_per_page(per_page: int | None) -> None:
@@ -33,11 +62,32 @@ def check_per_page(per_page: int | None) -> None:
 
 @attrs.frozen
 class PageLinks:
-    """The page's ``links``: ``self``, and ``next``/``previous`` when they exist."""
+    """The page's ``links``: ``self``, and ``next``/``previous`` when they exist.
+
+    Keys Cliniko may add to the links object later stay reachable in ``extra``; a link that is
+    not a string is kept there too (and following it raises ``UnsafeURLError``).
+    """
 
     self_: str | None = None
     next: str | None = None
     previous: str | None = None
+    extra: Mapping[str, Any] = attrs.field(default=EMPTY, eq=False, repr=False)
+
+    @classmethod
+    def from_json(cls, raw: object) -> PageLinks:
+        """The links object of a page as sent (anything that is not a dict: no links)."""
+        if not isinstance(raw, dict):
+            return cls()
+        known: dict[str, str | None] = {"self": None, "next": None, "previous": None}
+        extra: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in known and (value is None or isinstance(value, str)):
+                known[key] = value
+            else:
+                extra[str(key)] = value
+        return cls(
+            known["self"], known["next"], known["previous"], Extra(extra) if extra else EMPTY
+        )
 
 
 @attrs.frozen
@@ -110,6 +160,11 @@ class Paginator(Generic[M]):
             raise ConfigurationError(
                 "by_id() pages in id order: leave sort= and order= out of list()"
             )
+        if not has_ids(self._model):
+            raise ConfigurationError(
+                f"by_id() pages by record id, and {self._key} records ({self._model.__name__}) "
+                "have no id: iterate the list itself (page by page) instead"
+            )
         clone = Paginator(
             self._session, self._path, self._key, self._model, self._params,
             per_page=self._per_page or MAX_PER_PAGE,
@@ -136,44 +191,72 @@ class Paginator(Generic[M]):
             params.append(("page", str(page)))
         return params
 
-    async def _fetch(self, url: str, params: QueryParams | None, number: int) -> Page[M]:
+    def _base(self) -> httpx.URL:
+        return self._session.config.base_url
+
+    def _public_url(self, url: str) -> str:
+        try:
+            return str(resolve_link(self._base(), url).copy_with(query=None))
+        except ClinikoError:
+            return str(self._base())
+
+    async def _fetch(self, url: str, params: QueryParams | None, number: int) -> _Fetched[M]:
         data = await self._session.request("GET", url, params=params)
-        return self._parse(data, url, number)
+        page = self._parse(data, url, number)
+        raw = data.get("links") if isinstance(data, dict) else None
+        next_raw = raw.get("next") if isinstance(raw, dict) else None
+        if next_raw is None or next_raw == "":
+            return page, None
+        try:
+            current = resolve_link(self._base(), url)
+            return page, str(resolve_link(self._base(), next_raw, current=current))
+        except ClinikoError as exc:  # raised when the caller asks for that page
+            return page, exc
 
     def _parse(self, data: Any, url: str, number: int) -> Page[M]:
-        public_url = str(self._session.url_for(url).copy_with(query=None))
         if not isinstance(data, dict) or not isinstance(data.get(self._key), list):
             got = type(data).__name__ if not isinstance(data, dict) else f"keys {sorted(data)[:5]}"
             raise DecodeError(
                 f"expected a list page with a {self._key!r} array",
                 method="GET",
-                url=public_url,
+                url=self._public_url(url),
                 status_code=200,
-                snippet=f"got {got}",
+                snippet=f"got {got}"[:200],
             )
         try:
             items = structure_many(data[self._key], self._model)
-        except ModelDecodeError as exc:
+        except (*_DECODE_ERRORS, RecursionError) as exc:
             raise DecodeError(
                 f"a {self._key} record did not match the {self._model.__name__} model",
                 method="GET",
-                url=public_url,
+                url=self._public_url(url),
                 status_code=200,
-                snippet=str(exc)[:200],
+                snippet=str(exc)[:200] if not isinstance(exc, RecursionError) else "too deep",
             ) from None
-        raw_links = data.get("links")
-        links: dict[str, Any] = raw_links if isinstance(raw_links, dict) else {}
-        total = data.get("total_entries")
-        try:
-            total_entries = int(total) if total is not None else None
-        except (TypeError, ValueError):
-            total_entries = None
         return Page(
             items=items,
-            total_entries=total_entries,
-            links=PageLinks(links.get("self"), links.get("next"), links.get("previous")),
+            total_entries=_total(data.get("total_entries")),
+            links=PageLinks.from_json(data.get("links")),
             number=number,
         )
+
+
+#: A fetched page and where its ``links.next`` leads: a URL, an error to raise, or nowhere.
+_Fetched: TypeAlias = "tuple[Page[M], str | ClinikoError | None]"
+
+
+def _page_key(url: str, params: QueryParams | None, base: httpx.URL) -> tuple[Any, ...] | None:
+    """What identifies a page request: origin, path and sorted query (no page means page 1)."""
+    try:
+        full = resolve_link(base, url)
+    except ClinikoError:
+        return None
+    if params:
+        full = full.copy_merge_params(tuple(params))
+    items = sorted(full.params.multi_items())
+    if not any(k == "page" for k, _ in items):
+        items = sorted([*items, ("page", "1")])
+    return (full.scheme, full.host, full.port, full.path, tuple(items))
 
 
 class _ItemIterator(Generic[M]):
@@ -204,17 +287,30 @@ class PageIterator(Generic[M]):
 
     Breaking out early leaves nothing running: the prefetch is cancelled when the iterator is
     closed (``aclose()``, ``async with``) or garbage-collected.
+
+    Every page is checked before it is yielded: a ``links.next`` back to a page already fetched,
+    a record that came on an earlier page, a page larger than ``per_page``, a ``total_entries``
+    the pages contradict (concurrent mode) or ids that do not increase (``by_id()``) raise
+    :class:`~cliniko_async.errors.PaginationError` instead of looping or losing records.
     """
 
     def __init__(self, paginator: Paginator[M], concurrency: int) -> None:
         self._paginator = paginator
         self._concurrency = concurrency
-        self._pending: list[asyncio.Task[Page[M]]] = []
+        self._pending: list[asyncio.Task[_Fetched[M]]] = []
         self._next_number = 1
         self._last_number: int | None = None
         self._started = False
         self._done = False
-        self._deferred: UnsafeURLError | None = None
+        self._deferred: ClinikoError | None = None
+        self._seen_pages: set[tuple[Any, ...]] = set()
+        self._seen_ids: set[int] = set()
+        self._received = 0
+        self._per_page = paginator._per_page
+        self._total: int | None = None
+        self._first_total = 0
+        self._last_id: int | None = None
+        self._url = ""
 
     def __aiter__(self) -> Self:
         return self
@@ -225,12 +321,27 @@ class PageIterator(Generic[M]):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def _spawn(self, make: Callable[[], Any]) -> asyncio.Task[Page[M]]:
-        task: asyncio.Task[Page[M]] = asyncio.ensure_future(make())
+    def _spawn(self, url: str, params: QueryParams | None, number: int) -> None:
+        p = self._paginator
+        key = _page_key(url, params, p._base())
+        if key is not None and self._last_number is None:  # following links (or by id)
+            if key in self._seen_pages:
+                raise self._error(
+                    f"links.next of page {number - 1} points back at a page already fetched "
+                    "(the list would never end)"
+                )
+            self._seen_pages.add(key)
+        task: asyncio.Task[_Fetched[M]] = asyncio.ensure_future(p._fetch(url, params, number))
         # Retrieve the exception of a prefetch nobody awaits, so nothing is logged as lost.
         task.add_done_callback(_consume)
         self._pending.append(task)
-        return task
+
+    def _error(self, message: str) -> PaginationError:
+        return PaginationError(
+            message,
+            method="GET",
+            url=self._paginator._public_url(self._url or self._paginator._path),
+        )
 
     async def __anext__(self) -> Page[M]:
         if self._done:
@@ -238,7 +349,7 @@ class PageIterator(Generic[M]):
         p = self._paginator
         if not self._started:
             self._started = True
-            self._spawn(lambda: p._fetch(p._path, p._first_params(), 1))
+            self._spawn(p._path, p._first_params(), 1)
         if not self._pending:
             self._done = True
             if self._deferred is not None:
@@ -246,41 +357,127 @@ class PageIterator(Generic[M]):
             raise StopAsyncIteration
         task = self._pending.pop(0)
         try:
-            page = await task
+            page, next_url = await task
+            self._check(page)
+            self._schedule_after(page, next_url)
         except BaseException:
             self._cancel_all()
             self._done = True
             raise
-        self._schedule_after(page)
         return page
 
-    def _schedule_after(self, page: Page[M]) -> None:
+    # -- checks ------------------------------------------------------------------------------
+    def _check(self, page: Page[M]) -> None:
+        """Raise PaginationError if this page cannot be trusted (see the class docstring)."""
+        p = self._paginator
+        self._url = page.links.self_ or p._path
+        items = page.items
+        limit = self._per_page or MAX_PER_PAGE
+        if len(items) > limit:
+            raise self._error(
+                f"page {page.number} holds {len(items)} records, more than per_page={limit}"
+            )
+        ids = [getattr(item, "id", None) for item in items]
+        if p._by_id:
+            if any(not isinstance(i, int) for i in ids):
+                raise self._error(f"page {page.number} of a by_id() list has records without id")
+            previous = self._last_id
+            for i in ids:
+                if previous is not None and i <= previous:  # type: ignore[operator]
+                    raise self._error(
+                        f"by_id(): id {i} came after id {previous} on page {page.number}; the "
+                        "server ignored the id:>N filter or did not sort by id, so records "
+                        "would be repeated or skipped"
+                    )
+                previous = i
+            self._last_id = previous
+        for i in ids:
+            if isinstance(i, int):
+                if i in self._seen_ids:
+                    raise self._error(
+                        f"record id {i} came again on page {page.number}: the pages overlap "
+                        "(a list that changes while it is read can do this; by_id() cannot)"
+                    )
+                self._seen_ids.add(i)
+        self._received += len(items)
+        if page.total_entries is not None:
+            self._total = page.total_entries
+        if self._last_number is not None and page.number > 1:
+            self._check_against_total(page)
+
+    def _check_against_total(self, page: Page[M]) -> None:
+        """Concurrent mode: each page must be what page 1's ``total_entries`` implies."""
+        assert self._last_number is not None and self._per_page is not None
+        total = self._first_total
+        last = self._last_number
+        expected = self._per_page if page.number < last else total - (last - 1) * self._per_page
+        if len(page.items) != expected or (page.number == last and page.links.next):
+            raise self._error(
+                f"total_entries={total} on page 1 means {last} pages of {self._per_page}, but "
+                f"page {page.number} holds {len(page.items)} records"
+                + (" and links to a next page" if page.number == last and page.links.next else "")
+                + ": records would be lost or repeated (the list changed while it was read, or "
+                "the server miscounts); read it with concurrency=1 or by_id()"
+            )
+
+    # -- what to fetch next ----------------------------------------------------------------------
+    def _schedule_after(self, page: Page[M], next_url: str | ClinikoError | None) -> None:
         p = self._paginator
         if self._concurrency > 1 and page.number == 1 and page.total_entries is not None:
-            per_page = p._per_page or len(page.items) or 1
-            self._last_number = max(1, math.ceil(page.total_entries / per_page))
-            self._next_number = 2
+            self._start_concurrent(page, next_url)
         if self._last_number is not None:
             # Concurrent mode: keep up to `concurrency` pages in flight, in page order.
             while len(self._pending) < self._concurrency and self._next_number <= self._last_number:
                 number = self._next_number
                 self._next_number += 1
-                self._spawn(lambda n=number: p._fetch(p._path, p._first_params(n), n))  # type: ignore[misc]
+                self._spawn(p._path, p._first_params(number), number)
             return
         if p._by_id:  # the next page: ids above the last one seen
-            last = getattr(page.items[-1], "id", None) if page.items else None
-            if last is not None and len(page.items) >= (p._per_page or MAX_PER_PAGE):
-                params = [*p._first_params(), ("q[]", f"id:>{last}")]
-                self._spawn(lambda: p._fetch(p._path, params, page.number + 1))
+            if self._last_id is not None and len(page.items) >= (p._per_page or MAX_PER_PAGE):
+                params = [*p._first_params(), ("q[]", f"id:>{self._last_id}")]
+                self._spawn(p._path, params, page.number + 1)
             return
-        if page.links.next:
-            next_url = page.links.next
-            try:
-                p._session.url_for(next_url)
-            except UnsafeURLError as exc:  # raised when the caller asks for that page
-                self._deferred = exc
-                return
-            self._spawn(lambda: p._fetch(next_url, None, page.number + 1))
+        if next_url is None:
+            return
+        if isinstance(next_url, ClinikoError):
+            self._deferred = next_url  # raised when the caller asks for that page
+            return
+        if not page.items:
+            self._deferred = self._error(
+                f"page {page.number} is empty but links to a next page (the list would not end)"
+            )
+            return
+        per_page = self._per_page or MAX_PER_PAGE
+        if self._total is not None and self._received > 2 * self._total + 2 * per_page:
+            self._deferred = self._error(
+                f"{self._received} records received and links.next still points on, but "
+                f"total_entries says {self._total}"
+            )
+            return
+        try:
+            self._spawn(next_url, None, page.number + 1)
+        except PaginationError as exc:
+            self._deferred = exc
+
+    def _start_concurrent(self, page: Page[M], next_url: str | ClinikoError | None) -> None:
+        total = page.total_entries
+        assert total is not None
+        n = len(page.items)
+        if self._per_page is None:
+            if total > n and n == 0:
+                raise self._error(f"total_entries={total} but page 1 is empty")
+            self._per_page = n if total > n else MAX_PER_PAGE
+        per_page = self._per_page
+        if (total > n and n < per_page) or (total < n) or (total <= n and next_url is not None):
+            raise self._error(
+                f"page 1 holds {n} records of per_page={per_page}"
+                + (" and links to a next page" if next_url is not None else "")
+                + f", which contradicts total_entries={total}: reading the pages it implies "
+                "would lose or repeat records; read the list with concurrency=1 or by_id()"
+            )
+        self._first_total = total
+        self._last_number = max(1, math.ceil(total / per_page))
+        self._next_number = 2
 
     def _cancel_all(self) -> None:
         for task in self._pending:
@@ -292,9 +489,16 @@ class PageIterator(Generic[M]):
         tasks = list(self._pending)
         self._cancel_all()
         self._done = True
+        me = asyncio.current_task()
         for task in tasks:
-            with contextlib.suppress(BaseException):
+            try:
                 await task
+            except asyncio.CancelledError:
+                # The prefetch's own cancellation is expected; the caller's is not swallowed.
+                if me is not None and me.cancelling():
+                    raise
+            except Exception:  # noqa: S110 - a prefetch nobody asked for: its error is moot
+                pass
 
     def __del__(self) -> None:
         for task in self._pending:

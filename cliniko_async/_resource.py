@@ -26,11 +26,14 @@ from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, overload
 from urllib.parse import quote
 
-from ._converter import ModelDecodeError, structure, unstructure_body
+from ._converter import ModelDecodeError as _ConverterDecodeError
+from ._converter import structure, unstructure_body
 from ._filters import FilterType, QueryFilters, encode_filters
+from ._json import jsonable
+from ._links import resolve_link
 from ._pagination import Paginator, check_per_page
 from ._session import QueryParams, Session
-from .errors import ConfigurationError, DecodeError
+from .errors import ClinikoError, ConfigurationError, DecodeError, ModelDecodeError
 
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
@@ -101,7 +104,30 @@ class Resource(Generic[ModeT]):
 
 
 _PATH_FIELD = re.compile(r"{(\w+)}")
-_ID = re.compile(r"^\d+$")
+#: A path id: ASCII digits only (no Arabic-Indic or fullwidth digits, no "12\n"), no sign, not 0.
+_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+_MAX_ID = 2**63 - 1  # Cliniko's ids are int64
+#: Sort fields: snake_case names, digits allowed after the first letter (``address_1``).
+_SORT = re.compile(r"[a-z_][a-z0-9_]*(:(asc|desc))?(,[a-z_][a-z0-9_]*(:(asc|desc))?)*", re.ASCII)
+#: Lists Cliniko returns in a fixed order (``sort``/``order`` are refused, not silently ignored).
+UNSORTABLE_LISTS = frozenset({"available_times"})
+
+
+def check_id(value: object, *, name: str = "id", where: str = "") -> str:
+    """A path id as sent: a positive int (or a string of ASCII digits); else ConfigurationError."""
+    text: str | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value) if 0 < value <= _MAX_ID else None
+    elif isinstance(value, str) and _ID.fullmatch(value) and 0 < int(value) <= _MAX_ID:
+        text = str(int(value))
+    if text is None:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ConfigurationError(
+            f"{where or 'this operation'}: {name} must be a positive integer id (an int, or a "
+            f"string of ASCII digits 0-9, e.g. {name}=12 or '12'), got {shown}"
+            f" of type {type(value).__name__}; nothing was sent"
+        )
+    return text
 
 
 class _Op:
@@ -141,12 +167,7 @@ class _Op:
             )
         values: dict[str, str] = {}
         for name, value in zip(self.path_params, ids, strict=True):
-            text = str(value) if not isinstance(value, bool) else ""
-            if not _ID.match(text):
-                raise ConfigurationError(
-                    f"{self.qualname()}(): {name} must be a positive integer id, got {value!r}"
-                )
-            values[name] = quote(text, safe="")
+            values[name] = quote(check_id(value, name=name, where=f"{self.qualname()}()"), safe="")
         return self.path.format(**values)
 
     def warn_if_deprecated(self) -> None:
@@ -162,13 +183,17 @@ class _Op:
             return None
         try:
             return structure(data, self.model)
-        except ModelDecodeError as exc:
+        except (_ConverterDecodeError, ModelDecodeError, RecursionError) as exc:
+            try:
+                public = str(resolve_link(session.config.base_url, url).copy_with(query=None))
+            except ClinikoError:
+                public = str(session.config.base_url)
             raise DecodeError(
                 f"the response did not match the {self.model.__name__} model",
                 method=self.method,
-                url=str(session.url_for(url).copy_with(query=None)),
+                url=public,
                 status_code=200,
-                snippet=str(exc)[:200],
+                snippet=str(exc)[:200] if not isinstance(exc, RecursionError) else "too deep",
             ) from None
 
 
@@ -181,6 +206,11 @@ def _encode_params(
     order: str | None,
     params: Mapping[str, ParamValue] | None,
 ) -> list[tuple[str, str]]:
+    if params is not None and not isinstance(params, Mapping):
+        raise ConfigurationError(
+            f"{op.qualname()}(): params must be a mapping of name to value, got "
+            f"{type(params).__name__}"
+        )
     missing = [name for name in op.required_params if name not in (params or {})]
     if missing:
         raise ConfigurationError(
@@ -188,17 +218,20 @@ def _encode_params(
             f"params={{{', '.join(repr(m) + ': ...' for m in missing)}}}"
         )
     out = [("q[]", f) for f in encode_filters(q, filters)]
+    if (sort is not None or order is not None) and getattr(op, "key", None) in UNSORTABLE_LISTS:
+        raise ConfigurationError(
+            f"{op.qualname()}(): Cliniko returns {getattr(op, 'key', '')} in a fixed order and "
+            "cannot sort them: leave sort= and order= out (sort the results yourself)"
+        )
     if sort is not None:
-        if not isinstance(sort, str) or not re.fullmatch(
-            r"[a-z_]+(:(asc|desc))?(,[a-z_]+(:(asc|desc))?)*", sort
-        ):
+        if not isinstance(sort, str) or not _SORT.fullmatch(sort):
             raise ConfigurationError(
-                f"sort={sort!r} is not valid: use comma-separated fields with an optional "
-                "':desc', e.g. 'starts_at,created_at:desc'"
+                f"sort={sort!r} is not valid: use comma-separated field names with an optional "
+                "':asc' or ':desc', e.g. 'starts_at,created_at:desc' or 'address_1'"
             )
         out.append(("sort", sort))
     if order is not None:
-        if order not in ("asc", "desc"):
+        if not isinstance(order, str) or order not in ("asc", "desc"):
             raise ConfigurationError(f"order={order!r} must be 'asc' or 'desc'")
         out.append(("order", order))
     for name, value in (params or {}).items():
@@ -213,8 +246,13 @@ def _encode_params(
             text = "true" if value else "false"
         elif isinstance(value, dt.date):
             text = value.isoformat()
-        else:
+        elif isinstance(value, str | int):
             text = str(value)
+        else:
+            raise ConfigurationError(
+                f"{op.qualname()}(): query parameter {name}={value!r} must be a str, int, bool "
+                f"or date, not {type(value).__name__}"
+            )
         out.append((name, text))
     return out
 
@@ -337,7 +375,9 @@ def _body(op: _Op, body: object, *, for_create: bool) -> Any:
     if body is None:
         return None
     if isinstance(body, Mapping):
-        return dict(body)
+        # date / datetime / Decimal / enums / nested bodies become JSON values here; anything
+        # that cannot be sent raises ConfigurationError before the request.
+        return jsonable(body, where=f"{op.qualname()}() body")
     if op.body is not None and not isinstance(body, op.body):
         raise ConfigurationError(
             f"{op.qualname()}() takes a {_type_name(op.body)} (or a mapping), got "

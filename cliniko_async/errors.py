@@ -6,10 +6,12 @@
     ├── ConfigurationError          bad input, raised before any request is sent (also a ValueError)
     ├── ClientClosedError           the client was closed before or during the request
     ├── UnsafeURLError              a URL that would leave the configured Cliniko host
+    ├── ModelDecodeError            data that does not fit a model (also a ValueError)
     └── APIError                    something went wrong with a request (method, url)
         ├── APIConnectionError      the request did not get a response
         │   └── APITimeoutError
         ├── DecodeError             a response body that is not the JSON expected
+        ├── PaginationError         pages that loop, repeat records or contradict total_entries
         └── APIStatusError          a 4xx/5xx response (status_code, body, headers)
             ├── BadRequestError              400
             ├── AuthenticationError          401
@@ -39,7 +41,9 @@ __all__ = [
     "ClinikoError",
     "ConfigurationError",
     "DecodeError",
+    "ModelDecodeError",
     "NotFoundError",
+    "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",
@@ -69,6 +73,13 @@ class UnsafeURLError(ClinikoError):
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(message)
         self.url = url
+
+
+class ModelDecodeError(ClinikoError, ValueError):
+    """Data that cannot be turned into a model (the pipeline re-raises it as DecodeError).
+
+    Raised as it is by ``structure()`` called directly on data that does not fit the model.
+    """
 
 
 class APIError(ClinikoError):
@@ -105,6 +116,17 @@ class DecodeError(APIError):
     def __str__(self) -> str:
         where = f"{self.method} {self.url}, status {self.status_code}"
         return f"{self.message} ({where}): {self.snippet!r}"
+
+
+class PaginationError(APIError):
+    """A list's pages cannot be trusted: following them would never end or would lose records.
+
+    Raised instead of looping or cutting silently when ``links.next`` points back at a page
+    already fetched, the same record comes on two pages, a page holds more records than
+    ``per_page``, ``total_entries`` contradicts the pages that arrived, or ``by_id()`` gets ids
+    that do not increase. The records yielded before it are correct; ``url`` is the page that
+    showed the problem (without its query).
+    """
 
 
 class APIStatusError(APIError):

@@ -153,3 +153,27 @@ async def test_bad_list_bodies_raise_decode_error(body: bytes) -> None:
         with pytest.raises(DecodeError) as info:
             await paginator(cliniko).collect()
     assert "/v1/items" in str(info.value)
+
+
+async def test_aclose_does_not_swallow_the_callers_cancellation() -> None:
+    fake = FakeCliniko(patients=500, rate_limit=None, faults=Faults([FaultRule(latency=(1, 1))]))
+    async with on_fake(fake) as cliniko:
+        pages = cliniko.patients.list(per_page=100).pages()
+        await pages.__anext__()  # page 2 is now being prefetched
+
+        async def close() -> str:
+            await pages.aclose()
+            return "closed"
+
+        closer = asyncio.ensure_future(close())
+        await asyncio.sleep(0)  # aclose() has cancelled the prefetch and waits for it
+        closer.cancel()  # the caller is cancelled while it waits
+        with pytest.raises(asyncio.CancelledError):
+            await closer
+    # Closing without a cancellation of its own still works and swallows the prefetch's.
+    async with on_fake(fake) as cliniko:
+        pages = cliniko.patients.list(per_page=100).pages()
+        await pages.__anext__()
+        await pages.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await pages.__anext__()

@@ -32,6 +32,7 @@ from ..resources._upload import UploadOp
 from ._data import Dataset, generate, iso
 from ._records import plural, sample
 from ._transport import DroppedConnection, FakeTransport
+from ._validate import Invalid, validate_body
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -48,6 +49,7 @@ __all__ = [
 DEFAULT_API_KEY = "MS0xLWZha2UtdGVzdC1rZXktMDAwMQ-au1"
 DEFAULT_USER_AGENT = "cliniko-async tests (dev@example.com)"
 _UA = re.compile(r"\S.*\([^()\s]+@[^()\s]+\.[A-Za-z]{2,}\)")
+_SHARD_SUFFIX = re.compile(r"-[a-z]{2}\d{1,2}$", re.IGNORECASE)
 _OPS = re.compile(r"^([a-z_]+):(!\?|\?|~~|~|!=|>=|<=|=|>|<|\*)(.*)$", re.DOTALL)
 _OPERATORS = {
     # The server's own table (not the client's), so the tests compare two views.
@@ -187,7 +189,12 @@ class FakeCliniko:
             seed=seed, patients=patients, practitioners=practitioners, businesses=businesses,
             appointment_types=appointment_types, appointments=appointments,
         )  # fmt: skip
-        self._auth = {"Basic " + base64.b64encode(f"{k}:".encode()).decode(): k for k in api_keys}
+        # Cliniko accepts a key with or without its shard suffix ("-au1").
+        self._auth = {
+            "Basic " + base64.b64encode(f"{form}:".encode()).decode(): k
+            for k in api_keys
+            for form in {k, _SHARD_SUFFIX.sub("", k)}
+        }
         self.rate_limit = rate_limit
         self.window = window
         self.clock: Clock = clock or LoopClock()
@@ -199,6 +206,7 @@ class FakeCliniko:
         self.uploads: dict[str, bytes] = {}  # what the fake file storage received, by key
         self.app = Starlette(routes=self._routes())
         self.app.add_exception_handler(404, self._not_found)
+        self.app.add_middleware(_OneDateHeader, fake=self)
 
     def _seed_other_resources(self, n: int) -> None:
         """Every resource without hand-written seed data gets ``n`` records from its model."""
@@ -380,6 +388,10 @@ class FakeCliniko:
             return self._json(404, {"message": f"{resource} {key} not found"})
         if attr == "conflicts":
             return self._json(200, {"conflicts": {"exist": False}})
+        if op.method == "GET":
+            refused = self._single_filters(request, record, op)
+            if refused is not None:
+                return refused
         if attr in ("archive", "delete"):
             record["archived_at" if attr == "archive" else "deleted_at"] = now
             return self._json(204, None)
@@ -390,15 +402,47 @@ class FakeCliniko:
             if not isinstance(body, dict) or body.get("cancellation_reason") is None:
                 errors = {"cancellation_reason": "can't be blank"}
                 return self._json(422, {"message": "Validation Failed", "errors": errors})
+            try:
+                body = validate_body(body, op.body, tables=self.data, create=False)
+            except Invalid as exc:
+                return self._json(exc.status, exc.body())
             record.update(cancelled_at=now, cancellation_reason=body["cancellation_reason"])
             return self._json(204, None)
         elif attr == "update":
             body = await _body(request)
             if not isinstance(body, dict):
                 return self._json(400, {"message": "expected a JSON object"})
+            try:
+                body = validate_body(body, op.body, tables=self.data, create=False)
+            except Invalid as exc:
+                return self._json(exc.status, exc.body())
             record.update(self._to_record(body))
             record["updated_at"] = now
         return self._json(200, self._absolute(request, record, resource))
+
+    def _single_filters(self, request: Request, record: dict[str, Any], op: Any) -> Response | None:
+        """``q[]`` on a single-record GET: applied where the spec documents filters (a record
+        that does not match is not found), refused (400) where it does not."""
+        raw = request.query_params.getlist("q[]") + request.query_params.getlist("q")
+        if not raw:
+            return None
+        filters: Mapping[str, FilterType] = getattr(op, "filters", {}) or {}
+        for text in raw:
+            parsed = _OPS.match(text)
+            if parsed is None:
+                return self._json(400, {"message": f"malformed filter {text!r}"})
+            name, operator, value = parsed.groups()
+            if name not in filters:
+                return self._json(400, {"message": f"{name} is not filterable"})
+            if operator not in _OPERATORS[filters[name]]:
+                return self._json(400, {"message": f"operator {operator} not valid for {name}"})
+            try:
+                ok = matches(record, name, operator, value, filters[name])
+            except ValueError as exc:
+                return self._json(400, {"message": str(exc)})
+            if not ok:
+                return self._json(404, {"message": "Not found"})
+        return None
 
     def _list_operation(
         self,
@@ -494,12 +538,26 @@ class FakeCliniko:
         except ValueError as exc:
             return self._json(400, {"message": str(exc)})
         sort = params.get("sort")
-        if sort:
-            for part in reversed(sort.split(",")):
+        order = params.get("order")
+        if order not in (None, "asc", "desc"):
+            return self._json(400, {"message": "order must be asc or desc"})
+        if resource == "available_times":
+            if sort or order:
+                return self._json(400, {"message": "available times cannot be ordered"})
+        else:
+            # Cliniko's default: ascending by created_at; `order` sets the direction of every
+            # sort field without its own ":asc"/":desc".
+            parts = sort.split(",") if sort else ["created_at"]
+            rows.sort(key=_sorter("id"))
+            for part in reversed(parts):
                 name, _, direction = part.partition(":")
-                rows.sort(key=_sorter(name), reverse=direction == "desc")
-        elif params.get("order") == "desc":
-            rows.reverse()
+                if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or direction not in (
+                    "",
+                    "asc",
+                    "desc",
+                ):
+                    return self._json(400, {"message": f"cannot sort by {part!r}"})
+                rows.sort(key=_sorter(name), reverse=(direction or order or "asc") == "desc")
         total = len(rows)
         chunk = rows[(page - 1) * per_page : page * per_page]
         base = f"{request.url.scheme}://{request.url.netloc}{request.url.path}"
@@ -522,10 +580,10 @@ class FakeCliniko:
         body = await _body(request)
         if not isinstance(body, dict):
             return self._json(400, {"message": "expected a JSON object"})
-        required = getattr(op.body, "__required__", ())
-        errors = {f: "can't be blank" for f in sorted(required) if body.get(f) in (None, "")}
-        if errors:
-            return self._json(422, {"message": "Validation Failed", "errors": errors})
+        try:
+            body = validate_body(body, op.body, tables=self.data, create=True)
+        except Invalid as exc:
+            return self._json(exc.status, exc.body())
         table = self.data.setdefault(resource, {})
         rid = self._next_id.get(resource, len(table) + 1)
         self._next_id[resource] = rid + 1
@@ -591,6 +649,32 @@ def _multipart(content_type: str, body: bytes) -> dict[str, tuple[str, bytes]] |
 _RULE: ContextVar[FaultRule | None] = ContextVar("fake_cliniko_fault_rule", default=None)
 
 
+class _OneDateHeader:
+    """ASGI middleware: every response carries exactly one ``Date`` header (the fake's clock)."""
+
+    def __init__(self, app: Any, fake: FakeCliniko) -> None:
+        self.app = app
+        self.fake = fake
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_one_date(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                dates = [v for k, v in headers if k.lower() == b"date"]
+                headers = [(k, v) for k, v in headers if k.lower() != b"date"]
+                date = dates[0] if dates else None
+                if date is None:
+                    date = email.utils.formatdate(self.fake.clock.wall(), usegmt=True).encode()
+                message = {**message, "headers": [*headers, (b"date", date)]}
+            await send(message)
+
+        await self.app(scope, receive, send_one_date)
+
+
 async def _dribble(content: bytes, seconds: float, parts: int = 10) -> AsyncIterator[bytes]:
     step = max(1, len(content) // parts)
     for i in range(0, len(content), step):
@@ -606,8 +690,9 @@ async def _body(request: Request) -> Any:
 
 
 def _link_id(value: Any) -> int | None:
-    if isinstance(value, dict) and "links" in value:
-        return int(value["links"]["self"].rsplit("/", 1)[-1])
+    if isinstance(value, dict) and isinstance(value.get("links"), dict):
+        tail = str(value["links"].get("self", "")).rsplit("/", 1)[-1]
+        return int(tail) if tail.isascii() and tail.isdigit() else None
     return None
 
 
@@ -615,16 +700,22 @@ def field_value(record: dict[str, Any], name: str) -> Any:
     """A record's value for a filter field (``x_id`` reads the ``x`` link)."""
     if name in record:
         value = record[name]
-        return int(value) if name == "id" else value
+        if name == "id":
+            return int(value) if str(value).isascii() and str(value).isdigit() else None
+        return value
     if name.endswith("_id"):
         return _link_id(record.get(name[:-3]))
     return None
 
 
 def _sorter(name: str) -> Any:
-    def key(record: dict[str, Any]) -> tuple[int, Any]:
+    def key(record: dict[str, Any]) -> tuple[int, int, Any]:
         value = field_value(record, name)
-        return (0, "") if value in (None, "") else (1, value)
+        if value in (None, ""):
+            return (0, 0, "")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return (1, 0, value)
+        return (1, 1, str(value))
 
     return key
 

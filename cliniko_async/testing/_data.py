@@ -102,4 +102,13 @@ def generate(
             "deleted_at": None, "repeat_rule": {}, "created_at": iso(starts - dt.timedelta(days=7)),
             "updated_at": iso(starts - dt.timedelta(days=7)),
         }  # fmt: skip
+    _created_in_id_order(data["patients"])
+    _created_in_id_order(data["individual_appointments"])
     return data
+
+
+def _created_in_id_order(table: dict[int, dict[str, Any]]) -> None:
+    """Cliniko hands out ids in creation order: the same creation times, given out by id."""
+    times = sorted(record["created_at"] for record in table.values())
+    for (_, record), when in zip(sorted(table.items()), times, strict=True):
+        record["created_at"] = record["updated_at"] = when

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
@@ -16,20 +17,32 @@ __all__ = ["serve"]
 
 
 @contextlib.contextmanager
-def serve(fake: FakeCliniko, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serve(fake: FakeCliniko | Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Run ``fake`` under uvicorn in a background thread; yield its base URL ``.../v1``.
 
-    The fake switches to the real clock. The server stops and its thread is joined on exit.
+    The fake switches to the real clock. ``fake`` may also be any ASGI app (a hostile server in
+    a test, say), served as it is. The server stops and its thread is joined on exit.
     """
-    fake.clock = RealClock()
-    fake.served = True
+    if isinstance(fake, FakeCliniko):
+        fake.clock = RealClock()
+        fake.served = True
+        app: Any = fake.app
+    else:
+        app = fake
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only then (without it,
     # Nagle + delayed ACKs cost ~40 ms a response).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # The fake sets its own Date header (its clock, its skew faults): uvicorn must not add one.
     config = uvicorn.Config(
-        fake.app, log_level="warning", access_log=False, lifespan="off", backlog=2048
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        backlog=2048,
+        date_header=False,
+        server_header=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

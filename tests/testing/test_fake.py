@@ -273,3 +273,232 @@ async def test_any_operator_includes_archived_records() -> None:
         assert sorted(every) == list(range(1, 31))  # q("archived_at").any(): archived too
         only = await all_ids(http, "/patients", [("q[]", "archived_at:?")])
         assert sorted(only) == [3, 4, 5]
+
+
+# -- issue 18: the fake answers as Cliniko does --
+async def test_default_order_is_created_at_ascending() -> None:
+    fake = FakeCliniko(patients=30, rate_limit=None)
+    # Records whose creation order is not their id order.
+    for pid, when in ((3, "2020-01-01T00:00:00Z"), (7, "2019-06-01T00:00:00Z")):
+        fake.data["patients"][pid]["created_at"] = when
+    async with client(fake) as http:
+        body = (await http.get("/patients", params={"per_page": 100})).json()
+        created = [p["created_at"] for p in body["patients"]]
+        assert created == sorted(created)
+        assert [p["id"] for p in body["patients"]][:2] == ["7", "3"]
+        desc = (await http.get("/patients", params={"per_page": 100, "order": "desc"})).json()
+        assert [p["id"] for p in desc["patients"]] == [p["id"] for p in body["patients"]][::-1]
+
+
+async def test_order_desc_applies_to_sort_fields_without_their_own_direction() -> None:
+    fake = FakeCliniko(patients=30, rate_limit=None)
+    async with client(fake) as http:
+        params = {"per_page": "100", "sort": "last_name", "order": "desc"}
+        names = [
+            p["last_name"] for p in (await http.get("/patients", params=params)).json()["patients"]
+        ]
+        assert names == sorted(names, reverse=True)
+        params = {"per_page": "100", "sort": "last_name:asc", "order": "desc"}
+        names = [
+            p["last_name"] for p in (await http.get("/patients", params=params)).json()["patients"]
+        ]
+        assert names == sorted(names)
+        bad = await http.get("/patients", params={"order": "sideways"})
+        assert bad.status_code == 400
+
+
+async def test_available_times_cannot_be_ordered() -> None:
+    fake = FakeCliniko(rate_limit=None)
+    path = "/businesses/1/practitioners/1/appointment_types/1/available_times"
+    async with client(fake) as http:
+        params = {"from": "2026-03-02", "to": "2026-03-03"}
+        assert (await http.get(path, params=params)).status_code == 200
+        r = await http.get(path, params={**params, "sort": "appointment_start"})
+        assert r.status_code == 400
+
+
+async def test_a_key_without_its_shard_suffix_is_accepted() -> None:
+    fake = FakeCliniko(rate_limit=None)
+    bare = DEFAULT_API_KEY.rsplit("-", 1)[0]
+    async with httpx.AsyncClient(
+        transport=fake.transport(), base_url="http://127.0.0.1/v1", auth=(bare, ""), headers=HEADERS
+    ) as http:
+        assert (await http.get("/patients/1")).status_code == 200
+    async with httpx.AsyncClient(
+        transport=fake.transport(), base_url="http://127.0.0.1/v1", auth=(bare + "x", ""),
+        headers=HEADERS,
+    ) as http:  # fmt: skip
+        assert (await http.get("/patients/1")).status_code == 401
+
+
+async def test_filters_on_a_single_record_get_are_applied_or_refused() -> None:
+    fake = FakeCliniko(rate_limit=None)
+    async with client(fake) as http:
+        # GET /appointment_types/{id} documents archived_at: applied.
+        assert (
+            await http.get("/appointment_types/1", params={"q[]": "archived_at:*"})
+        ).status_code == 200
+        assert (
+            await http.get("/appointment_types/1", params={"q[]": "archived_at:?"})
+        ).status_code == 404
+        assert (
+            await http.get("/appointment_types/1", params={"q[]": "name:=x"})
+        ).status_code == 400
+        # GET /patients/{id} documents no filters: refused, not ignored.
+        assert (await http.get("/patients/1", params={"q[]": "first_name:=x"})).status_code == 400
+        assert (await http.get("/patients/1")).status_code == 200
+
+
+async def test_an_empty_memo_create_is_refused() -> None:
+    fake = FakeCliniko(rate_limit=None)
+    async with client(fake) as http:
+        r = await http.post("/communications", json={})
+        assert r.status_code == 422
+        assert set(r.json()["errors"]) >= {"patient_id", "content", "category_code"}
+        assert set(r.json()) == {"errors", "message"}
+        memo = {"category_code": 12, "content": "Called", "direction_code": 1, "from": "Us",
+                "to": "Them", "type_code": 1, "patient_id": "1"}  # fmt: skip
+        assert (await http.post("/communications", json=memo)).status_code == 201
+        assert (
+            await http.post("/communications", json={**memo, "category_code": 1})
+        ).status_code == 422
+        assert (await http.post("/patient_cases", json={})).status_code == 422
+
+
+async def test_each_response_carries_exactly_one_date_header() -> None:
+    fake = FakeCliniko(
+        rate_limit=(1, 60.0), faults=Faults([FaultRule(path="/v1/businesses*", html_rate=1.0)])
+    )
+    async with client(fake) as http:
+        for path in ("/patients/1", "/patients/1", "/nope"):
+            r = await http.get(path)
+            assert len(r.headers.get_list("date")) == 1, (path, r.status_code)
+    fake = FakeCliniko(
+        rate_limit=None, faults=Faults([FaultRule(path="/v1/businesses*", html_rate=1.0)])
+    )
+    with serve(fake) as url:
+        async with httpx.AsyncClient(base_url=url, auth=AUTH, headers=HEADERS) as http:
+            for path in ("/patients/1", "/patients", "/patients/999999", "/businesses", "/nope"):
+                r = await http.get(url + path)
+                assert len(r.headers.get_list("date")) == 1, (path, r.status_code)
+                assert email.utils.parsedate_to_datetime(r.headers["date"]) is not None
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("/patients", {"first_name": "A" * 400, "last_name": "B"}, 422, "first_name"),
+        ("/patients", {"first_name": "A", "last_name": "B", "date_of_birth": "not-a-date"}, 422,
+         "date_of_birth"),
+        ("/patients", {"first_name": "A", "last_name": "B", "date_of_birth": "2026-02-30"}, 422,
+         "date_of_birth"),
+        ("/patients", {"first_name": 5, "last_name": "B"}, 422, "first_name"),
+        ("/patients", {"first_name": "A", "last_name": "B", "accepted_privacy_policy": "yes"}, 422,
+         "accepted_privacy_policy"),
+        ("/patients", {"first_name": "A", "last_name": "B", "referring_doctor_id": 1.5}, 422,
+         "referring_doctor_id"),
+        ("/contacts", {"first_name": "A", "last_name": "B", "doctor_type": "__bogus__"}, 422,
+         "doctor_type"),
+        ("/medical_alerts", {"name": "Latex", "patient_id": -5}, 404, "patient"),
+        ("/medical_alerts", {"name": "Latex", "patient_id": "99999"}, 404, "patient"),
+        ("/individual_appointments", {"appointment_type_id": "1", "business_id": "1",
+         "patient_id": "1", "practitioner_id": "1", "starts_at": "tomorrow"}, 422, "starts_at"),
+    ],
+)  # fmt: skip
+async def test_bodies_cliniko_refuses_are_refused_and_never_stored(
+    path: str, body: dict[str, Any], status: int, field: str
+) -> None:
+    fake = FakeCliniko(patients=3, appointments=3, rate_limit=None)
+    table = path.strip("/")
+    before = {k: dict(v) for k, v in fake.data.get(table, {}).items()}
+    async with client(fake) as http:
+        r = await http.post(path, json=body)
+        assert r.status_code == status, r.text
+        assert field in r.json()["errors"] and "message" in r.json()
+        assert {k: dict(v) for k, v in fake.data.get(table, {}).items()} == before
+        if table != "patients":
+            existing = next(iter(fake.data[table]), None)
+            if existing is not None:
+                r = await http.patch(f"{path}/{existing}", json=body)
+                assert r.status_code in (status, 422, 404), r.text
+        # Nothing stored, so nothing served later answers 500.
+        for later in ("/patients/1/medical_alerts", "/attendees/1/patient_forms", path):
+            assert (await http.get(later)).status_code in (200, 404)
+
+
+async def test_unknown_body_keys_are_dropped_not_stored() -> None:
+    fake = FakeCliniko(patients=1, rate_limit=None)
+    async with client(fake) as http:
+        r = await http.post("/patients", json={"first_name": "A", "last_name": "B", "bogus": 1})
+        assert r.status_code == 201
+        assert "bogus" not in r.json()
+
+
+def test_limits_match_the_spec() -> None:
+    from tests import _spec
+
+    if not _spec.AVAILABLE:
+        pytest.skip("../shared/cliniko-api is not available")
+    from cliniko_async.testing._limits import LIMITS
+
+    assert spec_limits() == LIMITS, "regenerate: python -m tests.testing.test_fake"
+
+
+def spec_limits() -> dict[str, dict[str, tuple[int | None, tuple[Any, ...] | None]]]:
+    """maxLength and enum of each top-level field of each request body, from openapi.yaml."""
+    import re
+
+    from cliniko_async import models
+    from cliniko_async._model import Input
+    from tests import _spec
+
+    doc = re.compile(r"^Request body: (?:Cliniko schema )?``(\w+)``\.?$")
+    spec = _spec.spec()
+    out: dict[str, dict[str, tuple[int | None, tuple[Any, ...] | None]]] = {}
+    for name in sorted(dir(models)):
+        cls = getattr(models, name)
+        if not (isinstance(cls, type) and issubclass(cls, Input) and cls is not Input):
+            continue
+        found = doc.match((cls.__doc__ or "").strip())
+        if not found:
+            continue
+        source = found.group(1)
+        if "Cliniko schema" in (cls.__doc__ or ""):
+            schema = spec["components"]["schemas"][source]
+        elif source in spec["components"]["requestBodies"]:
+            schema = spec["components"]["requestBodies"][source]["content"]["application/json"]
+            schema = schema["schema"]
+        else:
+            continue
+        schema = _spec.resolve(schema)
+        props: dict[str, Any] = {}
+        for part in [schema, *schema.get("allOf", [])]:
+            props.update(_spec.resolve(part).get("properties", {}))
+        fields = {}
+        for wire, prop in sorted(props.items()):
+            prop = _spec.resolve(prop)
+            max_len = prop.get("maxLength")
+            enum = tuple(v for v in prop.get("enum", ()) if v is not None) or None
+            if max_len is not None or enum is not None:
+                fields[wire] = (max_len, enum)
+        if fields:
+            out[name] = fields
+    return out
+
+
+if __name__ == "__main__":  # python -m tests.testing.test_fake: regenerate the limits table
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import cliniko_async.testing
+
+    target = Path(cliniko_async.testing.__file__).with_name("_limits.py")
+    head = target.read_text().split("LIMITS:", 1)[0]
+    target.write_text(
+        head
+        + "LIMITS: dict[str, dict[str, tuple[int | None, tuple[Any, ...] | None]]] = "
+        + repr(spec_limits())
+        + "\n"
+    )
+    subprocess.run([sys.executable, "-m", "ruff", "format", str(target)], check=False)
