@@ -33,6 +33,7 @@ import base64
 import bisect
 import collections
 import contextlib
+import dataclasses
 import email.utils
 import itertools
 import math
@@ -263,7 +264,7 @@ class Outcome:
         frac = f"{self.fraction:.3f}" if self.only_user else "  -  "
         errors = ", ".join(f"{k} {v}" for k, v in sorted(self.run.errors.items())) or "none"
         return (
-            f"{self.shape:<30} max {self.max_in_window:>3}/{self.params.limit}"
+            f"{self.shape:<38} max {self.max_in_window:>3}/{self.params.limit}"
             f"  429s {self.ours_429:>4} (outside {self.outside_429:>4})"
             f"  in pauses {self.in_pause:>3} (+{self.in_flight_back} in flight back)"
             f"  of limit {frac}  hung {self.run.hung}  ok {self.run.ok}"
@@ -708,6 +709,8 @@ SHAPES: dict[str, tuple[Shape, bool, dict[str, Any]]] = {
     "asyncio.run per task x 10": (asyncio_run_per_task, True, {}),
     "8 threads, own loops": (threads_with_own_loops, True, {}),
     "SyncCliniko, 64 threads": (sync_threads, True, {}),
+    "8 threads, own loops, fixed window": (threads_with_own_loops, True, {"window": "fixed"}),
+    "SyncCliniko, 64 threads, fixed window": (sync_threads, True, {"window": "fixed"}),
     "4 forked after client, Redis": (forked_after_client, True, {"redis": True}),
     "4 processes x 500, Redis": (processes_on_redis, True, {"redis": True}),
     "outside client hammering": (with_outside_client, False, {}),
@@ -722,6 +725,8 @@ def run_shape(name: str, params: Params, redis_url: str | None = None) -> Outcom
     runner, only_user, kwargs = SHAPES[name]
     kwargs = dict(kwargs)
     rewrite = kwargs.pop("rewrite", None)
+    if "window" in kwargs:
+        params = dataclasses.replace(params, window=kwargs.pop("window"))
     if kwargs.pop("redis", False):
         if redis_url is None:
             raise ValueError(f"{name} needs a redis_url")
@@ -779,7 +784,8 @@ def main(argv: list[str]) -> None:
     names = [n for n in SHAPES if not wanted or any(w in n for w in wanted)]
     p = main_params
     print(
-        f"limit {p.limit} per {p.period} s ({p.window} window), latency {p.latency[0] * 1000:.0f}-"
+        f"limit {p.limit} per {p.period} s ({p.window} window unless said), "
+        f"latency {p.latency[0] * 1000:.0f}-"
         f"{p.latency[1] * 1000:.0f} ms each way; {p.periods} periods per shape, "
         f"{outside_params.periods} with an outside client"
     )
