@@ -22,7 +22,7 @@ import cattrs
 
 from ._model import TAGGED_UNIONS, Extra, Model
 from ._types import UNSET, Link, LinkOrLinks
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ModelDecodeError
 
 __all__ = [
     "ModelDecodeError",
@@ -34,10 +34,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class ModelDecodeError(ValueError):
-    """Data that cannot be turned into the model (the pipeline re-raises it as DecodeError)."""
 
 
 converter = cattrs.Converter(detailed_validation=False)
