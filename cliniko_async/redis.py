@@ -85,8 +85,9 @@ _NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] /
 
 # KEYS: slots, pause, bucket, epoch, recovering.
 # ARGV: limit, hold, period, interval, burst, known epoch, has leases (0/1), new epoch,
-#       recovery ms, epoch ttl, then the ids of the leases wanted.
-# Returns {admitted, wait ms, paused (0/1), epoch, must register (0/1)}.
+#       recovery ms, epoch ttl, this process's lease id prefix, then the ids of the leases wanted.
+# Returns {admitted, wait ms, paused (0/1), epoch, must register (0/1)[, ms until the window's
+# last lease frees]}.
 ACQUIRE = (
     _NOW
     + """
@@ -106,12 +107,22 @@ local limit, hold, period = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[
 local interval, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local free = limit - redis.call('ZCARD', KEYS[1])
+-- When the last slot in use frees: a process that loses Redis waits for it before falling back.
+-- (Other processes' leases: ours, named ARGV[11]..., we know better ourselves.)
+local function drained()
+  local all = redis.call('ZREVRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  local mine = #ARGV[11]
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, mine) ~= ARGV[11] then return math.max(0, all[i + 1] - now) end
+  end
+  return 0
+end
 -- The bucket, kept as the time it will be empty: a request fits while it holds < burst.
 local empty_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))
-local wanted = #ARGV - 10
+local wanted = #ARGV - 11
 local admitted = 0
 while admitted < wanted and admitted < free and empty_at - now - (burst - 1) * interval <= 0 do
-  redis.call('ZADD', KEYS[1], now + hold, ARGV[11 + admitted])
+  redis.call('ZADD', KEYS[1], now + hold, ARGV[12 + admitted])
   empty_at = empty_at + interval
   admitted = admitted + 1
 end
@@ -120,7 +131,7 @@ if admitted > 0 then
   local ttl = math.ceil(empty_at - now) + 1000
   redis.call('SET', KEYS[3], string.format('%.3f', empty_at), 'PX', ttl)
   redis.call('PEXPIRE', KEYS[4], ARGV[10])
-  return {admitted, 0, 0, epoch, 0}
+  return {admitted, 0, 0, epoch, 0, drained()}
 end
 local wait
 if free <= 0 then
@@ -131,7 +142,7 @@ if free <= 0 then
 else
   wait = math.ceil(empty_at - now - (burst - 1) * interval)
 end
-return {0, math.max(1, wait), 0, epoch, 0}
+return {0, math.max(1, wait), 0, epoch, 0, drained()}
 """
 )
 # KEYS: slots. ARGV: (lease id, ms it still holds its slot) pairs; 0 ms: remove it.
@@ -334,8 +345,12 @@ class RedisLimiter:
         self._register = False
         self._degraded = False  # Redis unreachable: the local fallback serves (on "local")
         self._resume_at = 0.0  # time.monotonic(): the end of the last pause this process saw
+        #: When every slot Redis last showed in use is free (time.monotonic()).
+        self._drained_at = 0.0
         self._fallback: LocalLimiter | None = None
-        self._ids = (f"{_TOKEN}{n:x}" for n in itertools.count())
+        self._back: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._token = uuid.uuid4().hex[:10]  # this limiter's lease id prefix (new after fork)
+        self._ids = (f"{self._token}{n:x}" for n in itertools.count())
 
     # -- acquiring
 
@@ -376,7 +391,30 @@ class RedisLimiter:
         return cast(Permit, outcome)
 
     async def _acquire_local(self, max_wait: float) -> Permit:
-        permit = await self._local().acquire(max_wait)
+        """From the local fallback while Redis is away; back to Redis as soon as it answers."""
+        loop = asyncio.get_running_loop()
+        back: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if not self._degraded:
+                back.set_result(None)
+            self._back.append((loop, back))
+        local: asyncio.Future[Permit] = asyncio.ensure_future(self._local().acquire(max_wait))
+        try:
+            waiting: set[asyncio.Future[Any]] = {local, back}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            local.cancel()
+            raise
+        finally:
+            with self._lock, contextlib.suppress(ValueError):
+                self._back.remove((loop, back))
+        if not local.done():
+            local.cancel()
+            try:
+                await local  # granted meanwhile: use it
+            except asyncio.CancelledError:
+                return await self.acquire(max_wait)  # Redis is back: queue there
+        permit = local.result()
         lease_id = next(self._ids)
         with self._lock:
             self._leases[lease_id] = time.monotonic() + self._hold
@@ -392,11 +430,15 @@ class RedisLimiter:
                     RateLimit(share, self.rate_limit.period, burst), clock=time.monotonic
                 )
                 # This process's leases still inside the window count: the `share` slots that
-                # free last (so a slot frees when all but share - 1 of them have expired).
+                # free last (so a slot frees when all but share - 1 of them have expired). The
+                # other processes' are unknown: nothing goes until every slot Redis last showed
+                # in use is free (at most period + max_in_flight; Redis is usually back sooner).
                 now = time.monotonic()
-                live = sorted(t for t in self._leases.values() if t > now)
-                for until in live[-share:]:
-                    fallback.occupy(until)
+                live = sorted(t for t in self._leases.values() if t > now)[-share:]
+                live = [now] * (share - len(live)) + live
+                for until in live:
+                    if max(until, self._drained_at) > now:
+                        fallback.occupy(max(until, self._drained_at))
                 if self._resume_at > now:
                     fallback.pause(self._resume_at - now)
                 self._fallback = fallback
@@ -604,6 +646,15 @@ class RedisLimiter:
                     if self._pump_gen == gen:
                         self._pump_loop = None
                 return
+            except Exception as exc:  # an odd reply (a proxy, a module): fail closed, retry later
+                log.exception("unexpected error in the Redis rate limiter")
+                self._fail_all(
+                    LimiterUnavailableError(
+                        f"the shared rate limiter failed unexpectedly ({type(exc).__name__}: {exc})"
+                    )
+                )
+                next_try = next_check = time.monotonic() + self.check_interval
+                failed = True
             finally:
                 if released or unused or pause_ms:  # not sent: keep them for the next round
                     with self._lock:
@@ -669,7 +720,7 @@ class RedisLimiter:
         args = [
             self.rate_limit.requests, self._hold_ms, self._period_ms, self._interval_ms,
             self._burst, self._epoch, int(has_leases), uuid.uuid4().hex,
-            int(self.recovery * 1000), EPOCH_TTL_MS, *ids,
+            int(self.recovery * 1000), EPOCH_TTL_MS, self._token, *ids,
         ]  # fmt: skip
         try:
             reply = await self._call(state, "acquire", self._acquire_keys(), args)
@@ -678,8 +729,10 @@ class RedisLimiter:
             with self._lock:
                 self._unused.extend(ids)
             raise
-        admitted, wait_ms, paused, epoch, must_register = reply
+        admitted, wait_ms, paused, epoch, must_register = reply[:5]
         now = time.monotonic()
+        if len(reply) > 5:
+            self._drained_at = now + int(reply[5]) / 1000
         if int(must_register):
             self._register = True
             return now
@@ -730,6 +783,11 @@ class RedisLimiter:
             raise
         if self._degraded:
             log.warning("Redis reachable again: the shared limiter is back in use")
+            with self._lock:
+                back, self._back = self._back, []
+            for waiter_loop, future in back:
+                with contextlib.suppress(RuntimeError):
+                    waiter_loop.call_soon_threadsafe(_done, future)
         elif self._epoch and _text(epoch) != self._epoch:
             log.warning(
                 "Redis lost the rate limiter's state (flush, restart or failover): "
@@ -805,6 +863,11 @@ class RedisLimiter:
         return f"<RedisLimiter {self.rate_limit}>"
 
 
+def _done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _running(loop: asyncio.AbstractEventLoop) -> bool:
     try:
         return asyncio.get_running_loop() is loop
@@ -850,7 +913,6 @@ async def _guard(awaitable: Coroutine[Any, Any, Any] | Any) -> Any:
 
 # --- the backend --------------------------------------------------------------------------------
 
-_TOKEN = uuid.uuid4().hex[:10]  # this process's prefix of lease ids (new after fork)
 _BACKENDS: weakref.WeakSet[RedisLimiterBackend] = weakref.WeakSet()
 _INHERITED: list[object] = []  # a forked child's copies of its parent's connections: never touched
 
@@ -990,8 +1052,6 @@ class RedisLimiterBackend:
 
 
 def _after_fork_in_child() -> None:
-    global _TOKEN
-    _TOKEN = uuid.uuid4().hex[:10]
     for backend in list(_BACKENDS):
         backend._after_fork()
 

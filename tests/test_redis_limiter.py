@@ -375,6 +375,28 @@ async def test_local_fallback_counts_this_process_leases(own_redis: RedisServer)
     await backend.aclose()
 
 
+async def test_local_fallback_waits_for_the_slots_redis_showed_in_use(
+    own_redis: RedisServer,
+) -> None:
+    """Other processes' leases are unknown once Redis is gone: the fallback first lets the
+    slots Redis last showed in use free, then allows its fraction."""
+    other = RedisLimiterBackend(own_redis.url)
+    this = RedisLimiterBackend(own_redis.url, on_unavailable="local", local_fraction=0.5)
+    rl = RateLimit(40, 2.0)
+    key = fp()
+    permits = await asyncio.gather(*(limiter(other, key, rl).acquire() for _ in range(30)))
+    for p in permits:
+        p.release()
+    released_at = time.monotonic()
+    lim = limiter(this, key, rl)
+    (await lim.acquire()).release()  # sees the other process's 30 leases
+    await asyncio.to_thread(own_redis.kill)
+    await lim.acquire()  # 19 of its 20 local slots are free, but the window is not
+    assert time.monotonic() >= released_at + rl.period - 0.05
+    await other.aclose()
+    await this.aclose()
+
+
 # --- finding 4: any loop, any thread, fork ------------------------------------------------------
 
 
