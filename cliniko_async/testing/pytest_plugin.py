@@ -1,8 +1,25 @@
-"""pytest fixtures for your own tests: ``fake_cliniko`` and ``cliniko`` (a connected client)."""
+"""pytest fixtures for your own tests: ``fake_cliniko`` and ``cliniko`` (a connected client).
+
+Installed with the package (entry point ``cliniko_async``), so a test only asks for them::
+
+    import pytest
+
+    @pytest.mark.anyio
+    async def test_names(cliniko, fake_cliniko):
+        assert (await cliniko.patients.get(1)).first_name
+
+Both fixtures are plain (synchronous) fixtures, so they work under any asyncio test runner:
+anyio's pytest plugin (``@pytest.mark.anyio``, installed with anyio), pytest-asyncio in strict
+mode (``@pytest.mark.asyncio``) or in auto mode. The client talks to the fake in-process (no
+socket), has a rate-limit budget of its own for each test (the fake's 200 per 60 s), and is
+closed after the test. The library runs on asyncio only: with anyio keep the default
+``anyio_backend`` (``"asyncio"``), not trio.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,20 +38,21 @@ def fake_cliniko() -> FakeCliniko:
 
 
 @pytest.fixture
-async def cliniko(fake_cliniko: FakeCliniko) -> AsyncIterator[Cliniko]:
-    """A ``Cliniko`` session connected in-process to ``fake_cliniko``."""
-    import httpx
-
+def cliniko(fake_cliniko: FakeCliniko) -> Iterator[Cliniko]:
+    """A ``Cliniko`` connected in-process to ``fake_cliniko``, with a budget of its own."""
     from cliniko_async import Cliniko
+    from cliniko_async._limiter import LocalLimiterBackend
     from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT, IN_PROCESS_BASE_URL
 
-    async with (
-        httpx.AsyncClient(transport=fake_cliniko.transport()) as http,
-        Cliniko(
-            api_key=DEFAULT_API_KEY,
-            user_agent=DEFAULT_USER_AGENT,
-            base_url=IN_PROCESS_BASE_URL,
-            http_client=http,
-        ) as client,
-    ):
-        yield client
+    client = Cliniko(
+        api_key=DEFAULT_API_KEY,
+        user_agent=DEFAULT_USER_AGENT,
+        base_url=IN_PROCESS_BASE_URL,
+        transport=fake_cliniko.transport(),
+        # Not the process's budget for the key: each test starts with a full one.
+        limiter=LocalLimiterBackend(clock=time.monotonic),
+    )
+    yield client
+    # The in-process transport holds no connection: closing the session is all there is to do
+    # (and needs no event loop, whichever runner the test used).
+    client._session.close()
