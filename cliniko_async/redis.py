@@ -570,10 +570,14 @@ class RedisLimiter:
                 self._wake_event = None
             await self._pump(gen)
 
+        coro = pump_here()
         thread = threading.Thread(
-            target=asyncio.run, args=(pump_here(),), name="cliniko-redis-limiter", daemon=True
+            target=asyncio.run, args=(coro,), name="cliniko-redis-limiter", daemon=True
         )
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # the interpreter is shutting down: Redis expires them itself
+            coro.close()
 
     async def _rounds(self, gen: int, event: asyncio.Event) -> None:
         next_try = 0.0  # when admission may next succeed (time.monotonic())
@@ -965,6 +969,7 @@ class RedisLimiterBackend:
             weakref.WeakKeyDictionary()
         )
         self._given_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._forked = False
         # Weak: a key's limiter lives as long as a session uses it or it holds live leases
         # (its pump refers to it).
         self._limiters: weakref.WeakValueDictionary[tuple[str, RateLimit], RedisLimiter] = (
@@ -985,6 +990,13 @@ class RedisLimiterBackend:
             for old in [lp for lp in self._states if lp.is_closed()]:
                 del self._states[old]  # closed without shutting down its async generators
             if self._given is not None:
+                if self._forked:
+                    raise ConfigurationError(
+                        "the Redis client given to RedisLimiterBackend belongs to the parent "
+                        "process (this one was forked after the backend was made). Pass a "
+                        "redis:// URL instead: the backend then opens its own connections in "
+                        "each process and event loop"
+                    )
                 first = self._given_loop() if self._given_loop is not None else None
                 if first is None or first.is_closed():
                     self._given_loop = weakref.ref(loop)
@@ -1042,6 +1054,7 @@ class RedisLimiterBackend:
     def _after_fork(self) -> None:
         """In a forked child: new connections, no memory of the parent's leases or waiters."""
         self._lock = threading.Lock()
+        self._forked = True
         _INHERITED.append(dict(self._states))  # the parent's sockets: never closed from here
         self._states = weakref.WeakKeyDictionary()
         for limiter in list(self._limiters.values()):
