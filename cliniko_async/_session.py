@@ -8,7 +8,6 @@ retry with backoff and jitter (idempotent methods only); other 4xx raise typed e
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -17,8 +16,12 @@ import anyio
 import attrs
 import httpx
 
-from ._config import ClientConfig, same_origin
+from ._config import ClientConfig
+from ._json import JSON_DECODE_ERRORS as _JSONDecodeError
+from ._json import dumps as _dumps
+from ._json import loads as _loads
 from ._limiter import KeyLimiter, LimiterBackend, LocalLimiterBackend, RateLimit, RateLimitPaused
+from ._links import resolve_link
 from ._retries import backoff, rate_limit_delay
 from .errors import (
     STATUS_ERRORS,
@@ -31,17 +34,7 @@ from .errors import (
     RateLimitError,
     ServerError,
     UnprocessableEntityError,
-    UnsafeURLError,
 )
-
-try:  # optional speed-up
-    import orjson
-
-    _loads: Any = orjson.loads
-    _JSONDecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError, UnicodeDecodeError)
-except ImportError:  # pragma: no cover - exercised when orjson is absent
-    _loads = json.loads
-    _JSONDecodeError = (json.JSONDecodeError, UnicodeDecodeError)
 
 __all__ = ["QueryParams", "RequestOptions", "Session"]
 
@@ -156,26 +149,14 @@ class Session:
             key = self._base + path_or_url
             found = _URLS.get(key)
             if found is None:
-                base = self.config.base_url
-                url = base.copy_with(path=base.path.rstrip("/") + path_or_url)
-                found = (url, str(url))
+                url = resolve_link(self.config.base_url, path_or_url)
+                found = (url, str(url.copy_with(query=None)))
                 if len(_URLS) >= _URL_CACHE_SIZE:
                     _URLS.clear()
                 _URLS[key] = found
             return found
-        url = self._check_same_base(path_or_url)
+        url = resolve_link(self.config.base_url, path_or_url)
         return url, str(url.copy_with(query=None))
-
-    def _check_same_base(self, path_or_url: str) -> httpx.URL:
-        base = self.config.base_url
-        url = httpx.URL(path_or_url)
-        if not same_origin(url, base) or not url.path.startswith(base.path.rstrip("/") + "/"):
-            raise UnsafeURLError(
-                f"refusing to follow {url.copy_with(query=None)}: it is not on the configured "
-                f"base URL {base} (scheme, host and port must match); nothing was sent to it",
-                url=str(url.copy_with(query=None)),
-            )
-        return url
 
     def close(self) -> None:
         """Refuse new requests (and retries of requests in flight) from now on."""
@@ -200,7 +181,7 @@ class Session:
         content = None
         headers = self._headers
         if json_body is not None:
-            content = json.dumps(json_body, separators=(",", ":")).encode()
+            content = _dumps(json_body)
             headers = {**headers, "Content-Type": "application/json"}
         attempt = 0
         rate_limited = 0

@@ -328,27 +328,12 @@ async def test_nonsense_total_entries_is_ignored(
 
 
 # -- exceptions outside the hierarchy -------------------------------------------------------------
-_SESSION_HOOKED = getattr(_session, "_loads", None) is _json.loads
-_URL_HOOKED = "resolve_link" in vars(_session)
-_MODEL_ERROR_HOOKED = (
-    _converter.ModelDecodeError
-    is __import__("cliniko_async.errors", fromlist=["ModelDecodeError"]).ModelDecodeError
-)
-needs_json_hook = pytest.mark.xfail(
-    not _SESSION_HOOKED, strict=True, reason="hook: _session decodes with _json.loads"
-)
-needs_url_hook = pytest.mark.xfail(
-    not _URL_HOOKED, strict=True, reason="hook: Session.url_for calls resolve_link"
-)
-
-
-@needs_json_hook
 @pytest.mark.parametrize("status", [200, 404, 422])
 async def test_deeply_nested_json_is_a_decode_error(
     hostile: Callable[[Handler], Server], status: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without orjson (an optional extra) the stdlib decoder recurses: RecursionError.
-    monkeypatch.setattr(_json if _SESSION_HOOKED else _session, "_loads", json.loads)
+    monkeypatch.setattr(_json, "_loads", json.loads)
     deep = '{"errors": ' + "[" * 50_000 + "]" * 50_000 + ', "message": "x"}'
     server = hostile(lambda r, s: Response(deep, status, media_type="application/json"))
     async with client(server) as cliniko:
@@ -370,7 +355,6 @@ def test_json_loads_refuses_deep_nesting(decoder: str, monkeypatch: pytest.Monke
     assert _json.loads(balanced_in_strings) == {"a": "[" * 100 + "]" * 100}
 
 
-@needs_url_hook
 async def test_request_with_a_query_in_the_path(hostile: Callable[[Handler], Server]) -> None:
     server = hostile(lambda r, s: {"ok": True})
     async with client(server) as cliniko:
@@ -382,9 +366,6 @@ async def test_request_with_a_query_in_the_path(hostile: Callable[[Handler], Ser
     assert server.seen == [("/v1/patients", "page=2", server.seen[0][2])]
 
 
-@pytest.mark.xfail(
-    not _MODEL_ERROR_HOOKED, strict=True, reason="hook: _converter imports ModelDecodeError"
-)
 def test_model_decode_error_is_a_cliniko_error() -> None:
     from cliniko_async.models import Patient
 

@@ -27,13 +27,14 @@ from hypothesis import strategies as st
 
 from cliniko_async import models
 from cliniko_async._converter import structure, unstructure, without_none
-from cliniko_async._model import TAGGED_UNIONS, Input, Model
+from cliniko_async._model import TAGGED_UNIONS, Model
 from cliniko_async._resource import ListOp
 from cliniko_async._types import Link, LinkOrLinks
 from cliniko_async.resources import RESOURCES
 from cliniko_async.resources._upload import UploadOp
 from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT, FakeCliniko
 from cliniko_async.testing._records import sample
+from cliniko_async.testing._validate import minimal_body
 
 from . import _spec
 
@@ -167,19 +168,6 @@ def test_union_schemas_merge_their_members() -> None:
 
 # -- the fake serves every operation, and what it serves is what the spec says ---------------------
 
-_VALUES = {int: "1", str: "Example", bool: True, dt.datetime: "2026-03-01T09:00:00Z"}
-
-
-def _minimal_body(body: Any) -> dict[str, Any]:
-    if not (isinstance(body, type) and issubclass(body, Input)):
-        return {}
-    hints = typing.get_type_hints(body)
-    out = {}
-    for name in sorted(body.__required__):
-        inner = [a for a in typing.get_args(hints[name]) if a in _VALUES]
-        out[name] = _VALUES[inner[0]] if inner else "Example"
-    return out
-
 
 def _ids(path: str) -> str:
     return re.sub(r"{\w+}", "1", path)
@@ -190,7 +178,7 @@ async def test_the_fake_serves_every_operation(key: tuple[str, str]) -> None:
     resource, attr, op = DESCRIPTORS[key]
     fake = FakeCliniko(patients=5, appointments=10)
     params = {"from": "2026-03-02", "to": "2026-03-03"} if "available_time" in op.path else {}
-    body = _minimal_body(op.body) if op.method in ("POST", "PATCH", "PUT") else None
+    body = minimal_body(op.body) if op.method in ("POST", "PATCH", "PUT") else None
     if attr == "cancel":
         body = {"cancellation_reason": 50}
     async with httpx.AsyncClient(
