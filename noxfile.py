@@ -1,12 +1,23 @@
-"""Project tasks: ``python -m nox -s tests lint typecheck demo bench``."""
+"""Project tasks: ``python -m nox -s tests lint typecheck docs demo bench``.
+
+``tests`` runs the suite on the Python running nox (the README's command, and CI's).
+``tests-3.11`` ... ``tests-3.14`` run it on each of those interpreters that is installed: a
+working ``python3.X`` on the PATH, or else pyenv's newest ``3.X.*``; a missing one is skipped.
+"""
 
 from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
 
 import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = False
 
 EXTRAS = ".[testing,redis,fastapi,cli,speedups]"
 RUFF = "ruff==0.17.6"  # one pin: lint, and the generator check in tests (it formats with ruff)
@@ -22,6 +33,8 @@ TEST_DEPS = [
 ]
 BENCH_DEPS = ["pydantic>=2.7", "pyyaml>=6", "looptime>=0.2"]
 LINT_DEPS = [RUFF]
+DOCS_DEPS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]
+PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 TYPE_DEPS = ["mypy==2.4.1", "types-PyYAML", "nox"]
 
 
@@ -30,6 +43,58 @@ def tests(session: nox.Session) -> None:
     """The whole test suite (virtual time; starts its own uvicorn and redis-server)."""
     session.install(EXTRAS, *TEST_DEPS)
     session.run("pytest", *session.posargs)
+
+
+def find_python(version: str) -> str | None:
+    """A working interpreter for ``version``: ``python3.X`` on the PATH (a pyenv shim for a
+    version that is not active does not count), else pyenv's newest ``3.X.*``."""
+    candidates: list[str | None] = [shutil.which(f"python{version}")]
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found = glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}"))
+
+    def newest_first(path: str) -> list[int]:
+        release = path.split(os.sep)[-3]  # .../versions/3.12.1/bin/python3.12
+        return [-int(part) if part.isdigit() else 0 for part in release.split(".")]
+
+    by_release = sorted(found, key=newest_first)
+    candidates.extend(by_release)
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        try:
+            done = subprocess.run(  # noqa: S603 (an interpreter we found ourselves)
+                [candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+        except OSError:
+            continue
+        if done.returncode == 0 and done.stdout.strip() == str(tuple(map(int, version.split(".")))):
+            return candidate
+    return None
+
+
+def _tests_on(version: str) -> None:
+    interpreter = find_python(version)
+
+    @nox.session(name=f"tests-{version}", python=interpreter)
+    def tests_on(session: nox.Session) -> None:
+        if interpreter is None:
+            session.skip(f"no Python {version} here (python{version} or pyenv {version}.*)")
+        session.install(EXTRAS, *TEST_DEPS)
+        session.run("pytest", *session.posargs)
+
+    tests_on.__doc__ = f"The test suite on Python {version}, when it is installed."
+
+
+for _version in PYTHONS:
+    _tests_on(_version)
+
+
+@nox.session(python=None)
+def docs(session: nox.Session) -> None:
+    """The documentation site (MkDocs), warnings as errors; into ``site/``."""
+    session.install(*DOCS_DEPS)
+    session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
 @nox.session(python=None)

@@ -12,7 +12,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from cliniko_async.testing import (
@@ -117,6 +119,12 @@ def test_export_csv_with_filters(fake: FakeCliniko, base_url: str, tmp_path: Pat
     assert [int(r["id"]) for r in rows] == expected
     assert rows[0]["links"].endswith(f"/patients/{expected[0]}")  # references as URLs
     assert json.loads(rows[0]["patient_phone_numbers"])[0]["phone_type"] == "Mobile"
+    assert {r["accepted_privacy_policy"] for r in rows} == {"true"}  # not Python's True
+    everyone = tmp_path / "all.csv"
+    done = cliniko("export", "patients", "--format", "csv", "-o", str(everyone),
+                   environ=env(base_url))  # fmt: skip
+    with everyone.open(newline="") as f:
+        assert {r["accepted_privacy_policy"] for r in csv.DictReader(f)} == {"true", "false"}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
@@ -190,21 +198,96 @@ def test_resume_with_other_filters_is_refused(base_url: str, tmp_path: Path) -> 
     assert not out.exists()
 
 
-def test_get_and_list_print_json(fake: FakeCliniko, base_url: str) -> None:
+def as_sent(base_url: str, path: str) -> Any:
+    """What the server sends for ``path``, read without the library."""
+    answer = httpx.get(
+        base_url + path, auth=(DEFAULT_API_KEY, ""), timeout=30,
+        headers={"User-Agent": DEFAULT_USER_AGENT, "Accept": "application/json"},
+    )  # fmt: skip
+    answer.raise_for_status()
+    return answer.json()
+
+
+def test_get_and_list_json_is_what_cliniko_sent(fake: FakeCliniko, base_url: str) -> None:
+    done = cliniko("get", "patients", "7", "--json", environ=env(base_url))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == as_sent(base_url, "/patients/7")  # no field added
+    done = cliniko("list", "patients", "--filter", "id<=30", "--limit", "25", "--json",
+                   environ=env(base_url))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert [int(p["id"]) for p in records] == list(range(1, 26))
+    sent = as_sent(base_url, "/patients?per_page=25&q[]=id:<=30")["patients"]
+    assert records == sent
+
+
+def test_get_and_list_print_tables_of_the_fields_with_values(
+    fake: FakeCliniko, base_url: str
+) -> None:
+    record = fake.data["patients"][7]
     done = cliniko("get", "patients", "7", environ=env(base_url))
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["last_name"] == fake.data["patients"][7]["last_name"]
-    done = cliniko("list", "patients", "--filter", "id<=30", "--limit", "25", environ=env(base_url))
+    assert "{" not in done.stdout.split("\n", 2)[1]  # a table, not JSON
+    lines = done.stdout.splitlines()
+    assert any(record["last_name"] in line and "last_name" in line for line in lines)
+    sent = as_sent(base_url, "/patients/7")
+    empty = [k for k, v in sent.items() if v is None]
+    assert empty and not any(f" {k} " in done.stdout for k in empty)  # null fields left out
+    done = cliniko("list", "patients", "--filter", "id<=30", "--limit", "3",
+                   "--columns", "id,last_name", environ=env(base_url))  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert [int(p["id"]) for p in json.loads(done.stdout)] == list(range(1, 26))
+    rows = [line for line in done.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 3
+    for pid, row in zip((1, 2, 3), rows, strict=True):
+        cells = [c.strip() for c in row.strip("│").split("│")]
+        assert cells == [str(pid), fake.data["patients"][pid]["last_name"]]
+
+
+def test_doubled_operators_are_refused_with_a_hint(base_url: str) -> None:
+    done = cliniko("list", "patients", "--filter", "last_name==Turing", environ=env(base_url))
+    assert done.returncode == 2 and done.stdout == ""  # was: [] (the value "=Turing")
+    assert "== is not an operator (use =: last_name=Turing)" in done.stderr
+    done = cliniko("list", "patients", "--filter", "id=>5", environ=env(base_url))
+    assert done.returncode == 2 and "use >=: id>=5" in done.stderr
+    # a date wildcard is a value, not an operator
+    done = cliniko("list", "patients", "--filter", "date_of_birth=****-05-**", "--json",
+                   environ=env(base_url))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "resource"),
+    [("get", "individual_appointments"), ("list", "treatment_notes"), ("export", "patients")],
+)
+def test_help_names_the_resources(command: str, resource: str) -> None:
+    done = cliniko(command, "--help", environ=env())
+    assert done.returncode == 0, done.stderr
+    assert "Resources" in done.stdout and resource in done.stdout
+
+
+def test_the_fake_server_command_has_help_and_says_what_to_install() -> None:
+    done = subprocess.run([sys.executable, "-m", "cliniko_async.testing", "--help"],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m cliniko_async.testing")
+    blocked = (
+        "import runpy, sys; sys.modules['starlette'] = None; "
+        "sys.argv = ['x', '--port', '0']; "
+        "runpy.run_module('cliniko_async.testing', run_name='__main__', alter_sys=True)"
+    )
+    done = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert 'needs starlette: pip install "cliniko-async[testing]"' in done.stderr
 
 
 def test_sandbox_needs_no_credentials(tmp_path: Path) -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CLINIKO_")}
-    done = cliniko("--sandbox", "list", "practitioners", "--limit", "3", environ=environ)
+    done = cliniko("--sandbox", "list", "practitioners", "--limit", "3", "--json", environ=environ)
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)) == 3
-    done = cliniko("--sandbox", "get", "patients", "5", environ=environ)
+    done = cliniko("--sandbox", "get", "patients", "5", "--json", environ=environ)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["id"] == "5"
     out = tmp_path / "a.csv"
@@ -232,6 +315,7 @@ def test_sandbox_needs_no_credentials(tmp_path: Path) -> None:
         (["export", "patients", "--format", "xml"], "'xml' is not one of"),
         (["export", "patients", "--per-page", "500"], "500 is not in the range"),
         (["list", "patients", "--filter", "last_name"], "is not FIELD OPERATOR VALUE"),
+        (["list", "patients", "--filter", "last_name==Turing"], "== is not an operator"),
         (["get", "patients", "1/../2"], "positive integer id"),
         (["get", "widgets", "1"], "'widgets' has no get"),
         (["list", "patients", "--limit", "0"], "0 is not in the range"),
@@ -301,6 +385,7 @@ def test_demo_command() -> None:
     assert "400/400" in done.stderr  # the export's progress bar, sized from total_entries
     assert "0 refused (429)" in done.stdout and "0 x 429" in done.stdout
     assert "archived" in done.stdout
+    assert "50 requests per 2 s: Cliniko's 200 per 60 s, sped up" in done.stderr
 
 
 def test_debug_shows_the_traceback(base_url: str) -> None:

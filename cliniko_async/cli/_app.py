@@ -18,13 +18,13 @@ from rich.console import Console
 from rich.table import Table
 
 from .._client import Cliniko
-from .._converter import unstructure
-from .._resource import GetOp
+from .._resource import GetOp, ListOp
 from ..errors import ClinikoError, ConfigurationError
 from ..resources import RESOURCES
 from ._console import ProgressBar, fail, stderr
 from ._export import ExportJob, check_output, export, keyed, list_operation
 from ._expressions import OPERATORS, parse_filter, since_filter
+from ._show import fetch_list, print_table, record_table, records_table
 
 __all__ = ["cli", "run"]
 
@@ -87,6 +87,30 @@ def check_credentials(settings: Settings) -> tuple[str, str]:
     return settings.api_key, settings.user_agent
 
 
+def _gettable() -> list[str]:
+    return sorted(n for n, c in RESOURCES.items() if isinstance(c.operations().get("get"), GetOp))
+
+
+def _listable() -> list[str]:
+    return sorted(
+        name for name, c in RESOURCES.items()
+        if isinstance(o := c.operations().get("list"), ListOp) and not o.path_params
+    )  # fmt: skip
+
+
+class ResourceCommand(click.Command):
+    """A command taking a RESOURCE: its help ends with the resource names it accepts."""
+
+    def __init__(self, *args: Any, resources: Callable[[], list[str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resources = resources
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        with formatter.section("Resources"):
+            formatter.write_text(", ".join(self.resources()))
+
+
 def _run(settings: Settings, work: Callable[[Cliniko], Coroutine[Any, Any, T]]) -> T:
     async def main() -> T:
         async with connect(settings) as cliniko:
@@ -127,10 +151,18 @@ def cli(
 @click.option("--appointments", default=20000, show_default=True,
               type=click.IntRange(0, 1_000_000), help="Appointments in it.")  # fmt: skip
 def demo(patients: int, appointments: int) -> None:
-    """The library against the embedded fake Cliniko: export, rate limit, writes, queries."""
+    """The library against the embedded fake Cliniko: export, rate limit, writes, queries.
+
+    The fake allows 50 requests per 2 s, Cliniko's 200 per 60 s sped up (7.5x the rate, a
+    window of 2 s instead of 60) so that the demo shows the limiter at work in seconds.
+    """
     from .._demo import run_demo
 
     stderr.print("[bold]cliniko-async demo[/]: the client against the embedded fake Cliniko")
+    stderr.print(
+        "Its rate limit is 50 requests per 2 s: Cliniko's 200 per 60 s, sped up 7.5x so the "
+        "limiter's work shows in seconds (the client is set to the same limit)."
+    )
     with ProgressBar("exporting patients") as bar:
         summary = asyncio.run(run_demo(patients, appointments, bar))
     table = Table(title="cliniko-async demo", show_header=False)
@@ -141,7 +173,7 @@ def demo(patients: int, appointments: int) -> None:
     Console().print(table)
 
 
-@cli.command(name="export")
+@cli.command(name="export", cls=ResourceCommand, resources=_listable)
 @click.argument("resource")
 @click.option("--filter", "filters", multiple=True, metavar="EXPR",
               help=f"FIELD OPERATOR VALUE, repeatable; operators: {OPERATORS}.")  # fmt: skip
@@ -199,49 +231,73 @@ def export_command(
     )
 
 
-@cli.command(name="get")
+JSON_HELP = "JSON for machines: exactly the fields Cliniko sent (the table leaves out empty ones)."
+
+
+@cli.command(name="get", cls=ResourceCommand, resources=_gettable)
 @click.argument("resource")
 @click.argument("ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
-def get_command(settings: Settings, resource: str, ids: tuple[str, ...]) -> None:
-    """One RESOURCE record by id (two ids for signatures: patient form, signature), as JSON."""
+def get_command(settings: Settings, resource: str, ids: tuple[str, ...], as_json: bool) -> None:
+    """One RESOURCE record by id (two ids for signatures: patient form, signature).
+
+    A table of the fields that have a value; --json for the record as Cliniko sent it.
+    """
     cls = RESOURCES.get(resource)
     op = cls.operations().get("get") if cls is not None else None
     if not isinstance(op, GetOp):
-        names = sorted(
-            n for n, c in RESOURCES.items() if isinstance(c.operations().get("get"), GetOp)
-        )
-        raise ConfigurationError(f"{resource!r} has no get; one of: {', '.join(names)}")
-    op.render_path(ids)  # the ids are checked before anything is sent
+        raise ConfigurationError(f"{resource!r} has no get; one of: {', '.join(_gettable())}")
+    path = op.render_path(ids)  # the ids are checked before anything is sent
     check_credentials(settings)
-    record = _run(settings, lambda cliniko: getattr(cliniko, resource).get(*ids))
-    click.echo(json.dumps(unstructure(record), indent=2, ensure_ascii=False))
+    record = _run(settings, lambda cliniko: cliniko.request("GET", path))
+    if as_json:
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+    elif isinstance(record, dict):
+        print_table(record_table(record, f"{resource} {'/'.join(ids)}"))
+    else:
+        click.echo(json.dumps(record, ensure_ascii=False))
 
 
-@cli.command(name="list")
+@cli.command(name="list", cls=ResourceCommand, resources=_listable)
 @click.argument("resource")
 @click.option("--filter", "filters", multiple=True, metavar="EXPR",
               help=f"FIELD OPERATOR VALUE, repeatable; operators: {OPERATORS}.")  # fmt: skip
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, None))
+@click.option(
+    "--columns",
+    metavar="A,B,...",
+    help="Table columns (default: id, then fields with values).",
+)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
-def list_command(settings: Settings, resource: str, filters: tuple[str, ...], limit: int) -> None:
-    """The first LIMIT RESOURCE records (matching the filters), as a JSON array."""
+def list_command(
+    settings: Settings,
+    resource: str,
+    filters: tuple[str, ...],
+    limit: int,
+    columns: str | None,
+    as_json: bool,
+) -> None:
+    """The first LIMIT RESOURCE records (matching the filters).
+
+    A table, one row per record; --json for a JSON array of the records as Cliniko sent them.
+    """
     op = list_operation(resource)
     parsed = [parse_filter(expr, op.filters) for expr in filters]
+    chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     check_credentials(settings)
-
-    async def first(cliniko: Cliniko) -> list[Any]:
-        records: list[Any] = []
-        listing = getattr(cliniko, resource).list(q=parsed, per_page=min(limit, 100))
-        async with contextlib.aclosing(listing.pages()) as pages:
-            async for page in pages:
-                records += page.items[: limit - len(records)]
-                if len(records) >= limit:
-                    break
-        return records
-
-    records = _run(settings, first)
-    click.echo(json.dumps([unstructure(r) for r in records], indent=2, ensure_ascii=False))
+    records = _run(settings, lambda cliniko: fetch_list(cliniko, op, parsed, limit))
+    if as_json:
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    table, left_out = records_table(records, chosen, f"{resource} ({len(records)})")
+    print_table(table)
+    if left_out:
+        stderr.print(
+            f"{len(left_out)} more fields with values ({', '.join(left_out[:6])}"
+            f"{', ...' if len(left_out) > 6 else ''}): --columns to pick, --json for all"
+        )
 
 
 def _secrets(args: list[str]) -> list[str]:

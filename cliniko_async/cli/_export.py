@@ -179,6 +179,8 @@ def _csv_line(values: list[str]) -> bytes:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as in Cliniko's JSON, not Python's True/False
     if isinstance(value, dict) and set(value) == {"links"}:
         value = value["links"]  # a reference: its URL
     if isinstance(value, dict) and set(value) == {"self"}:

@@ -57,6 +57,7 @@ def parse_filter(expr: str, known: Mapping[str, FilterType]) -> Filter | str:
             f"--filter {expr!r} is not FIELD OPERATOR VALUE (operators: {OPERATORS})"
         )
     name, op, raw = found.groups()
+    _check_doubled_operator(expr, name, op, raw)
     if op in _NO_VALUE and raw:
         raise ConfigurationError(f"--filter {expr!r}: the operator {op} takes no value")
     if not known:
@@ -73,6 +74,24 @@ def parse_filter(expr: str, known: Mapping[str, FilterType]) -> Filter | str:
     except ConfigurationError as exc:
         raise ConfigurationError(f"--filter {expr!r}: {exc}") from None
     return result
+
+
+#: Operators people type that are not ours, and what to type instead.
+_MEANT = {"==": "=", "=>": ">=", "=<": "<=", "<>": "!=", "=~": "~", "~=": "~", "!==": "!="}
+
+
+def _check_doubled_operator(expr: str, name: str, op: str, raw: str) -> None:
+    """``last_name==Turing`` is not ``=`` with the value ``=Turing``: say what to type."""
+    if not raw or raw[0] not in "=<>!~":  # (a leading * is a date wildcard: ****-05-**)
+        return
+    value = raw.lstrip("=<>!~")
+    typed = op + raw[: len(raw) - len(value)]
+    meant = _MEANT.get(typed)
+    hint = f"use {meant}: {name}{meant}{value}" if meant else f"operators: {OPERATORS}"
+    raise ConfigurationError(
+        f"--filter {expr!r}: {typed} is not an operator ({hint}); a value that really starts "
+        f"with {raw[0]!r} goes in the API's own form, {name}:{op}{raw}"
+    )
 
 
 def since_filter(text: str, known: Mapping[str, FilterType]) -> Filter:

@@ -38,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from . import DEFAULT_API_KEY, FakeCliniko, serve
     except ImportError as exc:
+        missing = (exc.name or "starlette").partition(".")[0]
         print(
-            f"error: the fake Cliniko needs {exc.name}: {INSTALL_HINT}", file=sys.stderr, flush=True
+            f"error: the fake Cliniko needs {missing}: {INSTALL_HINT}",
+            file=sys.stderr,
+            flush=True,
         )
         return 2
     fake = FakeCliniko(
