@@ -110,12 +110,15 @@ local free = limit - redis.call('ZCARD', KEYS[1])
 -- When the last slot in use frees: a process that loses Redis waits for it before falling back.
 -- (Other processes' leases: ours, named ARGV[11]..., we know better ourselves.)
 local function drained()
-  local all = redis.call('ZREVRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-  local mine = #ARGV[11]
-  for i = 1, #all, 2 do
-    if string.sub(all[i], 1, mine) ~= ARGV[11] then return math.max(0, all[i + 1] - now) end
+  local mine, start, size = #ARGV[11], 0, 16
+  while true do
+    local some = redis.call('ZREVRANGE', KEYS[1], start, start + size - 1, 'WITHSCORES')
+    for i = 1, #some, 2 do
+      if string.sub(some[i], 1, mine) ~= ARGV[11] then return math.max(0, some[i + 1] - now) end
+    end
+    if #some < 2 * size then return 0 end
+    start, size = start + size, size * 4
   end
-  return 0
 end
 -- The bucket, kept as the time it will be empty: a request fits while it holds < burst.
 local empty_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from benchmarks.bench_redis_processes import RedisServer, burst_worker, warm
+from benchmarks.bench_redis_processes import RedisServer, burst_worker, free_port, warm
 from cliniko_async import Cliniko, ClinikoError, ConfigurationError, RateLimit
 from cliniko_async._limiter import RateLimitPaused
 from cliniko_async.redis import LimiterUnavailableError, RedisLimiter, RedisLimiterBackend
@@ -357,6 +357,38 @@ async def test_a_restarted_redis_gets_the_leases_back(own_redis: RedisServer) ->
     await b.aclose()
 
 
+async def test_a_stalled_redis_holds_requests_back_then_serves_them(
+    own_redis: RedisServer,
+) -> None:
+    """``DEBUG SLEEP``: waiters wait it out (within socket_timeout), or fail closed with a
+    ClinikoError when it is longer; never a raw redis TimeoutError, never a burst after it."""
+    patient = RedisLimiterBackend(own_redis.url)
+    hasty = RedisLimiterBackend(own_redis.url, socket_timeout=0.3)
+    rl = RateLimit(10, 2.0)
+    key = fp()
+    (await limiter(patient, key, rl).acquire()).release()
+    (await limiter(hasty, key, rl).acquire()).release()
+    stall = asyncio.ensure_future(
+        asyncio.to_thread(own_redis.command, "DEBUG", "SLEEP", "1", timeout=5)
+    )
+    await asyncio.sleep(0.1)
+    start = time.monotonic()
+    hurried = asyncio.ensure_future(limiter(hasty, key, rl).acquire())
+    permits = await asyncio.gather(*(limiter(patient, key, rl).acquire() for _ in range(8)))
+    assert time.monotonic() - start >= 0.7
+    with pytest.raises(LimiterUnavailableError):
+        await hurried  # the stall outlasted its socket_timeout
+    await stall
+    for p in permits:
+        p.release()
+    waiter = asyncio.ensure_future(limiter(hasty, key, rl).acquire())
+    await asyncio.sleep(0.3)
+    assert not waiter.done()  # 10 in the window already: no 11th
+    waiter.cancel()
+    await patient.aclose()
+    await hasty.aclose()
+
+
 # --- finding 3: the local fallback counts the leases still in the window ------------------------
 
 
@@ -505,7 +537,8 @@ def test_key_names_put_one_api_key_in_one_cluster_slot() -> None:
 async def test_a_redis_cluster_client(tmp_path: Path) -> None:
     """A one-node Redis Cluster: the scripts' keys must all be in one slot (else CROSSSLOT)."""
     server = RedisServer()
-    server.start("--cluster-enabled", "yes", "--dir", str(tmp_path))
+    bus = free_port()  # (the default, port + 10000, may be out of range)
+    server.start("--cluster-enabled", "yes", "--cluster-port", str(bus), "--dir", str(tmp_path))
     try:
         assert server.command("CLUSTER", "ADDSLOTSRANGE", "0", "16383").startswith(b"+OK")
 
