@@ -17,6 +17,8 @@ import pytest
 from cliniko_async import Cliniko, q
 from cliniko_async.testing import FakeCliniko
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 async def test_fixtures_are_connected(cliniko: Cliniko, fake_cliniko: FakeCliniko) -> None:
     patient = await cliniko.patients.get(1)
@@ -103,3 +105,60 @@ def test_pytest_asyncio_auto_mode(tmp_path: Path) -> None:
 def test_each_test_has_a_full_budget(tmp_path: Path) -> None:
     out = run_user_suite(tmp_path, BUDGET, "timeout = 40", "anyio")
     assert "3 passed" in out
+
+
+USER_TESTS = """
+import pytest
+
+
+@pytest.mark.anyio
+async def test_with_anyio(cliniko, fake_cliniko):
+    patient = await cliniko.patients.get(1)
+    assert patient.first_name == fake_cliniko.data["patients"][1]["first_name"]
+"""
+
+USER_STRICT_TESTS = """
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_with_pytest_asyncio_strict(cliniko, fake_cliniko):
+    patients = await cliniko.patients.list(per_page=100).collect()
+    assert len(patients) == len(fake_cliniko.data["patients"])
+"""
+
+
+@pytest.mark.timeout(600)
+def test_a_user_project_outside_the_repository(tmp_path: Path) -> None:
+    """A fresh virtualenv, ``pip install "<repo>[testing]"``, plain pytest: the anyio test passes;
+    then with pytest-asyncio added (strict mode, its default), the asyncio-marked test too.
+    (About 10-20 s: one venv, two pip installs from the configured index.)"""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [python, *args], cwd=project, env=environ, capture_output=True, text=True,
+            timeout=300, check=False,
+        )  # fmt: skip
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+    (project / "test_mine.py").write_text(USER_TESTS)
+    done = run("-m", "pip", "install", "-q", f"{ROOT}[testing]")
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run("-m", "pytest", "-p", "no:cacheprovider", "-q")
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:]
+
+    (project / "test_strict.py").write_text(USER_STRICT_TESTS)
+    (project / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\nasyncio_default_fixture_loop_scope = "function"\n'
+    )
+    done = run("-m", "pip", "install", "-q", "pytest-asyncio")
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run("-m", "pytest", "-p", "no:cacheprovider", "-q")
+    assert done.returncode == 0 and "2 passed" in done.stdout, done.stdout[-3000:]
+    assert "mode=Mode.STRICT" in run("-m", "pytest", "-p", "no:cacheprovider", "-v").stdout
