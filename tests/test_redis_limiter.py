@@ -97,10 +97,10 @@ async def test_limit_shared_between_backends(
     other = limiter(b, fp(), rl)  # another key is not affected (a fresh key: one short stall)
     t0 = time.monotonic()
     await other.acquire()
-    assert time.monotonic() - t0 < other.recovery + 0.3
+    assert time.monotonic() - t0 < other.recovery + 0.5
     t0 = time.monotonic()
     await other.acquire()
-    assert time.monotonic() - t0 < 0.2
+    assert time.monotonic() - t0 < 0.3
 
 
 async def test_pause_applies_to_every_process(
@@ -113,7 +113,7 @@ async def test_pause_applies_to_every_process(
     await asyncio.sleep(0.05)
     start = time.monotonic()
     await limiter(b, key, rl).acquire()
-    assert 0.45 <= time.monotonic() - start <= 1.0
+    assert 0.45 <= time.monotonic() - start <= 1.5
 
 
 async def test_a_pause_fails_the_waiters_that_will_not_wait_it_out(
@@ -151,7 +151,7 @@ async def test_unreleased_lease_of_a_dead_process_expires(redis_url: str) -> Non
     await limiter(dead, key, rl).acquire()  # never released: the process "died"
     start = time.monotonic()
     await limiter(alive, key, rl).acquire()
-    assert 0.5 <= time.monotonic() - start <= 1.0  # period + max_in_flight, no more
+    assert 0.5 <= time.monotonic() - start <= 1.5  # period + max_in_flight (0.6 s), no more
     await dead.aclose()
     await alive.aclose()
 
