@@ -13,15 +13,13 @@ import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.pool
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Literal
 
 from cliniko_async import Cliniko, RateLimit
 from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT, FakeCliniko, serve
+from cliniko_async.testing._redis_server import RedisServer
 
 from ._common import result, whole_periods_used
 
@@ -99,72 +97,10 @@ def burst_worker(
     return asyncio.run(run())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A redis-server of our own on a fixed port, which can be killed and started again."""
-
-    def __init__(self, port: int | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is needed: apt-get install redis-server")
-        self.binary = binary
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--enable-debug-command", "yes", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("redis-server did not start within 10 s")
-            time.sleep(0.02)
-
-    def command(self, *words: str, timeout: float = 5.0) -> bytes:
-        """Send one command (inline protocol), return the first bytes of the reply."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as conn:
-            conn.sendall((" ".join(words) + "\r\n").encode())
-            return conn.recv(64)
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
 @contextlib.contextmanager
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
+    with RedisServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def inject(server: RedisServer, fault: Fault) -> None:

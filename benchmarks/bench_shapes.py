@@ -39,9 +39,6 @@ import itertools
 import math
 import multiprocessing
 import random
-import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -55,6 +52,7 @@ import httpx
 from cliniko_async import Cliniko, ClinikoError, RateLimit, SyncCliniko
 from cliniko_async._limiter import LocalLimiterBackend
 from cliniko_async.testing import DEFAULT_USER_AGENT, FakeCliniko, KeyStats, serve
+from cliniko_async.testing._redis_server import RedisServer
 
 from ._common import result, whole_periods_used
 
@@ -747,34 +745,9 @@ def run_shape(name: str, params: Params, redis_url: str | None = None) -> Outcom
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
-    """A redis-server of our own on a free loopback port."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is needed: apt-get install redis-server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start within 10 s")
-            time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    """A Redis-compatible server of our own on a free loopback port."""
+    with RedisServer() as server:
+        yield server.url
 
 
 def main(argv: list[str]) -> None:

@@ -75,6 +75,12 @@ class RedisServer:
                 raise RuntimeError(f"the Redis server did not start on port {self.port}")
             time.sleep(0.02)
 
+    def command(self, *words: str, timeout: float = 5.0) -> bytes:
+        """Send one command (inline protocol); the first bytes of the reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as conn:
+            conn.sendall((" ".join(words) + "\r\n").encode())
+            return conn.recv(64)
+
     def kill(self) -> None:
         """SIGKILL the server (its data is gone) and wait for it."""
         if self._proc is not None:
