@@ -392,6 +392,8 @@ class FakeCliniko:
             refused = self._single_filters(request, record, op)
             if refused is not None:
                 return refused
+        if attr in ("archive", "delete", "unarchive") and "updated_at" in record:
+            record["updated_at"] = now  # every change moves updated_at (what syncs read)
         if attr in ("archive", "delete"):
             record["archived_at" if attr == "archive" else "deleted_at"] = now
             return self._json(204, None)
@@ -407,6 +409,8 @@ class FakeCliniko:
             except Invalid as exc:
                 return self._json(exc.status, exc.body())
             record.update(cancelled_at=now, cancellation_reason=body["cancellation_reason"])
+            if "updated_at" in record:
+                record["updated_at"] = now
             return self._json(204, None)
         elif attr == "update":
             body = await _body(request)

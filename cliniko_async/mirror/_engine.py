@@ -1,0 +1,325 @@
+"""The sync engine: a full copy on the first run, then only what changed, deletions included."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._filters import Filter, q
+from .._model import Model
+from .._pagination import Page, Paginator
+from ._changes import Change
+from ._cursors import CursorState, from_iso, to_iso
+from ._plan import ResourcePlan, plan
+from ._schema import project, record_id
+from ._sqlite import Counts, Row, SQLiteStore
+
+if TYPE_CHECKING:
+    from .._client import Cliniko
+
+__all__ = ["Mirror", "MirrorResult", "Progress", "ResourceResult", "open_store", "raw_pages"]
+
+PER_PAGE = 100
+_MINIMAL_KEYS = frozenset({"id", "deleted_at", "links"})
+
+
+class _RawPaginator(Paginator[Any]):
+    """A paginator that also keeps each page's records as Cliniko sent them."""
+
+    def __init__(self, source: Paginator[Any]) -> None:
+        super().__init__(
+            source._session, source._path, source._key, source._model, source._params,
+            per_page=PER_PAGE,
+        )  # fmt: skip
+        self.raw: dict[int, list[dict[str, Any]]] = {}
+
+    def _parse(self, data: Any, url: str, number: int) -> Page[Any]:
+        page = super()._parse(data, url, number)
+        self.raw[number] = list(data[self._key])
+        return page
+
+
+async def raw_pages(
+    cliniko: Cliniko,
+    p: ResourcePlan,
+    op: str,
+    filters: Sequence[Filter],
+    *,
+    concurrency: int,
+    sort: str | None = None,
+) -> AsyncIterator[list[tuple[dict[str, Any], Model]]]:
+    """Pages of ``(raw record, model)`` from ``cliniko.<resource>.<op>`` with ``filters``."""
+    lister = getattr(getattr(cliniko, p.name), op)
+    with warnings.catch_warnings():  # the /deleted lists are deprecated; they are what there is
+        warnings.simplefilter("ignore", DeprecationWarning)
+        source = lister(q=list(filters), sort=sort, per_page=PER_PAGE)
+    paginator = _RawPaginator(source)
+    async with contextlib.aclosing(paginator.pages(concurrency=concurrency)) as pages:
+        async for page in pages:
+            raws = paginator.raw.pop(page.number)
+            yield list(zip(raws, page.items, strict=True))
+
+
+def _row(p: ResourcePlan, raw: dict[str, Any], record: Model, index: dict[str, int]) -> Row | None:
+    rid = record_id(raw)
+    if rid is None:
+        return None
+    cells = list(project(p.model, record, raw))
+    cells[0] = rid
+
+    def cell(name: str) -> str | None:
+        i = index.get(name)
+        value = cells[i] if i is not None else raw.get(name)
+        return value if isinstance(value, str) and value else None
+
+    return Row(
+        id=rid,
+        cells=tuple(cells),
+        raw=_dumps(raw),
+        deleted_at=cell("deleted_at"),
+        archived_at=cell("archived_at"),
+        cancelled_at=cell("cancelled_at"),
+        minimal=set(raw) <= _MINIMAL_KEYS,
+    )
+
+
+def _dumps(raw: dict[str, Any]) -> str:
+    from ._schema import dumps
+
+    return dumps(raw)
+
+
+@attrs.define
+class ResourceResult:
+    """What one run did to one resource."""
+
+    name: str
+    counts: Counts = attrs.field(factory=Counts)
+    pages: int = 0
+    records: int = 0
+    full: bool = False
+
+
+@attrs.define
+class MirrorResult:
+    """What one run did: per resource, pages fetched (one request each, retries not counted),
+    elapsed seconds and the minimum the key's rate limit allows for those requests."""
+
+    resources: dict[str, ResourceResult]
+    elapsed: float
+    requests_per_second: float
+
+    @property
+    def requests(self) -> int:
+        return sum(r.pages for r in self.resources.values())
+
+    @property
+    def minimum(self) -> float:
+        return self.requests / self.requests_per_second
+
+    @property
+    def totals(self) -> Counts:
+        total = Counts()
+        for r in self.resources.values():
+            total.add(r.counts)
+        return total
+
+
+@attrs.frozen
+class Progress:
+    """Reported after every committed page: records read so far and the total (if known)."""
+
+    resource: str
+    records: int
+    total: int | None
+    phase: str
+
+
+def open_store(database: str) -> SQLiteStore:
+    """A store for ``sqlite:///path`` (or a bare path)."""
+    if database.startswith("sqlite:///"):
+        return SQLiteStore(database.removeprefix("sqlite:///") or ":memory:")
+    if "://" in database:
+        raise ValueError(f"unsupported database URL {database!r} (only sqlite:/// for now)")
+    return SQLiteStore(database)
+
+
+class Mirror:
+    """Keeps a copy of an account in a database.
+
+    ::
+
+        async with Cliniko(...) as cliniko, Mirror(cliniko, "sqlite:///cliniko.db") as mirror:
+            result = await mirror.run()          # first run: everything; later: what changed
+            async for change in mirror.changes(since=0):
+                ...
+
+    ``overlap``: how far before the stored cursor each incremental run starts asking
+    (clock skew between this machine and Cliniko, same-second updates). ``clock``: this
+    machine's idea of Cliniko's time (seconds since the epoch).
+    """
+
+    def __init__(
+        self,
+        cliniko: Cliniko,
+        database: str | SQLiteStore = "sqlite:///cliniko.db",
+        *,
+        resources: Iterable[str] | None = None,
+        overlap: dt.timedelta = dt.timedelta(minutes=5),
+        concurrency: int = 8,
+        clock: Callable[[], float] = time.time,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.cliniko = cliniko
+        self.store = open_store(database) if isinstance(database, str) else database
+        self.plans = plan(resources)
+        self.overlap = overlap
+        self.concurrency = concurrency
+        self.clock = clock
+        self.progress = progress
+        self._opened = False
+        #: Columns the last ``open()`` added to existing tables (``table.column``).
+        self.added: list[str] = []
+
+    async def __aenter__(self) -> Mirror:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> list[str]:
+        """Create or migrate the tables; return the columns a migration added."""
+        self.added = await self.store.open(self.plans)
+        self._opened = True
+        return self.added
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    def _now(self) -> str:
+        return to_iso(dt.datetime.fromtimestamp(self.clock(), dt.UTC))
+
+    async def run(self) -> MirrorResult:
+        """One pass over every planned resource, concurrently, inside the key's one budget."""
+        if not self._opened:
+            await self.open()
+        start = time.monotonic()
+        results = {p.name: ResourceResult(p.name) for p in self.plans}
+        async with asyncio.TaskGroup() as group:
+            for p in self.plans:
+                group.create_task(self._resource(p, results[p.name]))
+        limit = self.cliniko.rate_limit
+        return MirrorResult(results, time.monotonic() - start, limit.requests / limit.period)
+
+    async def _resource(self, p: ResourcePlan, result: ResourceResult) -> None:
+        state = await self.store.cursor(p.name)
+        if state.phase == "full" or state.cursor is None or not p.incremental:
+            result.full = True
+            await self._full(p, state, result)
+        else:
+            await self._incremental(p, state, result)
+
+    async def _copy(
+        self,
+        p: ResourcePlan,
+        op: str,
+        filters: list[Filter],
+        result: ResourceResult,
+        state: CursorState,
+        *,
+        sort: str | None = None,
+        resume: bool = False,
+    ) -> CursorState:
+        index = {c: i for i, c in enumerate(_column_names(p))}
+        total: int | None = None
+        async for page in raw_pages(
+            self.cliniko, p, op, filters, concurrency=self.concurrency, sort=sort
+        ):
+            result.pages += 1
+            rows = [r for r in (_row(p, raw, rec, index) for raw, rec in page) if r is not None]
+            if resume and rows:
+                state = attrs.evolve(state, resume_id=max(r.id for r in rows))
+            counts = await self.store.write(p.name, rows, cursor=state if resume else None)
+            result.counts.add(counts)
+            result.records += len(rows)
+            if self.progress is not None:
+                self.progress(Progress(p.name, result.records, total, op))
+        return state
+
+    def _deletion_queries(
+        self, p: ResourcePlan, since: dt.datetime | None
+    ) -> list[tuple[str, list[Filter]]]:
+        when = [q("deleted_at").not_null()] if since is None else [q("deleted_at") >= since]
+        if p.deletions == "filter":
+            return [("list", when)]
+        if p.deletions == "list":
+            return [("list_deleted", when)]
+        if p.deletions == "list_all":
+            return [("list_deleted", [])]
+        return []
+
+    async def _full(self, p: ResourcePlan, state: CursorState, result: ResourceResult) -> None:
+        started = state.run_started if state.phase == "full" and state.run_started else None
+        state = attrs.evolve(state, phase="full", run_started=started or self._now())
+        filters = [q(f).any() for f in p.lifecycle]
+        resume = p.resume_by_id
+        if resume and state.resume_id is not None:
+            filters.append(q("id") > state.resume_id)
+        state = await self._copy(
+            p, "list", filters, result, state, sort="id" if resume else None, resume=resume
+        )
+        for op, deleted_filters in self._deletion_queries(p, None):
+            await self._copy(p, op, deleted_filters, result, state)
+        assert state.run_started is not None
+        done = CursorState(p.name, "incremental", cursor=state.run_started)
+        await self.store.save_cursor(done)
+
+    async def _incremental(
+        self, p: ResourcePlan, state: CursorState, result: ResourceResult
+    ) -> None:
+        started = self._now()
+        assert state.cursor is not None
+        since = from_iso(state.cursor) - self.overlap
+        filters = [q("updated_at") >= since, *(q(f).any() for f in p.lifecycle)]
+        await self._copy(p, "list", filters, result, state)
+        for op, deleted_filters in self._deletion_queries(p, since):
+            await self._copy(p, op, deleted_filters, result, state)
+        await self.store.save_cursor(attrs.evolve(state, cursor=started))
+
+    async def changes(self, since: int = 0) -> AsyncIterator[Change]:
+        """Events logged by the runs, after ``since`` (a ``Change.seq``), in order."""
+        if not self._opened:
+            await self.open()
+        while True:
+            batch = await self.store.changes(since)
+            if not batch:
+                return
+            for change in batch:
+                yield change
+            assert batch[-1].seq is not None
+            since = batch[-1].seq
+
+    async def status(self) -> list[tuple[CursorState, int, int]]:
+        """Per resource: its cursor, rows and tombstones."""
+        if not self._opened:
+            await self.open()
+        counts = await self.store.table_counts()
+        cursors = {c.resource: c for c in await self.store.cursors()}
+        return [
+            (cursors.get(p.name, CursorState(p.name)), *counts.get(p.name, (0, 0)))
+            for p in self.plans
+        ]
+
+
+def _column_names(p: ResourcePlan) -> list[str]:
+    from ._schema import columns
+
+    return [c.name for c in columns(p.model)]
