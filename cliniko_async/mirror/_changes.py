@@ -139,12 +139,12 @@ class ChangeFeed:
 
         filters = [q("updated_at") >= since, *(q(f).any() for f in p.lifecycle)]
         async for page in raw_pages(self._cliniko, p, "list", filters, concurrency=1):
-            for raw, _ in page:
+            for raw, _ in page.items:
                 yield raw
         if p.deletions in ("filter", "list"):
             op = "list" if p.deletions == "filter" else "list_deleted"
             async for page in raw_pages(
                 self._cliniko, p, op, [q("deleted_at") >= since], concurrency=1
             ):
-                for raw, _ in page:
+                for raw, _ in page.items:
                     yield raw

@@ -46,6 +46,14 @@ class _RawPaginator(Paginator[Any]):
         return page
 
 
+@attrs.frozen
+class RawPage:
+    """One page: ``(record as sent, model)`` pairs and the list's ``total_entries``."""
+
+    items: list[tuple[dict[str, Any], Model]]
+    total: int | None
+
+
 async def raw_pages(
     cliniko: Cliniko,
     p: ResourcePlan,
@@ -54,7 +62,7 @@ async def raw_pages(
     *,
     concurrency: int,
     sort: str | None = None,
-) -> AsyncIterator[list[tuple[dict[str, Any], Model]]]:
+) -> AsyncIterator[RawPage]:
     """Pages of ``(raw record, model)`` from ``cliniko.<resource>.<op>`` with ``filters``."""
     lister = getattr(getattr(cliniko, p.name), op)
     with warnings.catch_warnings():  # the /deleted lists are deprecated; they are what there is
@@ -64,7 +72,7 @@ async def raw_pages(
     async with contextlib.aclosing(paginator.pages(concurrency=concurrency)) as pages:
         async for page in pages:
             raws = paginator.raw.pop(page.number)
-            yield list(zip(raws, page.items, strict=True))
+            yield RawPage(list(zip(raws, page.items, strict=True)), page.total_entries)
 
 
 def _row(p: ResourcePlan, raw: dict[str, Any], record: Model, index: dict[str, int]) -> Row | None:
@@ -109,12 +117,13 @@ class ResourceResult:
 
 @attrs.define
 class MirrorResult:
-    """What one run did: per resource, pages fetched (one request each, retries not counted),
-    elapsed seconds and the minimum the key's rate limit allows for those requests."""
+    """What one run did: per resource, pages fetched (one request each; retries are not
+    counted), elapsed seconds, and the key's rate limit (``limit`` requests per ``period``)."""
 
     resources: dict[str, ResourceResult]
     elapsed: float
-    requests_per_second: float
+    limit: int
+    period: float
 
     @property
     def requests(self) -> int:
@@ -122,7 +131,14 @@ class MirrorResult:
 
     @property
     def minimum(self) -> float:
-        return self.requests / self.requests_per_second
+        """The requests at the limit's sustained rate: ``requests / (limit / period)``."""
+        return self.requests * self.period / self.limit
+
+    @property
+    def floor(self) -> float:
+        """The least time from a fresh budget: ``limit`` at once, ``limit`` more a period later
+        and so on (no window of ``period`` ever carries more than ``limit``)."""
+        return self.period * ((self.requests - 1) // self.limit) if self.requests else 0.0
 
     @property
     def totals(self) -> Counts:
@@ -134,7 +150,8 @@ class MirrorResult:
 
 @attrs.frozen
 class Progress:
-    """Reported after every committed page: records read so far and the total (if known)."""
+    """Reported after every committed page of a query: records read so far by the query and
+    its ``total_entries``; ``phase`` is ``"full"``, ``"changes"`` or ``"deleted"``."""
 
     resource: str
     records: int
@@ -173,7 +190,7 @@ class Mirror:
         *,
         resources: Iterable[str] | None = None,
         overlap: dt.timedelta = dt.timedelta(minutes=5),
-        concurrency: int = 8,
+        concurrency: int = 4,
         clock: Callable[[], float] = time.time,
         progress: Callable[[Progress], None] | None = None,
     ) -> None:
@@ -217,7 +234,8 @@ class Mirror:
             for p in self.plans:
                 group.create_task(self._resource(p, results[p.name]))
         limit = self.cliniko.rate_limit
-        return MirrorResult(results, time.monotonic() - start, limit.requests / limit.period)
+        elapsed = time.monotonic() - start
+        return MirrorResult(results, elapsed, limit.requests, limit.period)
 
     async def _resource(self, p: ResourcePlan, result: ResourceResult) -> None:
         state = await self.store.cursor(p.name)
@@ -240,18 +258,26 @@ class Mirror:
     ) -> CursorState:
         index = {c: i for i, c in enumerate(_column_names(p))}
         total: int | None = None
+        done = 0
+        phase = (
+            "deleted"
+            if op != "list" or any(f.field == "deleted_at" for f in filters)
+            else ("full" if result.full else "changes")
+        )
         async for page in raw_pages(
             self.cliniko, p, op, filters, concurrency=self.concurrency, sort=sort
         ):
             result.pages += 1
-            rows = [r for r in (_row(p, raw, rec, index) for raw, rec in page) if r is not None]
+            total = page.total if total is None else total
+            rows = [r for r in (_row(p, raw, rec, index) for raw, rec in page.items) if r]
             if resume and rows:
                 state = attrs.evolve(state, resume_id=max(r.id for r in rows))
             counts = await self.store.write(p.name, rows, cursor=state if resume else None)
             result.counts.add(counts)
             result.records += len(rows)
+            done += len(page.items)
             if self.progress is not None:
-                self.progress(Progress(p.name, result.records, total, op))
+                self.progress(Progress(p.name, done, total, phase))
         return state
 
     def _deletion_queries(

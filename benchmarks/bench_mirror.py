@@ -1,0 +1,267 @@
+"""Target 10: the mirror. 50,000 records across 37 resources on the fake Cliniko, in real time.
+
+The fake is served by uvicorn in another process (as Cliniko is: its work per request, filtering
+and sorting whole tables, is not the client's), with Cliniko's limit compressed: 100 requests
+per 3 s instead of 200 per 60 s. Measured:
+
+- first run: elapsed against the floor the limit allows from a fresh budget
+  (``period * ((requests - 1) // limit)``) and against ``requests / rate``; peak RSS over the
+  baseline (the fake's data is built before the baseline is taken); rows written per second;
+- a seeded mutation of 1% of the records, then an incremental run: requests (counted by the
+  fake) against resources + changed pages + deleted-list pages;
+- ``--kills N``: N seeds of kill -9 at a random point of a first run in a subprocess, then a
+  rerun: the database must equal an uninterrupted run's (tables and change log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cliniko_async import Cliniko, RateLimit
+from cliniko_async.mirror import Mirror, plan
+from cliniko_async.testing import (
+    DEFAULT_API_KEY,
+    DEFAULT_USER_AGENT,
+    FakeCliniko,
+    serve,
+)
+from cliniko_async.testing._mutate import settle
+
+from ._common import result
+
+LIMIT, PERIOD = 100, 3.0
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+SERVER = """
+import json, math, sys
+from cliniko_async.mirror import plan
+from cliniko_async.testing import FakeCliniko, serve
+from cliniko_async.testing._mutate import mutate, settle
+
+records, limit, period = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+each = -(-records // 36)  # spread over the resources a mirror reads
+fake = FakeCliniko(
+    patients=each, appointments=each, records_per_resource=each, rate_limit=(limit, period),
+)
+with serve(fake) as url:
+    settle(fake)
+    total = sum(len(t) for t in fake.data.values())
+    print(json.dumps({"url": url, "records": total}), flush=True)
+    for line in sys.stdin:
+        stats = fake.stats()
+        if line.strip() == "mutate":
+            done = mutate(fake, fraction=0.01, seed=7)
+            changed, deleted = {}, {}
+            for m in done:
+                changed[m.resource] = changed.get(m.resource, 0) + 1
+                if m.kind == "deleted":
+                    deleted[m.resource] = deleted.get(m.resource, 0) + 1
+            bound = 0
+            for p in plan():
+                bound += max(1, math.ceil(changed.get(p.name, 0) / 100))
+                if p.deletions in ("filter", "list"):
+                    bound += max(1, math.ceil(deleted.get(p.name, 0) / 100))
+                elif p.deletions == "list_all":
+                    every = sum(1 for r in fake.data[p.name].values() if r.get("deleted_at"))
+                    bound += max(1, math.ceil(every / 100))
+            print(json.dumps({"mutations": len(done), "bound": bound}), flush=True)
+        else:
+            print(json.dumps({"accepted": len(stats.accepted), "rejected": stats.rejected,
+                              "max_in_window": stats.max_in_window}), flush=True)
+"""
+
+
+class FakeProcess:
+    """The fake Cliniko served by uvicorn in another process (as Cliniko is), driven by lines
+    on its stdin: ``mutate`` (1% of the records, seeded) and ``stats``."""
+
+    def __init__(self, records: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(records), str(LIMIT), str(PERIOD)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        hello = self.ask(None)
+        self.url, self.records = str(hello["url"]), int(str(hello["records"]))
+
+    def ask(self, command: str | None) -> dict[str, object]:
+        import json
+
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if command is not None:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        answer: dict[str, object] = json.loads(self.proc.stdout.readline())
+        return answer
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+async def first_and_incremental(records: int, db: Path) -> None:
+    fake = FakeProcess(records)
+    plans = plan()
+    import aiohttp  # the library's transport, imported by any client once busy  # noqa: F401
+
+    base = rss_mb()
+    try:
+        async with Cliniko(
+            api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=fake.url,
+            rate_limit=RateLimit(LIMIT, PERIOD),
+        ) as cliniko:  # fmt: skip
+            async with Mirror(cliniko, str(db)) as mirror:
+                first = await mirror.run()
+                peak = rss_mb() - base
+                stats = fake.ask("stats")
+                rows = first.totals.inserted + first.totals.deleted
+                print(
+                    f"first run: {fake.records} records in the fake, {rows} rows in "
+                    f"{len(plans)} tables, {first.requests} requests in {first.elapsed:.2f} s; "
+                    f"floor {first.floor:.1f} s, requests/rate {first.minimum:.1f} s; "
+                    f"{rows / first.elapsed:.0f} rows/s; peak RSS +{peak:.1f} MB; server: {stats}"
+                )
+                ratio = first.elapsed / first.floor
+                vs_rate = first.elapsed / first.minimum
+                result("mirror first run", f"{ratio:.3f}x the floor the limit allows "
+                       f"({first.elapsed:.2f} s / {first.floor:.1f} s, {first.requests} requests, "
+                       f"{vs_rate:.3f}x requests/rate)", ratio <= 1.15)  # fmt: skip
+                result("mirror first run memory", f"peak RSS +{peak:.1f} MB for {rows} rows",
+                       peak <= 50)  # fmt: skip
+
+                mutated = fake.ask("mutate")
+                before = int(str(fake.ask("stats")["accepted"]))
+                second = await mirror.run()
+                sent = int(str(fake.ask("stats")["accepted"])) - before
+                bound = int(str(mutated["bound"]))
+                t = second.totals
+                print(
+                    f"incremental run: {mutated['mutations']} mutations; {sent} requests (bound "
+                    f"{bound}) in {second.elapsed:.2f} s; inserted {t.inserted}, updated "
+                    f"{t.updated}, archived {t.archived}, cancelled {t.cancelled}, deleted "
+                    f"{t.deleted}"
+                )
+                result("mirror incremental run", f"{sent} requests after 1% mutated "
+                       f"(bound: resources + changed pages + deleted-list pages = {bound}; "
+                       f"first run: {first.requests})", sent <= bound)  # fmt: skip
+    finally:
+        fake.close()
+
+
+async def rows_per_second(source: Path, target: Path) -> None:
+    """The store alone: every record of ``source`` structured, projected and written again."""
+    import json
+    import sqlite3
+
+    from cliniko_async._converter import structure
+    from cliniko_async.mirror import SQLiteStore
+    from cliniko_async.mirror._engine import _column_names, _row
+
+    plans = plan()
+    db = sqlite3.connect(source)
+    pages = []
+    for p in plans:
+        raws = [json.loads(r[0]) for r in db.execute(f'SELECT _raw FROM "{p.name}"')]  # noqa: S608
+        for i in range(0, len(raws), 100):
+            pages.append((p, raws[i : i + 100]))
+    db.close()
+    store = SQLiteStore(str(target))
+    await store.open(plans)
+    start = time.perf_counter()
+    written = 0
+    for p, raws in pages:
+        index = {c: i for i, c in enumerate(_column_names(p))}
+        rows = [r for r in (_row(p, raw, structure(raw, p.model), index) for raw in raws) if r]
+        await store.write(p.name, rows)
+        written += len(rows)
+    elapsed = time.perf_counter() - start
+    await store.close()
+    print(f"store alone: {written} rows in {elapsed:.2f} s ({written / elapsed:.0f} rows/s), "
+          "100 rows a transaction, decoding and projecting included")  # fmt: skip
+    result("mirror rows written", f"{written / elapsed:.0f} rows/s (SQLite, WAL, 100 a commit)",
+           written / elapsed >= 3333)  # fmt: skip
+
+
+CHILD = """
+import asyncio, sys
+from cliniko_async import Cliniko, RateLimit
+from cliniko_async.mirror import Mirror
+from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT
+
+async def main(url: str, db: str) -> None:
+    async with Cliniko(api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=url,
+                       rate_limit=RateLimit(40, 1.0), max_retries=20) as cliniko:
+        async with Mirror(cliniko, db, concurrency=4) as mirror:
+            await mirror.run()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def run_child(url: str, db: Path, kill_after: float | None) -> int:
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, url, str(db)])
+    try:
+        proc.wait(timeout=kill_after if kill_after is not None else 300)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    return proc.returncode
+
+
+def kills(seeds: int, tmp: Path) -> None:
+    """kill -9 during a first run at a seeded random time, rerun, compare with a clean run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.test_mirror import dump
+
+    fake = FakeCliniko(patients=2000, appointments=3000, records_per_resource=40,
+                       rate_limit=(40, 1.0))  # fmt: skip
+    with serve(fake) as url:
+        settle(fake)
+        ref_db = tmp / "ref.db"
+        t0 = time.monotonic()
+        assert run_child(url, ref_db, None) == 0
+        clean = time.monotonic() - t0
+        ref = dump(ref_db, log=True)
+        same = killed = 0
+        for seed in range(seeds):
+            db = tmp / f"kill-{seed}.db"
+            code = run_child(url, db, random.Random(seed).uniform(0.5, clean))
+            killed += code == -signal.SIGKILL
+            assert run_child(url, db, None) == 0
+            same += dump(db, log=True) == ref
+    print(
+        f"kill -9: {killed}/{seeds} runs killed mid-run (a clean run takes {clean:.1f} s); "
+        f"{same}/{seeds} reruns gave the clean run's database"
+    )
+    result("mirror kill -9", f"{same}/{seeds} identical databases after kill -9 and a rerun "
+           f"({killed} killed mid-run)", same == seeds)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--kills", type=int, default=10, help="kill -9 seeds (0: skip)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "mirror.db"
+        asyncio.run(first_and_incremental(args.records, db))
+        asyncio.run(rows_per_second(db, Path(tmp) / "again.db"))
+        if args.kills:
+            kills(args.kills, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""``cliniko mirror``: keep the account in a database, with a progress bar per resource."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from ._console import stderr
+
+if TYPE_CHECKING:
+    from .._client import Cliniko
+    from ..mirror import MirrorResult
+    from ..mirror import Progress as MirrorProgress
+
+__all__ = ["mirror_command"]
+
+
+class _Bars:
+    """One bar per resource and query, drawn on stderr from the first committed page on."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description:<42}"), BarColumn(), MofNCompleteColumn(),
+            console=stderr, transient=False,
+        )  # fmt: skip
+        self._tasks: dict[tuple[str, str], TaskID] = {}
+
+    def __call__(self, report: MirrorProgress) -> None:
+        key = (report.resource, report.phase)
+        if key not in self._tasks:
+            name = f"{report.resource} ({report.phase})"
+            self._tasks[key] = self._progress.add_task(name, total=report.total)
+        self._progress.update(self._tasks[key], completed=report.records, total=report.total)
+
+    def __enter__(self) -> _Bars:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+
+def summary(result: MirrorResult) -> Table:
+    """Rows inserted / updated / archived / cancelled / deleted per resource; requests spent."""
+    table = Table(title="cliniko mirror", title_justify="left")
+    for name in ("resource", "inserted", "updated", "archived", "cancelled", "deleted", "requests"):
+        if name == "resource":
+            table.add_column(name, no_wrap=True)
+        else:
+            table.add_column(name, justify="right")
+    for name, r in sorted(result.resources.items()):
+        c = r.counts
+        if r.pages == 0 and not (c.inserted or c.updated or c.archived or c.deleted):
+            continue
+        table.add_row(
+            name, *(str(v) for v in (c.inserted, c.updated, c.archived, c.cancelled, c.deleted)),
+            str(r.pages),
+        )  # fmt: skip
+    t = result.totals
+    table.add_row(
+        "total", *(str(v) for v in (t.inserted, t.updated, t.archived, t.cancelled, t.deleted)),
+        str(result.requests), style="bold",
+    )  # fmt: skip
+    table.caption = (
+        f"{result.requests} requests in {result.elapsed:.1f} s; the limit ({result.limit} per "
+        f"{result.period:g} s) allows them in {result.floor:.1f} s from a fresh budget, "
+        f"{result.minimum:.1f} s at its sustained rate"
+    )
+    return table
+
+
+async def _status(database_url: str, resources: list[str] | None) -> Table:
+    from ..mirror import open_store, plan
+
+    plans = plan(resources)
+    store = open_store(database_url)
+    try:
+        await store.open(plans)
+        cursors = {c.resource: c for c in await store.cursors()}
+        counts = await store.table_counts()
+    finally:
+        await store.close()
+    table = Table(title=f"cliniko mirror: {database_url}", title_justify="left")
+    for name in ("resource", "phase", "changes since", "rows", "tombstones"):
+        table.add_column(name, justify="right" if name in ("rows", "tombstones") else "left")
+    for p in plans:
+        c = cursors.get(p.name)
+        rows, dead = counts.get(p.name, (0, 0))
+        phase = "not started" if c is None else c.phase
+        table.add_row(p.name, phase, (c.cursor if c else None) or "-", str(rows), str(dead))
+    return table
+
+
+async def _mirror(
+    cliniko: Cliniko, database_url: str, resources: list[str] | None, watch: float | None
+) -> None:
+    from ..mirror import Mirror
+
+    async with Mirror(cliniko, database_url, resources=resources) as mirror:
+        if mirror.added:
+            stderr.print(f"added columns: {', '.join(mirror.added)}")
+        while True:
+            with _Bars() as bars:
+                mirror.progress = bars
+                result = await mirror.run()
+            stderr.print(summary(result))
+            if watch is None:
+                return
+            stderr.print(f"next run at {dt.datetime.now().astimezone():%H:%M:%S} + {watch:g} s")
+            await asyncio.sleep(watch)
+
+
+@click.command(name="mirror")
+@click.argument("database_url", default="sqlite:///cliniko.db")
+@click.option(
+    "--resources", metavar="NAMES",
+    help="Comma-separated resources to mirror (default: every resource with a list).",
+)  # fmt: skip
+@click.option(
+    "--watch", type=click.FloatRange(min=1.0), metavar="SECONDS",
+    help="Run again every SECONDS, until interrupted.",
+)  # fmt: skip
+@click.option("--status", is_flag=True, help="Show each resource's cursor and rows; no requests.")
+@click.pass_obj
+def mirror_command(
+    settings: Any, database_url: str, resources: str | None, watch: float | None, status: bool
+) -> None:
+    """Keep the account in a database (SQLite): a full copy, then only what changed.
+
+    Every run commits each page with the resource's cursor, so an interrupted run resumes
+    where it stopped. Tables: one per resource (typed columns and the record's JSON in
+    `_raw`; deleted records stay as tombstones with `_deleted_at`), plus `_mirror_changes`
+    (the change log), `_mirror_cursors` and `_mirror_meta`.
+    """
+    from ._app import _run
+
+    names = [n.strip() for n in resources.split(",") if n.strip()] if resources else None
+    if status:
+        stderr.print(asyncio.run(_status(database_url, names)))
+        return
+    _run(settings, lambda cliniko: _mirror(cliniko, database_url, names, watch))
