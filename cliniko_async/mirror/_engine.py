@@ -38,6 +38,7 @@ class _RawPaginator(Paginator[Any]):
             source._session, source._path, source._key, source._model, source._params,
             per_page=PER_PAGE,
         )  # fmt: skip
+        self._by_id = source._by_id
         self.raw: dict[int, list[dict[str, Any]]] = {}
 
     def _parse(self, data: Any, url: str, number: int) -> Page[Any]:
@@ -62,13 +63,14 @@ async def raw_pages(
     *,
     concurrency: int,
     sort: str | None = None,
+    by_id: bool = False,
 ) -> AsyncIterator[RawPage]:
     """Pages of ``(raw record, model)`` from ``cliniko.<resource>.<op>`` with ``filters``."""
     lister = getattr(getattr(cliniko, p.name), op)
     with warnings.catch_warnings():  # the /deleted lists are deprecated; they are what there is
         warnings.simplefilter("ignore", DeprecationWarning)
         source = lister(q=list(filters), sort=sort, per_page=PER_PAGE)
-    paginator = _RawPaginator(source)
+    paginator = _RawPaginator(source.by_id() if by_id else source)
     async with contextlib.aclosing(paginator.pages(concurrency=concurrency)) as pages:
         async for page in pages:
             raws = paginator.raw.pop(page.number)
@@ -255,6 +257,7 @@ class Mirror:
         *,
         sort: str | None = None,
         resume: bool = False,
+        by_id: bool = False,
     ) -> CursorState:
         index = {c: i for i, c in enumerate(_column_names(p))}
         total: int | None = None
@@ -265,8 +268,9 @@ class Mirror:
             else ("full" if result.full else "changes")
         )
         async for page in raw_pages(
-            self.cliniko, p, op, filters, concurrency=self.concurrency, sort=sort
-        ):
+            self.cliniko, p, op, filters, sort=sort, by_id=by_id,
+            concurrency=1 if by_id else self.concurrency,
+        ):  # fmt: skip
             result.pages += 1
             total = page.total if total is None else total
             rows = [r for r in (_row(p, raw, rec, index) for raw, rec in page.items) if r]
@@ -315,7 +319,9 @@ class Mirror:
         assert state.cursor is not None
         since = from_iso(state.cursor) - self.overlap
         filters = [q("updated_at") >= since, *(q(f).any() for f in p.lifecycle)]
-        await self._copy(p, "list", filters, result, state)
+        # Keyset pages (id > the last one seen): records deleted or hidden while the run reads
+        # cannot shift a page and hide another record from it.
+        await self._copy(p, "list", filters, result, state, by_id=p.resume_by_id)
         for op, deleted_filters in self._deletion_queries(p, since):
             await self._copy(p, op, deleted_filters, result, state)
         await self.store.save_cursor(attrs.evolve(state, cursor=started))
@@ -332,6 +338,13 @@ class Mirror:
                 yield change
             assert batch[-1].seq is not None
             since = batch[-1].seq
+
+    async def last_change(self) -> int:
+        """The ``seq`` of the last change logged (0: none): ``changes(since=...)`` starts there
+        to see only what the next runs change."""
+        if not self._opened:
+            await self.open()
+        return await self.store.last_seq()
 
     async def status(self) -> list[tuple[CursorState, int, int]]:
         """Per resource: its cursor, rows and tombstones."""

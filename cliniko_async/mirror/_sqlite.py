@@ -280,6 +280,15 @@ class SQLiteStore:
         ).fetchall()
         return [Change(kind=r[3], resource=r[1], id=r[2], at=r[4], seq=r[0]) for r in rows]
 
+    async def last_seq(self) -> int:
+        """The position of the last logged change (0: none)."""
+        return await self._run(self._last_seq)
+
+    def _last_seq(self) -> int:
+        assert self._db is not None
+        (seq,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM _mirror_changes").fetchone()
+        return int(seq)
+
     async def table_counts(self) -> dict[str, tuple[int, int]]:
         """Rows and tombstones per table."""
         return await self._run(self._table_counts)

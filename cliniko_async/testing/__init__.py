@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         LoopClock,
         RealClock,
     )
+    from ._mutate import Mutation, mutate, settle
     from ._sandbox import Sandbox, sandbox, stop_sandboxes
     from ._server import serve
 
@@ -54,6 +55,9 @@ _LAZY = {
     "KeyStats": "._app",
     "LoopClock": "._app",
     "RealClock": "._app",
+    "Mutation": "._mutate",
+    "mutate": "._mutate",
+    "settle": "._mutate",
     "Sandbox": "._sandbox",
     "sandbox": "._sandbox",
     "stop_sandboxes": "._sandbox",
@@ -71,10 +75,13 @@ __all__ = [
     "Faults",
     "KeyStats",
     "LoopClock",
+    "Mutation",
     "RealClock",
     "Sandbox",
+    "mutate",
     "sandbox",
     "serve",
+    "settle",
     "stop_sandboxes",
 ]
 
