@@ -16,6 +16,7 @@ from ._changes import Change, ChangeFeed, ChangeKind
 from ._cursors import CursorState
 from ._engine import Mirror, MirrorResult, Progress, ResourceResult, open_store
 from ._plan import ResourcePlan, plan
+from ._postgres import PostgresStore
 from ._sqlite import Counts, SQLiteStore
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Counts",
     "CursorState",
     "Mirror",
+    "PostgresStore",
     "MirrorResult",
     "Progress",
     "ResourcePlan",

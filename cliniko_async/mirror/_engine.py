@@ -15,16 +15,20 @@ import attrs
 from .._filters import Filter, q
 from .._model import Model
 from .._pagination import Page, Paginator
+from ..errors import ConfigurationError
 from ._changes import Change
 from ._cursors import CursorState, from_iso, to_iso
 from ._plan import ResourcePlan, plan
+from ._postgres import PostgresStore
 from ._schema import project, record_id
 from ._sqlite import Counts, Row, SQLiteStore
 
 if TYPE_CHECKING:
     from .._client import Cliniko
 
-__all__ = ["Mirror", "MirrorResult", "Progress", "ResourceResult", "open_store", "raw_pages"]
+__all__ = [
+    "Mirror", "MirrorResult", "Progress", "ResourceResult", "Store", "open_store", "raw_pages",
+]  # fmt: skip
 
 PER_PAGE = 100
 _MINIMAL_KEYS = frozenset({"id", "deleted_at", "links"})
@@ -161,12 +165,20 @@ class Progress:
     phase: str
 
 
-def open_store(database: str) -> SQLiteStore:
-    """A store for ``sqlite:///path`` (or a bare path)."""
+Store = SQLiteStore | PostgresStore
+
+
+def open_store(database: str) -> Store:
+    """A store for ``sqlite:///path`` (or a bare path) or ``postgresql://...`` (asyncpg)."""
     if database.startswith("sqlite:///"):
         return SQLiteStore(database.removeprefix("sqlite:///") or ":memory:")
+    if database.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(database)
     if "://" in database:
-        raise ValueError(f"unsupported database URL {database!r} (only sqlite:/// for now)")
+        raise ConfigurationError(
+            f"unsupported database URL {database.split('://')[0]}://... "
+            "(sqlite:///path or postgresql://...)"
+        )
     return SQLiteStore(database)
 
 
@@ -188,7 +200,7 @@ class Mirror:
     def __init__(
         self,
         cliniko: Cliniko,
-        database: str | SQLiteStore = "sqlite:///cliniko.db",
+        database: str | Store = "sqlite:///cliniko.db",
         *,
         resources: Iterable[str] | None = None,
         overlap: dt.timedelta = dt.timedelta(minutes=5),

@@ -22,7 +22,7 @@ from ._cursors import CursorState
 from ._plan import ResourcePlan
 from ._schema import Column, columns, project
 
-__all__ = ["Counts", "Row", "SQLiteStore"]
+__all__ = ["COUNTER", "Counts", "Row", "SQLiteStore", "classify_row"]
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -55,6 +55,23 @@ class Counts:
     def add(self, other: Counts) -> None:
         for f in attrs.fields(Counts):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+def classify_row(r: Row, old: tuple[Any, ...] | None, lifecycle: list[str]) -> ChangeKind | None:
+    """The event a stored row gets from ``r``: ``old`` is (id, raw, deleted_at, *lifecycle)."""
+    if old is None:
+        return "deleted" if r.deleted_at else "created"
+    _, raw, deleted_at, *states = old
+    was = dict(zip(lifecycle, states, strict=True))
+    if r.deleted_at:
+        return None if deleted_at else "deleted"
+    if r.archived_at and not was.get("archived_at"):
+        return "archived"
+    if r.cancelled_at and not was.get("cancelled_at"):
+        return "cancelled"
+    if raw != r.raw or deleted_at:
+        return "updated"
+    return None
 
 
 def _q(name: str) -> str:
@@ -223,11 +240,11 @@ class SQLiteStore:
                     old[found[0]] = found
             events: list[tuple[str, int, str, str | None]] = []
             for r in rows:
-                kind = self._classify(r, old.get(r.id), lifecycle)
+                kind = classify_row(r, old.get(r.id), lifecycle)
                 if kind is None:
                     counts.unchanged += 1
                     continue
-                setattr(counts, _COUNTER[kind], getattr(counts, _COUNTER[kind]) + 1)
+                setattr(counts, COUNTER[kind], getattr(counts, COUNTER[kind]) + 1)
                 at = {"deleted": r.deleted_at, "archived": r.archived_at,
                       "cancelled": r.cancelled_at}.get(kind)  # fmt: skip
                 events.append((resource, r.id, kind, at))
@@ -250,22 +267,6 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             raise
         return counts
-
-    @staticmethod
-    def _classify(r: Row, old: tuple[Any, ...] | None, lifecycle: list[str]) -> ChangeKind | None:
-        if old is None:
-            return "deleted" if r.deleted_at else "created"
-        _, raw, deleted_at, *states = old
-        was = dict(zip(lifecycle, states, strict=True))
-        if r.deleted_at:
-            return None if deleted_at else "deleted"
-        if r.archived_at and not was.get("archived_at"):
-            return "archived"
-        if r.cancelled_at and not was.get("cancelled_at"):
-            return "cancelled"
-        if raw != r.raw or deleted_at:
-            return "updated"
-        return None
 
     # -- reading ---------------------------------------------------------------------------
     async def changes(self, since: int, limit: int = 1000) -> list[Change]:
@@ -310,7 +311,7 @@ class SQLiteStore:
         self._executor.shutdown(wait=True)
 
 
-_COUNTER: dict[ChangeKind, str] = {
+COUNTER: dict[ChangeKind, str] = {
     "created": "inserted", "updated": "updated", "archived": "archived",
     "cancelled": "cancelled", "deleted": "deleted",
 }  # fmt: skip
