@@ -433,3 +433,26 @@ def test_the_mirror_command_against_the_embedded_fake(tmp_path: Path) -> None:
     assert "incremental" in status.output and "2000" in status.output
     bad = runner.invoke(mirror_command, [f"sqlite:///{db}", "--resources", "nope"], obj=settings)
     assert bad.exit_code != 0 and "cannot be mirrored" in str(bad.exception)
+
+
+@pytest.mark.looptime
+async def test_changes_during_a_run_are_caught_by_the_next(tmp_path: Path) -> None:
+    fake = _fake()
+    settle(fake)
+    done: list[Mutation] = []
+    pages = 0
+
+    def meanwhile(_: Any) -> None:  # the account changes while the first run reads it
+        nonlocal pages
+        pages += 1
+        if pages in (5, 25):
+            done.extend(mutate(fake, fraction=0.005, seed=pages))
+
+    db = tmp_path / "m.db"
+    async with _client(fake) as cliniko:
+        async with Mirror(cliniko, str(db), clock=fake.clock.wall, progress=meanwhile) as m:
+            await m.run()
+            assert len(done) > 20
+            m.progress = None
+            await m.run()
+    assert_mirrors_the_account(db, fake, plan())

@@ -15,7 +15,7 @@ import attrs
 from .._filters import Filter, q
 from .._model import Model
 from .._pagination import Page, Paginator
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, PaginationError
 from ._changes import Change
 from ._cursors import CursorState, from_iso, to_iso
 from ._plan import ResourcePlan, plan
@@ -280,7 +280,7 @@ class Mirror:
             else ("full" if result.full else "changes")
         )
         async for page in raw_pages(
-            self.cliniko, p, op, filters, sort=sort, by_id=by_id,
+            self.cliniko, p, op, filters, sort=None if by_id else sort, by_id=by_id,
             concurrency=1 if by_id else self.concurrency,
         ):  # fmt: skip
             result.pages += 1
@@ -311,15 +311,25 @@ class Mirror:
     async def _full(self, p: ResourcePlan, state: CursorState, result: ResourceResult) -> None:
         started = state.run_started if state.phase == "full" and state.run_started else None
         state = attrs.evolve(state, phase="full", run_started=started or self._now())
-        filters = [q(f).any() for f in p.lifecycle]
         resume = p.resume_by_id
-        if resume and state.resume_id is not None:
-            filters.append(q("id") > state.resume_id)
-        state = await self._copy(
-            p, "list", filters, result, state, sort="id" if resume else None, resume=resume
-        )
+        for attempt in range(2):
+            filters = [q(f).any() for f in p.lifecycle]
+            if resume and state.resume_id is not None:
+                filters.append(q("id") > state.resume_id)
+            try:
+                state = await self._copy(
+                    p, "list", filters, result, state, sort="id" if resume else None,
+                    resume=resume, by_id=attempt > 0,
+                )  # fmt: skip
+                break
+            except PaginationError:
+                # The list changed under the concurrent read (a page shifted): go on from the
+                # last committed id, one keyset page after another (which nothing can shift).
+                if not resume or attempt > 0:
+                    raise
+                state = attrs.evolve(state, resume_id=(await self.store.cursor(p.name)).resume_id)
         for op, deleted_filters in self._deletion_queries(p, None):
-            await self._copy(p, op, deleted_filters, result, state)
+            await self._copy(p, op, deleted_filters, result, state, by_id=p.resume_by_id)
         assert state.run_started is not None
         done = CursorState(p.name, "incremental", cursor=state.run_started)
         await self.store.save_cursor(done)
@@ -335,7 +345,7 @@ class Mirror:
         # cannot shift a page and hide another record from it.
         await self._copy(p, "list", filters, result, state, by_id=p.resume_by_id)
         for op, deleted_filters in self._deletion_queries(p, since):
-            await self._copy(p, op, deleted_filters, result, state)
+            await self._copy(p, op, deleted_filters, result, state, by_id=p.resume_by_id)
         await self.store.save_cursor(attrs.evolve(state, cursor=started))
 
     async def changes(self, since: int = 0) -> AsyncIterator[Change]:
