@@ -245,7 +245,8 @@ def kills(seeds: int, tmp: Path) -> None:
         wanted = len(ref["_log"])
         for seed in range(seeds):
             db = tmp / f"kill-{seed}.db"
-            code = run_child(url, db, random.Random(seed).uniform(0.5, clean))
+            # After the start-up (imports, first pages), before the end of a clean run.
+            code = run_child(url, db, random.Random(seed).uniform(0.45 * clean, 0.95 * clean))
             killed += code == -signal.SIGKILL
             partial += 0 < _events(db) < wanted
             assert run_child(url, db, None) == 0
