@@ -1,0 +1,34 @@
+# ruff: noqa: E501
+# pyright: strict
+"""Wrong calls: each marked line must be a type error under mypy --strict and pyright strict.
+
+A marker ``# E: mypy[<code>,...] pyright[<rule>,...]`` names the errors each checker must report
+on its line, and no other line may have one. ``tests/test_typing.py`` runs both checkers on
+this file (it is left out of the project's own mypy and pyright runs) and compares. Never run.
+"""
+
+from __future__ import annotations
+
+from cliniko_async import Cliniko, SyncCliniko
+from cliniko_async.models import IndividualAppointmentInput, PatientInput
+
+# fmt: off
+
+
+async def wrong_calls(cliniko: Cliniko, sync: SyncCliniko) -> None:
+    await cliniko.patients.create(IndividualAppointmentInput())  # E: mypy[arg-type] pyright[reportArgumentType]
+    await cliniko.patients.create(1, 2, 3, "x")  # E: mypy[call-arg,arg-type] pyright[reportCallIssue]
+    await cliniko.patients.get(1, 2, 3)  # E: mypy[call-arg,arg-type] pyright[reportCallIssue]
+    await cliniko.patients.get()  # E: mypy[call-arg] pyright[reportCallIssue]
+    await cliniko.patients.get("abc")  # E: mypy[arg-type] pyright[reportArgumentType]
+    sync.patients.get("abc")  # E: mypy[arg-type] pyright[reportArgumentType]
+    cliniko.patients.list(1)  # E: mypy[call-arg,arg-type] pyright[reportCallIssue]
+    cliniko.patients.list(sort="nope")  # E: mypy[arg-type] pyright[reportArgumentType]
+    cliniko.patients.list(order="down")  # E: mypy[arg-type] pyright[reportArgumentType]
+    cliniko.patients.list(per_page="10")  # E: mypy[arg-type] pyright[reportArgumentType]
+    await cliniko.patients.update(1)  # E: mypy[call-arg] pyright[reportCallIssue]
+    await cliniko.patients.archive()  # E: mypy[call-arg] pyright[reportCallIssue]
+    cliniko.patients.with_raw_response.list()  # E: mypy[attr-defined] pyright[reportAttributeAccessIssue,reportUnknownMemberType]
+    cliniko.patients.fetch(1)  # E: mypy[attr-defined] pyright[reportAttributeAccessIssue,reportUnknownMemberType]
+    cliniko.practitioners.list_for_business()  # E: mypy[call-arg] pyright[reportCallIssue]
+    PatientInput(first_name=1)  # E: mypy[arg-type] pyright[reportArgumentType]
