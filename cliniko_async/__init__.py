@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._filters import Filter, FilterType, q
     from ._limiter import RateLimit
     from ._pagination import Page, PageLinks, Paginator
+    from ._raw import RawResponse
     from ._session import RequestOptions
     from ._sync import SyncCliniko, SyncInAsyncContextError
     from ._types import UNSET, Link, Unset
@@ -71,6 +72,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimit",
     "RateLimitError",
+    "RawResponse",
     "RequestOptions",
     "ServerError",
     "SyncCliniko",
@@ -92,6 +94,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_filters": ("Filter", "FilterType", "q"),
     "_limiter": ("RateLimit",),
     "_pagination": ("Page", "PageLinks", "Paginator"),
+    "_raw": ("RawResponse",),
     "_session": ("RequestOptions",),
     "_sync": ("SyncCliniko", "SyncInAsyncContextError"),
     "_types": ("UNSET", "Link", "Unset"),
@@ -131,8 +134,32 @@ if not TYPE_CHECKING:  # hidden from type checkers: a misspelt name stays an err
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(f".{module}", __name__), name)
+        _report_public_module(value, module)
         globals()[name] = value
         return value
+
+    def _report_public_module(value: Any, module: str) -> None:
+        """``cliniko_async.Cliniko.__module__ == "cliniko_async"`` (as httpx and openai do).
+
+        Names from a private submodule report the package (reprs, docs, pickling name the
+        public path). A class's own string annotations are resolved first: type hints are
+        looked up in ``__module__``'s namespace, which would no longer hold their names.
+        """
+        if not module.startswith("_") or getattr(value, "__module__", None) != (
+            f"{__name__}.{module}"
+        ):
+            return
+        if not (isinstance(value, type) or type(value).__name__ == "function"):
+            return
+        own = vars(value).get("__annotations__", {}) if isinstance(value, type) else {}
+        if any(isinstance(a, str) for a in own.values()):
+            import contextlib
+            import typing
+
+            with contextlib.suppress(Exception):  # unresolvable where it is defined as well
+                hints = typing.get_type_hints(value, include_extras=True)
+                value.__annotations__ = {key: hints[key] for key in own}
+        value.__module__ = __name__
 
 
 def __dir__() -> list[str]:

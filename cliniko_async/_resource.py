@@ -1,3 +1,5 @@
+# pyright: basic
+# (internal, defensive at runtime: the strict checks cover the generated API surface over it)
 """Declarative resources: operation descriptors and the one generic implementation behind them.
 
 A resource is a class of descriptors, one per API operation::
@@ -32,6 +34,7 @@ from ._filters import FilterType, QueryFilters, encode_filters
 from ._json import jsonable
 from ._links import resolve_link
 from ._pagination import Paginator, check_per_page
+from ._raw import RawResponse
 from ._session import QueryParams, Session
 from .errors import ClinikoError, ConfigurationError, DecodeError, ModelDecodeError
 
@@ -82,12 +85,27 @@ class ResourceHost(Protocol):
 
 
 class Resource(Generic[ModeT]):
-    """Base class of every resource; operations are declared as class attributes."""
+    """Base class of every resource.
+
+    A generated resource declares its operations' metadata in ``OPERATIONS`` (name -> operation
+    descriptor: ``method``, ``path``, ``model``, ``body``, ``filters``...) and one typed method
+    per operation that hands its arguments to :meth:`_list`, :meth:`_get` or :meth:`_send`, the
+    one implementation behind every resource. Hand-written operations may still be declared as
+    descriptor class attributes.
+    """
 
     __slots__ = ("_host",)
 
+    #: Operation name -> its descriptor (the metadata the fake server, the CLI and tests read).
+    OPERATIONS: typing.ClassVar[Mapping[str, _Op]] = {}
+
     def __init__(self, host: ResourceHost) -> None:
         self._host = host
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, op in vars(cls).get("OPERATIONS", {}).items():
+            op.__set_name__(cls, name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
@@ -97,10 +115,59 @@ class Resource(Generic[ModeT]):
         """Every operation of this resource, by attribute name."""
         ops: dict[str, _Op] = {}
         for klass in reversed(cls.__mro__):
+            ops.update(vars(klass).get("OPERATIONS", {}))
             for name, value in vars(klass).items():
                 if isinstance(value, _Op):
                     ops[name] = value
         return ops
+
+    # -- the one implementation the generated methods call ------------------------------------
+    def _list(
+        self,
+        op: ListOp[Any],
+        ids: tuple[PathId, ...],
+        q: QueryFilters | None,
+        sort: str | typing.Sequence[str] | None,
+        order: str | None,
+        per_page: int | None,
+        params: Mapping[str, ParamValue] | None,
+    ) -> Any:
+        if sort is not None and not isinstance(sort, str) and isinstance(sort, typing.Sequence):
+            sort = ",".join(sort)
+        paginator = AsyncList[Any](op, self._host)(
+            *ids, q=q, sort=sort, order=order, per_page=per_page, params=params
+        )
+        portal = self._host._portal
+        if portal is None:
+            return paginator
+        from ._sync_pagination import SyncPaginator
+
+        return SyncPaginator(paginator, portal)
+
+    def _get(
+        self,
+        op: GetOp[Any],
+        ids: tuple[PathId, ...],
+        q: QueryFilters | None,
+        params: Mapping[str, ParamValue] | None,
+        *,
+        raw: bool = False,
+    ) -> Any:
+        op.warn_if_deprecated()
+        query = _encode_params(op, op.filters, op.params, q, None, None, params)
+        return self._run(_single(op, self._host._session, ids, query, None, raw=raw))
+
+    def _send(self, op: _Op, ids: tuple[PathId, ...], *body: object, raw: bool = False) -> Any:
+        op.warn_if_deprecated()
+        ids_, payload = _split_body(op, (*ids, *body))
+        payload = _body(op, payload, for_create=isinstance(op, CreateOp))
+        return self._run(_single(op, self._host._session, ids_, None, payload, raw=raw))
+
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        portal = self._host._portal
+        if portal is None:
+            return coro
+        return portal.call(_await, coro)
 
 
 _PATH_FIELD = re.compile(r"{(\w+)}")
@@ -329,8 +396,19 @@ async def _single(
     ids: tuple[PathId, ...],
     query: QueryParams | None,
     body: Any,
+    *,
+    raw: bool = False,
 ) -> Any:
     path = op.render_path(ids)
+    if raw:
+        response, data = await session.request(
+            op.method, path, params=query, json_body=body, raw=True
+        )
+        return RawResponse(
+            status_code=response.status_code,
+            headers=response.headers,
+            parsed=op.structure_result(data, session, path),
+        )
     data = await session.request(op.method, path, params=query, json_body=body)
     return op.structure_result(data, session, path)
 

@@ -173,8 +173,12 @@ class Session:
         *,
         params: QueryParams | None = None,
         json_body: Any = None,
+        raw: bool = False,
     ) -> Any:
-        """Send one API request through the pipeline; return the decoded JSON (None for 204)."""
+        """Send one API request through the pipeline; return the decoded JSON (None for 204).
+
+        ``raw=True``: return ``(response, decoded JSON)``, the final response's status and
+        headers (body closed) with the JSON, for ``with_raw_response``."""
         url, public_url = self._resolve(path_or_url)
         options = self.options
         idempotent = method in IDEMPOTENT_METHODS
@@ -231,7 +235,8 @@ class Session:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s -> %d", method, public_url, status)
             if status < 300:
-                return self._decode(response, method, public_url)
+                data = self._decode(response, method, public_url)
+                return (response, data) if raw else data
             if status == 429:
                 rate_limited += 1
                 hold = rate_limit_delay(

@@ -150,7 +150,7 @@ async def test_bad_calls_fail_before_sending(setup: Any) -> None:
         await cliniko.patients.create(PatientInput(first_name="Only"))
     with pytest.raises(ConfigurationError, match="id"):
         await cliniko.patients.get("1/../../x")
-    with pytest.raises(ConfigurationError, match="1 id argument"):
+    with pytest.raises(TypeError, match="patient_id"):  # and a type checker's error
         await cliniko.patients.get()
     with pytest.raises(ConfigurationError, match="not a filterable field"):
         cliniko.patients.list(q=[q("nope") == 1])
@@ -160,11 +160,11 @@ async def test_bad_calls_fail_before_sending(setup: Any) -> None:
         cliniko.patients.list(per_page=101)
     with pytest.raises(ConfigurationError, match="sort"):
         cliniko.patients.list(sort="name; drop")
-    with pytest.raises(ConfigurationError, match="unknown query parameter"):
+    with pytest.raises(TypeError, match="params"):
         cliniko.patients.list(params={"from": "2026-01-01"})
     with pytest.raises(ConfigurationError, match="PatientInput"):
         await cliniko.patients.update(1, IndividualAppointmentInput())
-    with pytest.raises(ConfigurationError, match="request body"):
+    with pytest.raises(TypeError, match="body"):
         await cliniko.patients.update(1)
     assert rec.requests == []
 

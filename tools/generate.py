@@ -577,6 +577,17 @@ class Operation:
     attr: str
     code: str
     doc: str
+    ctor: str = ""
+    model: str | None = None
+    body: str | None = None
+    path_params: list[tuple[str, str]] = field(default_factory=list)  # (python name, wire)
+    filters: dict[str, str] = field(default_factory=dict)
+    filter_constant: str | None = None
+    query: list[dict[str, Any]] = field(default_factory=list)
+    summary: str = ""
+    description: str = ""
+    deprecated: str | None = None
+    sortable: bool = True
 
 
 def op_attr(op: dict[str, Any]) -> str:
@@ -609,6 +620,184 @@ def deprecation(op: dict[str, Any], top_filters: dict[str, str]) -> str | None:
     if attr.startswith("list") and params and params[-1] in top_filters:
         return f"Cliniko deprecated this route; use list(q=[q('{params[-1]}') == {params[-1]}])"
     return "deprecated by Cliniko"
+
+
+def sort_alias(constant: str) -> str:
+    """``_PATIENTS_LIST_FILTERS`` -> ``PatientsListSort``."""
+    return camel(constant.strip("_").lower().removesuffix("_filters")) + "Sort"
+
+
+def docstring(text: str, indent: str = "        ") -> str:
+    """A docstring literal at ``indent`` (no backslashes or triple quotes inside)."""
+    text = text.replace("\\", "\\\\").replace('"""', "'''").strip()
+    lines = text.splitlines()
+    if len(lines) == 1:
+        return f'{indent}"""{lines[0]}"""'
+    body = "\n".join(f"{indent}{line}" if line.strip() else "" for line in lines[1:])
+    return f'{indent}"""{lines[0]}\n{body}\n{indent}"""'
+
+
+def op_doc(resource: str, o: Operation) -> str:
+    """An operation's docstring: the spec's summary and description, its parameters."""
+    method, _, rest = o.doc.partition(" ")
+    path, _, purpose = rest.partition(": ")
+    out = [f"{o.summary}.", ""]
+    if purpose and purpose.lower() != o.summary.lower():
+        out += [f"{purpose[:1].upper()}{purpose[1:]}.", ""]
+    if o.description:
+        out += [o.description, ""]
+    out += [f"``{method} {path}``" + (" (paginated)." if o.ctor == "ListOp" else "."), ""]
+    if o.deprecated:
+        out += [f"Deprecated: {o.deprecated}.", ""]
+    args: list[str] = []
+    for name, wire in o.path_params:
+        what = singular(resource) if wire == "id" else wire.removesuffix("_id")
+        args.append(f"{name}: the id of the {what.replace('_', ' ')} (``{{{wire}}}`` in the path).")
+    if o.body:
+        args.append(f"body: a :class:`~cliniko_async.models.{o.body}` (or a mapping).")
+    elif o.ctor in ("CreateOp", "UpdateOp"):
+        args.append("body: the fields to send, a mapping.")
+    if o.filters:
+        fields = ", ".join(f"``{k}`` ({v})" for k, v in o.filters.items())
+        args.append(f'q: filters, e.g. ``[q("{next(iter(o.filters))}") == ...]``; by {fields}.')
+    elif o.ctor == "ListOp":
+        args.append("q: none: Cliniko lists no filters for this list.")
+    if o.ctor == "ListOp" and o.sortable:
+        args.append(
+            "sort: the field(s) to sort by, each with an optional ``:asc``/``:desc``"
+            " (default: ``created_at``)."
+        )
+        args.append('order: ``"asc"`` or ``"desc"`` (deprecated by Cliniko: use ``sort``).')
+    if o.ctor == "ListOp":
+        args.append("per_page: records per request, 1 to 100 (default: Cliniko's).")
+    if o.query:
+        names = ", ".join(
+            f"``{q['name']}`` ({q['type']}{', required' if q.get('required') else ''})"
+            for q in o.query
+        )
+        args.append(f"params: query parameters: {names}.")
+    if args:
+        out += ["Args:", *(f"    {a}" for a in args), ""]
+    model = o.model or "None"
+    if o.ctor == "ListOp":
+        out += [
+            "Returns:",
+            f"    A paginator of :class:`~cliniko_async.models.{model}` (``async for``,"
+            " ``.pages()``, ``.collect()``); an iterator on ``SyncCliniko``.",
+        ]
+    elif o.model:
+        out += ["Returns:", f"    The :class:`~cliniko_async.models.{model}`."]
+    else:
+        out += ["Returns:", "    None (Cliniko answers 204 No Content)."]
+    return "\n".join(out)
+
+
+def op_signature(o: Operation) -> tuple[str, str]:
+    """(the parameters after ``self``, the call to the generic implementation)."""
+    params = [f"{name}: int" for name, _ in o.path_params]
+    ids = "(" + ", ".join(name for name, _ in o.path_params)
+    ids += ",)" if len(o.path_params) == 1 else ")"
+    op = f'OPERATIONS["{o.attr}"]'
+    if o.ctor in ("CreateOp", "UpdateOp") or o.body:
+        body = f"{o.body} | Mapping[str, Any]" if o.body else "Mapping[str, Any]"
+        required = o.ctor in ("CreateOp", "UpdateOp") or (o.body or "") in REQUIRED
+        params.append(f"body: {body}" if required else f"body: {body} | None = None")
+        return ", ".join(params), f"self._send({op}, {ids}, body, raw=RAW)"
+    if o.ctor in ("ListOp", "GetOp"):
+        keywords: list[str] = []
+        takes_q = bool(o.filters) or o.ctor == "ListOp"  # every list: generic callers pass q
+        if takes_q:
+            keywords.append("q: QueryFilters | None = None")
+        if o.ctor == "ListOp" and o.sortable:
+            sort = sort_alias(o.filter_constant) if o.filter_constant else "str"
+            keywords.append(f"sort: {sort} | Sequence[{sort}] | None = None")
+            keywords.append('order: Literal["asc", "desc"] | None = None')
+        if o.ctor == "ListOp":
+            keywords.append("per_page: int | None = None")
+        if o.query:
+            keywords.append("params: Mapping[str, ParamValue] | None = None")
+        if keywords:
+            params += ["*", *keywords]
+        q = "q" if takes_q else "None"
+        p_ = "params" if o.query else "None"
+        if o.ctor == "ListOp":
+            s, r = ("sort", "order") if o.sortable else ("None", "None")
+            return ", ".join(params), f"self._list({op}, {ids}, {q}, {s}, {r}, per_page, {p_})"
+        return ", ".join(params), f"self._get({op}, {ids}, {q}, {p_}, raw=RAW)"
+    return ", ".join(params), f"self._send({op}, {ids}, raw=RAW)"
+
+
+def render_methods(cls: str, resource: str, o: Operation, *, raw: bool) -> list[str]:
+    params, call = op_signature(o)
+    call = call.replace(", raw=RAW", ", raw=True" if raw else "")
+    model = o.model or "None"
+    if o.ctor == "ListOp":
+        async_ret, sync_ret = f"Paginator[{model}]", f"SyncPaginator[{model}]"
+    else:
+        result = f"RawResponse[{model}]" if raw else model
+        async_ret, sync_ret = f"Coroutine[Any, Any, {result}]", result
+    sep = ", " if params else ""
+    lines: list[str] = []
+    for mode, ret in (("Async", async_ret), ("Sync", sync_ret)):
+        lines += [
+            "    @overload",
+            f"    def {o.attr}(self: {cls}[{mode}]{sep}{params}) -> {ret}: ...",
+        ]
+    lines.append(f"    def {o.attr}(self{sep}{params}) -> {async_ret} | {sync_ret}:")
+    doc = op_doc(resource, o)
+    if raw:
+        doc = doc.replace("Returns:\n    ", "Returns:\n    A RawResponse (status, headers) of: ", 1)
+    lines.append(docstring(doc))
+    lines.append(f"        return {call}")
+    lines.append("")
+    return lines
+
+
+def render_resource_class(resource: str, cls: str, tag: str, operations: list[Operation]) -> str:
+    """The OPERATIONS table, the resource class and its ``with_raw_response`` twin."""
+    table = ["OPERATIONS: dict[str, Any] = {"]
+    table += [f'    "{o.attr}": {o.code},' for o in operations]
+    table.append("}")
+    table.append('"""Each operation\'s metadata (method, path, model, body, filters), by name."""')
+    raw_cls = f"{cls}WithRawResponse"
+    lines = [
+        f"class {cls}(Resource[ModeT]):",
+        f'    """{tag} operations: ``cliniko.{resource}``.',
+        "",
+        "    Each method sends one request through the client's pipeline (rate limit, retries,",
+        "    errors); on :class:`~cliniko_async.Cliniko` it returns a coroutine (lists: an async",
+        "    paginator), on :class:`~cliniko_async.SyncCliniko` the result (lists: an iterator).",
+        '    """',
+        "",
+        "    OPERATIONS = OPERATIONS",
+        "",
+    ]
+    for o in operations:
+        lines += render_methods(cls, resource, o, raw=False)
+    for attr, (code, doc) in EXTRA_OPERATIONS.get(resource, {}).items():
+        lines.append(f"    {attr} = {code}")
+        lines.append(f'    """{doc}."""')
+        lines.append("")
+    lines += [
+        "    @property",
+        f"    def with_raw_response(self) -> {raw_cls}[ModeT]:",
+        '        """The same operations (lists aside), each returning a RawResponse: the HTTP',
+        '        status, the headers (rate-limit headers included) and the parsed result."""',
+        f"        return {raw_cls}(self._host)",
+    ]
+    raw_lines = [
+        f"class {raw_cls}(Resource[ModeT]):",
+        f'    """``cliniko.{resource}.with_raw_response``: each operation returns a',
+        "    :class:`~cliniko_async.RawResponse` (``status_code``, ``headers``, ``parsed``).",
+        '    """',
+        "",
+    ]
+    singles = [o for o in operations if o.ctor != "ListOp"]
+    for o in singles:
+        raw_lines += render_methods(raw_cls, resource, o, raw=True)
+    if not singles:
+        raw_lines.append("    pass")
+    return "\n".join(table) + "\n\n\n" + "\n".join(lines) + "\n\n\n" + "\n".join(raw_lines)
 
 
 class ResourceGenerator:
@@ -724,7 +913,27 @@ class ResourceGenerator:
         if message:
             opts.append(f"deprecated={message!r}")
         code = f"{ctor}({', '.join(args + opts)})"
-        return Operation(attr, code, f"{op['method']} {path}: {op['purpose'].rstrip('.')}")
+        spec_op = self.spec_op(op) or {}
+        filters = self.filters(op) if ctor in ("ListOp", "GetOp") else {}
+        wires = re.findall(r"{(\w+)}", path)
+        names = [f"{singular(resource)}_id" if w == "id" else w for w in wires]
+        assert len(set(names)) == len(names), path
+        return Operation(
+            attr,
+            code,
+            f"{op['method']} {path}: {op['purpose'].rstrip('.')}",
+            ctor=ctor,
+            model=model,
+            body=self.body_model(op),
+            path_params=list(zip(names, wires, strict=True)),
+            filters=filters,
+            filter_constant=self.filter_constant(resource, attr, filters) if filters else None,
+            query=list(op.get("query_params") or []),
+            summary=str(op.get("openapi_summary") or op["purpose"]).strip().rstrip("."),
+            description=str(spec_op.get("description") or "").strip(),
+            deprecated=message,
+            sortable=op.get("list_key") not in ("available_times",),
+        )
 
     def render(self) -> dict[str, str]:
         """Module stem -> source: one module per resource, the resource attributes of the
@@ -739,21 +948,18 @@ class ResourceGenerator:
             top_filters = self.filters(top) if top else {}
             cls = camel(resource) + "Resource"
             tag = ops[0].get("openapi_tag") or camel(resource)
-            lines = [f"class {cls}(Resource[ModeT]):", f'    """{tag} operations."""', ""]
             seen: set[str] = set()
+            operations: list[Operation] = []
             for op in ops:
                 operation = self.operation(op, resource, top_filters)
                 assert operation.attr not in seen, (resource, operation.attr)
                 seen.add(operation.attr)
-                lines.append(f"    {operation.attr} = {operation.code}")
-                lines.append(f'    """{operation.doc}."""')
-            for attr, (code, doc) in EXTRA_OPERATIONS.get(resource, {}).items():
-                lines.append(f"    {attr} = {code}")
-                lines.append(f'    """{doc}."""')
-            classes[resource] = "\n".join(lines)
+                operations.append(operation)
+            classes[resource] = render_resource_class(resource, cls, tag, operations)
             names.append((resource, cls, tag))
             known = {*self.models.classes, *self.models.unions}
-            used_by[resource] = {n for n in names_in(classes[resource]) if n in known}
+            code = "".join(f"{o.code}\n" for o in operations)
+            used_by[resource] = {n for n in names_in(code) if n in known}
         used_by["patient_attachments"] |= {"AttachmentPresignedPost", "UploadedPatientAttachment"}
         home = self.models.assign(used_by)
         out: dict[str, str] = {}
@@ -791,30 +997,46 @@ class ResourceGenerator:
     def render_resource(self, resource: str, body: str, home: dict[str, str]) -> str:
         """The module of one resource: its filter sets, its class, the imports it needs."""
         known = {*self.models.classes, *self.models.unions}
-        used = sorted({n for n in names_in(body) if n in known})
+        code = re.sub(r'"""[\s\S]*?"""', "", body)  # names in docstrings are not imported
+        used = sorted({n for n in names_in(code) if n in known})
         by_module: dict[str, list[str]] = {}
         for name in used:
             by_module.setdefault(home[name], []).append(name)
-        ctors = sorted({"ModeT", "Resource", *(c for c in re.findall(r"\b(\w+Op)\(", body))})
-        ctors = [c for c in ctors if c != "UploadOp"]
+        found = {"Async", "ModeT", "Resource", "Sync", *re.findall(r"\b(\w+Op)\(", body)}
+        ctors = sorted(c for c in found if c != "UploadOp")
         parts = [
             header(f"The ``cliniko.{resource}`` resource.", long_lines=True),
-            "from typing import Any\n\n"
+            "from __future__ import annotations\n\n"
+            "from collections.abc import Coroutine, Mapping, Sequence\n"
+            "from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload\n\n"
             "from .._filters import FilterType\n"
             f"from .._resource import {', '.join(ctors)}\n"
             + "".join(
                 f"from ..models.{m} import {', '.join(ns)}\n" for m, ns in sorted(by_module.items())
             )
             + ("from ._upload import UploadOp\n" if "UploadOp(" in body else "")
+            + "\nif TYPE_CHECKING:\n"
+            "    from .._filters import QueryFilters\n"
+            "    from .._pagination import Paginator\n"
+            "    from .._raw import RawResponse\n"
+            "    from .._resource import ParamValue\n"
+            "    from .._sync_pagination import SyncPaginator\n"
             + "\nS, N, D, T, B, A = (\n    FilterType.STRING,\n    FilterType.INTEGER,\n"
             "    FilterType.DATE,\n    FilterType.DATETIME,\n    FilterType.BOOLEAN,\n"
             "    FilterType.ARRAY,\n)",
-            f'__all__ = ["{camel(resource)}Resource"]',
+            f'__all__ = ["{camel(resource)}Resource", "{camel(resource)}ResourceWithRawResponse"]',
         ]
         for (owner, *fields), name in self.filter_sets.items():
             if owner == resource:
                 text = "".join(f'    "{k}": {FILTER_TYPES[v]},\n' for k, v in fields)
                 parts.append(f"{name} = {{\n{text}}}")
+                values = [f"{k}{d}" for k, _ in fields for d in ("", ":asc", ":desc")]
+                parts.append(
+                    f"{sort_alias(name)}: TypeAlias = Literal[\n"
+                    + "".join(f'    "{v}",\n' for v in values)
+                    + "]\n"
+                    '"""The fields ``sort=`` accepts (each alone, or several in a sequence)."""'
+                )
         parts.append(body)
         return "\n\n\n".join(parts)
 

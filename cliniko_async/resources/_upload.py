@@ -1,3 +1,5 @@
+# pyright: basic
+# (internal, defensive at runtime: the strict checks cover the generated API surface over it)
 """The three-step patient attachment upload.
 
 1. ``GET /patients/{patient_id}/attachment_presigned_post`` (through the limiter, with the key);
@@ -100,7 +102,7 @@ class SyncUpload(_Bound[UploadedPatientAttachment]):
         coro = AsyncUpload(self._op, self._host)(
             patient_id, file, filename=filename, description=description, content_type=content_type
         )
-        return self._run_sync(_await, coro)  # type: ignore[no-any-return]
+        return self._run_sync(_await, coro)
 
 
 async def _upload(
@@ -117,8 +119,8 @@ async def _upload(
         raise ConfigurationError("Cliniko returned no upload URL for this patient")
     storage = check_base_url(presigned.url)  # https only (plain http just for loopback tests)
     form = presigned.fields
-    fields = {
-        form.__renames__.get(a.name, a.name): value
+    fields: dict[str, Any] = {
+        str(form.__renames__.get(a.name, a.name)): value
         for a in attrs.fields(type(form))
         if a.name != "extra" and (value := getattr(form, a.name)) is not None
     }
