@@ -35,8 +35,16 @@ long too.
 When Redis cannot be reached (or answers with an error), ``on_unavailable="fail"`` (the
 default) raises :class:`LimiterUnavailableError`; ``"local"`` falls back to an in-process limiter
 at ``local_fraction`` of the limit (so N processes together stay under it when
-``local_fraction <= 1/N``), pre-loaded with this process's leases still inside the window, and
-logs a warning; the leases it grants are registered in Redis once it is back.
+``local_fraction <= 1/N``) and logs a warning. Until Redis was lost it may have admitted a
+request to any process, after the last reply this one saw too, and such a request holds its slot
+until a period after its response: at most ``period + max_in_flight`` after admission. So the
+fallback grants nothing for ``period + max_in_flight`` after this process found Redis
+unreachable (also when it never reached it); this process keeps probing Redis every ``check``
+seconds meanwhile, and the moment it answers, every request waiting on the fallback queues in
+Redis again (a local permit granted meanwhile is not used). The leases the fallback did grant
+are registered in Redis once it is back. So a restart that takes less than
+``period + max_in_flight`` sends nothing locally: it costs the time Redis is away plus the
+recovery stall above.
 
 Event loops, threads, fork. Built from a URL, the backend keeps one client per event loop
 (closed when that loop shuts down). Given a client (``redis.asyncio.Redis``, ``RedisCluster``,
@@ -86,8 +94,7 @@ _NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] /
 # KEYS: slots, pause, bucket, epoch, recovering.
 # ARGV: limit, hold, period, interval, burst, known epoch, has leases (0/1), new epoch,
 #       recovery ms, epoch ttl, this process's lease id prefix, then the ids of the leases wanted.
-# Returns {admitted, wait ms, paused (0/1), epoch, must register (0/1)[, ms until the window's
-# last lease frees]}.
+# Returns {admitted, wait ms, paused (0/1), epoch, must register (0/1)}.
 ACQUIRE = (
     _NOW
     + """
@@ -107,19 +114,6 @@ local limit, hold, period = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[
 local interval, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local free = limit - redis.call('ZCARD', KEYS[1])
--- When the last slot in use frees: a process that loses Redis waits for it before falling back.
--- (Other processes' leases: ours, named ARGV[11]..., we know better ourselves.)
-local function drained()
-  local mine, start, size = #ARGV[11], 0, 16
-  while true do
-    local some = redis.call('ZREVRANGE', KEYS[1], start, start + size - 1, 'WITHSCORES')
-    for i = 1, #some, 2 do
-      if string.sub(some[i], 1, mine) ~= ARGV[11] then return math.max(0, some[i + 1] - now) end
-    end
-    if #some < 2 * size then return 0 end
-    start, size = start + size, size * 4
-  end
-end
 -- The bucket, kept as the time it will be empty: a request fits while it holds < burst.
 local empty_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))
 local wanted = #ARGV - 11
@@ -134,7 +128,7 @@ if admitted > 0 then
   local ttl = math.ceil(empty_at - now) + 1000
   redis.call('SET', KEYS[3], string.format('%.3f', empty_at), 'PX', ttl)
   redis.call('PEXPIRE', KEYS[4], ARGV[10])
-  return {admitted, 0, 0, epoch, 0, drained()}
+  return {admitted, 0, 0, epoch, 0}
 end
 local wait
 if free <= 0 then
@@ -145,7 +139,7 @@ if free <= 0 then
 else
   wait = math.ceil(empty_at - now - (burst - 1) * interval)
 end
-return {0, math.max(1, wait), 0, epoch, 0, drained()}
+return {0, math.max(1, wait), 0, epoch, 0}
 """
 )
 # KEYS: slots. ARGV: (lease id, ms it still holds its slot) pairs; 0 ms: remove it.
@@ -348,8 +342,9 @@ class RedisLimiter:
         self._register = False
         self._degraded = False  # Redis unreachable: the local fallback serves (on "local")
         self._resume_at = 0.0  # time.monotonic(): the end of the last pause this process saw
-        #: When every slot Redis last showed in use is free (time.monotonic()).
-        self._drained_at = 0.0
+        #: When this process found Redis unreachable (time.monotonic()): Redis may have admitted
+        #: leases to any process until then.
+        self._lost_at = 0.0
         self._fallback: LocalLimiter | None = None
         self._back: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._token = uuid.uuid4().hex[:10]  # this limiter's lease id prefix (new after fork)
@@ -411,17 +406,19 @@ class RedisLimiter:
         finally:
             with self._lock, contextlib.suppress(ValueError):
                 self._back.remove((loop, back))
-        if not local.done():
+        if back.done():
+            # Redis is back: queue there. A local permit granted meanwhile is not used (Redis,
+            # which other processes use again, does not count it).
             local.cancel()
-            try:
-                await local  # granted meanwhile: use it
-            except asyncio.CancelledError:
-                return await self.acquire(max_wait)  # Redis is back: queue there
+            with contextlib.suppress(asyncio.CancelledError):
+                (await local).release()
+            return await self.acquire(max_wait)
         permit = local.result()
         lease_id = next(self._ids)
         with self._lock:
             self._leases[lease_id] = time.monotonic() + self._hold
             self._register = True  # put it in Redis once it is back
+        self._kick(loop)
         return _Lease(self, lease_id, permit)
 
     def _local(self) -> LocalLimiter:
@@ -432,16 +429,16 @@ class RedisLimiter:
                 fallback = LocalLimiter(
                     RateLimit(share, self.rate_limit.period, burst), clock=time.monotonic
                 )
-                # This process's leases still inside the window count: the `share` slots that
-                # free last (so a slot frees when all but share - 1 of them have expired). The
-                # other processes' are unknown: nothing goes until every slot Redis last showed
-                # in use is free (at most period + max_in_flight; Redis is usually back sooner).
+                # Until Redis was lost, it may have admitted a lease to any process (after the
+                # last reply this process saw, too), and such a lease holds its slot until a
+                # period after its response, at most period + max_in_flight after admission.
+                # So nothing goes before that; this process's own leases (admitted before too)
+                # are free by then. Redis is usually back sooner: then nothing went locally.
                 now = time.monotonic()
-                live = sorted(t for t in self._leases.values() if t > now)[-share:]
-                live = [now] * (share - len(live)) + live
-                for until in live:
-                    if max(until, self._drained_at) > now:
-                        fallback.occupy(max(until, self._drained_at))
+                opens = max(self._lost_at + self._hold, *self._leases.values(), now)
+                if opens > now:
+                    for _ in range(share):
+                        fallback.occupy(opens)
                 if self._resume_at > now:
                     fallback.pause(self._resume_at - now)
                 self._fallback = fallback
@@ -600,21 +597,27 @@ class RedisLimiter:
                 degraded = self._degraded
                 if len(self._leases) > 2 * self.rate_limit.requests or not self._waiters:
                     self._leases = {k: t for k, t in self._leases.items() if t > now}
-                waiting = bool(self._waiters)
+                # Waiters on the local fallback count: they go back to Redis when it answers,
+                # so keep probing for them (never leave them on the fallback once it is back).
+                waiting = bool(self._waiters or (degraded and self._back))
                 live = bool(self._leases)
                 pending = bool(self._released or self._unused or self._pause_ms or self._register)
                 if degraded and not (waiting or live):
                     # Redis is away and we hold nothing: its copies expire by themselves.
                     self._released, self._unused, self._pause_ms = [], [], 0
                     self._register = pending = False
-                if not (pending or waiting or live):
+                idle = not (pending or waiting or live)
+                if idle:
                     self._pump_loop = None
+                    back, self._back = self._back, []
                     self._degraded = False  # the next acquire tries Redis again
-                    return
-                if not degraded:
+                elif not degraded:
                     released, self._released = self._released, []
                     unused, self._unused = self._unused, []
                     pause_ms, self._pause_ms = self._pause_ms, 0
+            if idle:
+                _wake(back)  # (none: a waiter on the fallback keeps us probing)
+                return
             failed = False
             try:
                 state = self._backend._state()
@@ -738,8 +741,6 @@ class RedisLimiter:
             raise
         admitted, wait_ms, paused, epoch, must_register = reply[:5]
         now = time.monotonic()
-        if len(reply) > 5:
-            self._drained_at = now + int(reply[5]) / 1000
         if int(must_register):
             self._register = True
             return now
@@ -791,10 +792,9 @@ class RedisLimiter:
         if self._degraded:
             log.warning("Redis reachable again: the shared limiter is back in use")
             with self._lock:
+                self._degraded = False
                 back, self._back = self._back, []
-            for waiter_loop, future in back:
-                with contextlib.suppress(RuntimeError):
-                    waiter_loop.call_soon_threadsafe(_done, future)
+            _wake(back)
         elif self._epoch and _text(epoch) != self._epoch:
             log.warning(
                 "Redis lost the rate limiter's state (flush, restart or failover): "
@@ -847,6 +847,7 @@ class RedisLimiter:
             starting = not self._degraded
             self._degraded = True
             if starting:
+                self._lost_at = time.monotonic()
                 self._fallback = None  # a fresh one, loaded with the leases we hold now
             waiters = list(self._waiters)
             self._waiters.clear()
@@ -868,6 +869,13 @@ class RedisLimiter:
 
     def __repr__(self) -> str:
         return f"<RedisLimiter {self.rate_limit}>"
+
+
+def _wake(back: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
+    """Tell the waiters on the local fallback that Redis is in use again."""
+    for waiter_loop, future in back:
+        with contextlib.suppress(RuntimeError):
+            waiter_loop.call_soon_threadsafe(_done, future)
 
 
 def _done(future: asyncio.Future[None]) -> None:
