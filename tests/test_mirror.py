@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -301,25 +302,35 @@ from cliniko_async import Cliniko, RateLimit
 from cliniko_async.mirror import Mirror
 from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT
 
+def committed(_):
+    print("page", flush=True)  # after each committed page: the parent may kill us now
+
 async def main(url: str, db: str) -> None:
     async with Cliniko(api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=url,
                        rate_limit=RateLimit(40, 1.0), max_retries=20) as cliniko:
-        async with Mirror(cliniko, db, concurrency=4) as mirror:
+        async with Mirror(cliniko, db, concurrency=4, progress=committed) as mirror:
             await mirror.run()
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
-def run_child(url: str, db: Path, kill_after: float | None) -> int:
-    """Run the mirror in a subprocess; SIGKILL it after ``kill_after`` s (None: let it end)."""
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, url, str(db)])
-    try:
-        proc.wait(timeout=kill_after if kill_after is not None else 120)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    return proc.returncode
+def run_child(url: str, db: Path, kill: tuple[int, float] | None = None) -> tuple[int, int]:
+    """Run the mirror in a subprocess. ``kill=(k, delay)``: SIGKILL it ``delay`` seconds after
+    its k-th committed page (while it works on the next ones). Returns (exit code, pages)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, url, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    pages = 0
+    for _ in proc.stdout:
+        pages += 1
+        if kill is not None and pages == kill[0]:
+            time.sleep(kill[1])  # a random point inside the next page's work
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.stdout.close()
+    return proc.wait(timeout=120), pages
 
 
 def _events(db: Path) -> int:
@@ -336,46 +347,43 @@ def _events(db: Path) -> int:
 
 
 def kill_and_rerun(
-    url: str, base: Path | None, ref: Tables, seeds: list[int], tmp: Path
-) -> tuple[int, int]:
-    """For each seed: kill a run at a random point, rerun it, compare with ``ref``.
-    Returns (runs killed, runs killed after committing part of their work)."""
-    killed = partial = 0
-    wanted = len(ref["_log"])
+    url: str, base: Path | None, ref: Tables, seeds: list[int], tmp: Path, pages: int
+) -> int:
+    """For each seed: kill a run after a random number of committed pages plus a random
+    delay, rerun it, compare with ``ref``. Returns the runs killed before their end."""
+    killed = 0
     for seed in seeds:
         db = tmp / f"kill-{seed}-{'incr' if base else 'first'}.db"
         if base is not None:
             shutil.copy(base, db)
-        start = _events(db)
         rng = random.Random(seed)
-        code = run_child(url, db, kill_after=rng.uniform(0.6, 2.2))
+        code, _ = run_child(url, db, kill=(rng.randint(1, pages - 1), rng.uniform(0, 0.02)))
         killed += code == -signal.SIGKILL
-        partial += start < _events(db) < wanted
-        assert run_child(url, db, kill_after=None) == 0
+        assert run_child(url, db)[0] == 0
         assert dump(db, log=True) == ref, seed
-    return killed, partial
+    return killed
 
 
 def test_kill_9_at_random_points_then_a_rerun_gives_the_same_database(tmp_path: Path) -> None:
-    fake = _fake(patients=2000, appointments=3000, records_per_resource=40, rate_limit=(40, 1.0))
+    fake = _fake(patients=1500, appointments=2000, records_per_resource=30, rate_limit=(40, 1.0))
     with serve(fake) as url:
         settle(fake)
         base = tmp_path / "base.db"
-        assert run_child(url, base, None) == 0
+        code, pages = run_child(url, base)
+        assert code == 0 and pages > 40
         ref = dump(base, log=True)
-        assert sum(len(t) for t in ref.values()) > 5000
-        killed, partial = kill_and_rerun(url, None, ref, [1, 2, 3], tmp_path)
+        assert sum(len(t) for t in ref.values()) > 4000
+        killed = kill_and_rerun(url, None, ref, [1, 2, 3], tmp_path, pages)
 
         mutate(fake, fraction=0.05, seed=1)
         ref2_db = tmp_path / "ref2.db"
         shutil.copy(base, ref2_db)
-        assert run_child(url, ref2_db, None) == 0
+        code, pages2 = run_child(url, ref2_db)
+        assert code == 0 and pages2 > 30
         ref2 = dump(ref2_db, log=True)
         assert ref2 != ref
-        killed2, partial2 = kill_and_rerun(url, base, ref2, [4, 5], tmp_path)
-    # Kills that landed after some commits and before the end (the cases that prove something).
-    assert partial >= 1, (killed, partial)
-    print(f"first runs: {killed}/3 killed, {partial} mid-way; incremental: {killed2}/2, {partial2}")
+        killed += kill_and_rerun(url, base, ref2, [4, 5], tmp_path, pages2)
+    assert killed == 5  # every kill landed before the run's end
     assert_mirrors_the_account(ref2_db, fake, plan(), base=url)
 
 
@@ -456,3 +464,20 @@ async def test_changes_during_a_run_are_caught_by_the_next(tmp_path: Path) -> No
             m.progress = None
             await m.run()
     assert_mirrors_the_account(db, fake, plan())
+
+
+@pytest.mark.looptime
+async def test_a_resource_the_key_may_not_read_is_skipped_and_retried(tmp_path: Path) -> None:
+    fake = _fake(patients=50, appointments=50, records_per_resource=5)
+    fake.faults = Faults([FaultRule(path="/v1/users", error_rate=1.0, status=403)])
+    settle(fake)
+    db = tmp_path / "m.db"
+    resources = ["patients", "users"]
+    first = await _mirror_once(fake, db, resources=resources)
+    assert first.resources["users"].error is not None and "403" in first.resources["users"].error
+    assert first.resources["patients"].error is None
+    assert dump(db)["users"] == []
+    fake.faults = Faults()
+    again = await _mirror_once(fake, db, resources=resources)
+    assert again.resources["users"].full and again.resources["users"].error is None
+    assert_mirrors_the_account(db, fake, plan(resources))

@@ -55,12 +55,15 @@ def summary(result: MirrorResult) -> Table:
             table.add_column(name, justify="right")
     for name, r in sorted(result.resources.items()):
         c = r.counts
-        if r.pages == 0 and not (c.inserted or c.updated or c.archived or c.deleted):
+        if r.error is not None or (r.pages == 0 and not (c.inserted or c.updated or c.deleted)):
             continue
         table.add_row(
             name, *(str(v) for v in (c.inserted, c.updated, c.archived, c.cancelled, c.deleted)),
             str(r.pages),
         )  # fmt: skip
+    for name, r in sorted(result.resources.items()):
+        if r.error is not None:
+            table.add_row(name, f"skipped: {r.error}"[:60], "", "", "", "", str(r.pages))
     t = result.totals
     table.add_row(
         "total", *(str(v) for v in (t.inserted, t.updated, t.archived, t.cancelled, t.deleted)),

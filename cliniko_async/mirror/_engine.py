@@ -15,7 +15,13 @@ import attrs
 from .._filters import Filter, q
 from .._model import Model
 from .._pagination import Page, Paginator
-from ..errors import ConfigurationError, PaginationError
+from ..errors import (
+    BadRequestError,
+    ConfigurationError,
+    NotFoundError,
+    PaginationError,
+    PermissionDeniedError,
+)
 from ._changes import Change
 from ._cursors import CursorState, from_iso, to_iso
 from ._plan import ResourcePlan, plan
@@ -119,6 +125,9 @@ class ResourceResult:
     pages: int = 0
     records: int = 0
     full: bool = False
+    #: Why the resource was skipped (the key may not read it: 403, 404, a refused filter);
+    #: its cursor did not move and the next run tries again. Other errors end the run.
+    error: str | None = None
 
 
 @attrs.define
@@ -253,11 +262,14 @@ class Mirror:
 
     async def _resource(self, p: ResourcePlan, result: ResourceResult) -> None:
         state = await self.store.cursor(p.name)
-        if state.phase == "full" or state.cursor is None or not p.incremental:
-            result.full = True
-            await self._full(p, state, result)
-        else:
-            await self._incremental(p, state, result)
+        try:
+            if state.phase == "full" or state.cursor is None or not p.incremental:
+                result.full = True
+                await self._full(p, state, result)
+            else:
+                await self._incremental(p, state, result)
+        except (PermissionDeniedError, NotFoundError, BadRequestError) as exc:
+            result.error = str(exc)
 
     async def _copy(
         self,
