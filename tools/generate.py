@@ -198,6 +198,19 @@ class Field:
     nullable: bool
     enum: tuple[Any, ...] | None = None
     wire_format: str | None = None  # "int64": integers sent as strings; "number": a JSON number
+    description: str | None = None  # the spec's description, as plain text
+
+
+def plain(text: str) -> str:
+    """A spec description as one line of plain text: ``[label](url)`` links become ``label (url)``
+    (the label alone for the docs' own relative links), whitespace collapses."""
+
+    def link(m: re.Match[str]) -> str:
+        label, url = m[1], m[2]
+        return label if url.startswith(("/", "#")) else f"{label} ({url})"
+
+    text = re.sub(r"\[([^\]]*)\]\(([^)]*)\)", link, text)
+    return " ".join(text.replace('"""', "'").replace("\\", "/").split()).rstrip(".")
 
 
 @dataclass
@@ -304,9 +317,16 @@ class ModelGenerator:
             wire_format = "int64" if "int64" in formats else None
             if resolved.get("type") == "number":
                 wire_format = "number"
+            described = (sub.get("description") if sub else None) or resolved.get("description")
             definition.fields.append(
                 Field(
-                    py_name(wire), wire, type_, nullable, tuple(enum) if enum else None, wire_format
+                    py_name(wire),
+                    wire,
+                    type_,
+                    nullable,
+                    tuple(enum) if enum else None,
+                    wire_format,
+                    plain(described) if described else None,
                 )
             )
         self.order.append(cls)
@@ -545,18 +565,35 @@ class ModelGenerator:
     def render_class(self, c: ClassDef) -> str:
         base = "Input" if c.input else "Model"
         doc = f"Request body: {c.doc}" if c.input else c.doc
-        lines = ["@attrs.frozen(kw_only=True)", f"class {c.name}({base}):", f'    """{doc}."""', ""]
+        documented = [f for f in c.fields if f.description or f.enum]
+        if documented:
+            attrs_doc = "".join(f"        {f.name}: {field_doc(f)}\n" for f in documented)
+            doc_text = f'    """{doc}.\n\n    Attributes:\n{attrs_doc}    """'
+        else:
+            doc_text = f'    """{doc}."""'
+        lines = ["@attrs.frozen(kw_only=True)", f"class {c.name}({base}):", doc_text, ""]
         renames = {f.name: f.wire for f in c.fields if f.name != f.wire}
         if renames:
             lines.append(f"    __renames__: ClassVar[dict[str, str]] = {renames!r}")
         if c.input and c.required:
             lines.append(f"    __required__: ClassVar[frozenset[str]] = frozenset({c.required!r})")
         for f in c.fields:
+            described = {"description": f.description} if f.description else {}
             if c.input:
                 nullable = " | None" if f.nullable else ""
-                lines.append(f"    {f.name}: {f.type} | Unset{nullable} = UNSET")
-            elif (f.enum and f.type == "str") or f.wire_format:
-                metadata = {"enum": f.enum} if f.enum else {"format": f.wire_format}
+                default = "UNSET"
+                if described:
+                    default = f"attrs.field(default=UNSET, metadata={described!r})"
+                lines.append(f"    {f.name}: {f.type} | Unset{nullable} = {default}")
+            elif (f.enum and f.type == "str") or f.wire_format or described:
+                metadata: dict[str, Any] = (
+                    {"enum": f.enum}
+                    if f.enum and f.type == "str"
+                    else {"format": f.wire_format}
+                    if f.wire_format
+                    else {}
+                )
+                metadata |= described
                 lines.append(
                     f"    {f.name}: {f.type} | None = attrs.field(default=None, "
                     f"metadata={metadata!r})"
@@ -566,6 +603,15 @@ class ModelGenerator:
         if not c.fields:
             lines.append("    pass")
         return "\n".join(lines)
+
+
+def field_doc(f: Field) -> str:
+    """A field's line in its class docstring: the spec's description, the allowed values."""
+    text = f"{f.description}." if f.description else ""
+    if f.enum:
+        values = ", ".join(f"``{v!r}``" for v in f.enum)
+        text += (" " if text else "") + f"One of {values}."
+    return text
 
 
 # ------------------------------------------------------------------------------------------

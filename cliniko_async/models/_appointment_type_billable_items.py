@@ -37,10 +37,19 @@ class AppointmentTypeBillableItem(Model):
 
 @attrs.frozen(kw_only=True)
 class AppointmentTypeBillableItemCreateInput(Input):
-    """Request body: ``AppointmentTypeBillableItemCreate``."""
+    """Request body: ``AppointmentTypeBillableItemCreate``.
 
-    appointment_type_id: int | Unset = UNSET
-    billable_item_id: int | Unset = UNSET
+    Attributes:
+        appointment_type_id: appointment type id.
+        billable_item_id: billable item id.
+    """
+
+    appointment_type_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "appointment type id"}
+    )
+    billable_item_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "billable item id"}
+    )
     discount_percentage: Decimal | Unset | None = UNSET
     discounted_amount: Decimal | Unset | None = UNSET
     quantity: Decimal | Unset = UNSET
@@ -48,9 +57,15 @@ class AppointmentTypeBillableItemCreateInput(Input):
 
 @attrs.frozen(kw_only=True)
 class AppointmentTypeBillableItemUpdateInput(Input):
-    """Request body: ``AppointmentTypeBillableItemUpdate``."""
+    """Request body: ``AppointmentTypeBillableItemUpdate``.
 
-    billable_item_id: int | Unset = UNSET
+    Attributes:
+        billable_item_id: billable item id.
+    """
+
+    billable_item_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "billable item id"}
+    )
     discount_percentage: Decimal | Unset | None = UNSET
     discounted_amount: Decimal | Unset | None = UNSET
     quantity: Decimal | Unset = UNSET

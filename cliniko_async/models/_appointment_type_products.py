@@ -37,20 +37,31 @@ class AppointmentTypeProduct(Model):
 
 @attrs.frozen(kw_only=True)
 class AppointmentTypeProductCreateInput(Input):
-    """Request body: ``AppointmentTypeProductCreate``."""
+    """Request body: ``AppointmentTypeProductCreate``.
 
-    appointment_type_id: int | Unset = UNSET
+    Attributes:
+        appointment_type_id: appointment type id.
+        product_id: product id.
+    """
+
+    appointment_type_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "appointment type id"}
+    )
     discount_percentage: Decimal | Unset | None = UNSET
     discounted_amount: Decimal | Unset | None = UNSET
-    product_id: int | Unset = UNSET
+    product_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "product id"})
     quantity: Decimal | Unset = UNSET
 
 
 @attrs.frozen(kw_only=True)
 class AppointmentTypeProductUpdateInput(Input):
-    """Request body: ``AppointmentTypeProductUpdate``."""
+    """Request body: ``AppointmentTypeProductUpdate``.
+
+    Attributes:
+        product_id: product id.
+    """
 
     discount_percentage: Decimal | Unset | None = UNSET
     discounted_amount: Decimal | Unset | None = UNSET
-    product_id: int | Unset = UNSET
+    product_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "product id"})
     quantity: Decimal | Unset = UNSET

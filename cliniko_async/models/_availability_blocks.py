@@ -21,7 +21,11 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class AvailabilityBlockRepeatRule(Model):
-    """``repeat_rule`` of AvailabilityBlock."""
+    """``repeat_rule`` of AvailabilityBlock.
+
+    Attributes:
+        repeat_type: One of ``'Daily'``, ``'Monthly'``, ``'Weekly'``.
+    """
 
     number_of_repeats: int | None = None
     repeat_type: str | None = attrs.field(
@@ -47,7 +51,11 @@ class AvailabilityBlock(Model):
 
 @attrs.frozen(kw_only=True)
 class AvailabilityBlockInputRepeatRule(Input):
-    """Request body: ``repeat_rule`` of AvailabilityBlock."""
+    """Request body: ``repeat_rule`` of AvailabilityBlock.
+
+    Attributes:
+        repeat_type: One of ``'Daily'``, ``'Monthly'``, ``'Weekly'``.
+    """
 
     number_of_repeats: int | Unset | None = UNSET
     repeat_type: str | Unset | None = UNSET
@@ -56,10 +64,17 @@ class AvailabilityBlockInputRepeatRule(Input):
 
 @attrs.frozen(kw_only=True)
 class AvailabilityBlockInput(Input):
-    """Request body: ``AvailabilityBlock``."""
+    """Request body: ``AvailabilityBlock``.
 
-    business_id: int | Unset = UNSET
+    Attributes:
+        business_id: business id.
+        practitioner_id: practitioner id.
+    """
+
+    business_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "business id"})
     ends_at: dt.datetime | Unset = UNSET
-    practitioner_id: int | Unset = UNSET
+    practitioner_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "practitioner id"}
+    )
     repeat_rule: AvailabilityBlockInputRepeatRule | Unset | None = UNSET
     starts_at: dt.datetime | Unset = UNSET

@@ -20,7 +20,11 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class BillableItem(Model):
-    """Cliniko schema ``BillableItem``."""
+    """Cliniko schema ``BillableItem``.
+
+    Attributes:
+        item_type: One of ``'Product'``, ``'Service'``, ``'Other'``.
+    """
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
@@ -38,10 +42,15 @@ class BillableItem(Model):
 
 @attrs.frozen(kw_only=True)
 class BillableItemInput(Input):
-    """Request body: ``BillableItem``."""
+    """Request body: ``BillableItem``.
+
+    Attributes:
+        item_type: One of ``'Product'``, ``'Service'``, ``'Other'``.
+        tax_id: tax id.
+    """
 
     item_code: str | Unset | None = UNSET
     item_type: str | Unset = UNSET
     name: str | Unset = UNSET
     price: Decimal | Unset = UNSET
-    tax_id: int | Unset = UNSET
+    tax_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "tax id"})

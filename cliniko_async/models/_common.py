@@ -27,7 +27,11 @@ TimeZoneIdentifier: TypeAlias = str
 
 @attrs.frozen(kw_only=True)
 class PhoneNumber(Model):
-    """Cliniko schema ``PhoneNumber``."""
+    """Cliniko schema ``PhoneNumber``.
+
+    Attributes:
+        phone_type: One of ``'Fax'``, ``'Home'``, ``'Mobile'``, ``'Other'``, ``'Work'``.
+    """
 
     normalized_number: str | None = None
     number: str | None = None

@@ -27,7 +27,13 @@ class DailyAvailabilityAvailability(Model):
 
 @attrs.frozen(kw_only=True)
 class DailyAvailability(Model):
-    """Cliniko schema ``DailyAvailability``."""
+    """Cliniko schema ``DailyAvailability``.
+
+    Attributes:
+        day_of_week: One of ``0``, ``1``, ``2``, ``3``, ``4``, ``5``, ``6``.
+        time_zone: See: supported time zones.
+        time_zone_identifier: See: supported time zone identifiers.
+    """
 
     availabilities: tuple[DailyAvailabilityAvailability, ...] | None = None
     business: Link | None = None
@@ -36,6 +42,10 @@ class DailyAvailability(Model):
     id: int | None = attrs.field(default=None, metadata={"format": "int64"})
     links: Link | None = None
     practitioner: Link | None = None
-    time_zone: str | None = None
-    time_zone_identifier: str | None = None
+    time_zone: str | None = attrs.field(
+        default=None, metadata={"description": "See: supported time zones"}
+    )
+    time_zone_identifier: str | None = attrs.field(
+        default=None, metadata={"description": "See: supported time zone identifiers"}
+    )
     updated_at: dt.datetime | None = None

@@ -33,7 +33,11 @@ class MedicalAlert(Model):
 
 @attrs.frozen(kw_only=True)
 class MedicalAlertInput(Input):
-    """Request body: ``MedicalAlert``."""
+    """Request body: ``MedicalAlert``.
+
+    Attributes:
+        patient_id: patient id.
+    """
 
     name: str | Unset = UNSET
-    patient_id: int | Unset = UNSET
+    patient_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "patient id"})

@@ -27,7 +27,12 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class AttachmentPresignedPostFields(Model):
-    """``fields`` of AttachmentPresignedPost."""
+    """``fields`` of AttachmentPresignedPost.
+
+    Attributes:
+        acl: One of ``'private'``.
+        success_action_status: One of ``'201'``.
+    """
 
     __renames__: ClassVar[dict[str, str]] = {
         "x_amz_algorithm": "x-amz-algorithm",
@@ -53,11 +58,15 @@ class AttachmentPresignedPost(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientAttachment(Model):
-    """Cliniko schema ``PatientAttachment``."""
+    """Cliniko schema ``PatientAttachment``.
+
+    Attributes:
+        content_type: mime type.
+    """
 
     archived_at: dt.datetime | None = None
     content: Link | None = None
-    content_type: str | None = None
+    content_type: str | None = attrs.field(default=None, metadata={"description": "mime type"})
     created_at: dt.datetime | None = None
     description: str | None = None
     filename: str | None = None
@@ -102,12 +111,22 @@ class UploadedPatientAttachmentBody(Model):
 
 @attrs.frozen(kw_only=True)
 class UploadedPatientAttachmentInput(Input):
-    """Request body: ``UploadedPatientAttachment``."""
+    """Request body: ``UploadedPatientAttachment``.
+
+    Attributes:
+        patient_id: patient id.
+        upload_url: Must be a presigned URL returned by the presigned URL upload process.
+    """
 
     description: str | Unset | None = UNSET
     filename: str | Unset | None = UNSET
-    patient_id: int | Unset = UNSET
-    upload_url: str | Unset = UNSET
+    patient_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "patient id"})
+    upload_url: str | Unset = attrs.field(
+        default=UNSET,
+        metadata={
+            "description": "Must be a presigned URL returned by the presigned URL upload process"
+        },
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -21,7 +21,11 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class PatientCase(Model):
-    """Cliniko schema ``PatientCase``."""
+    """Cliniko schema ``PatientCase``.
+
+    Attributes:
+        referral_type: One of ``'dva'``, ``'medicare'``.
+    """
 
     archived_at: dt.datetime | None = None
     attendee_ids: tuple[int, ...] | None = attrs.field(default=None, metadata={"format": "int64"})
@@ -51,11 +55,18 @@ class PatientCase(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientCaseInput(Input):
-    """Request body: ``PatientCase``."""
+    """Request body: ``PatientCase``.
+
+    Attributes:
+        contact_id: contact id.
+        patient_attachment_ids: Patient attachment ids.
+        patient_id: patient id.
+        referral_type: One of ``'dva'``, ``'medicare'``.
+    """
 
     attendee_ids: Sequence[int] | Unset | None = UNSET
     closed: bool | Unset | None = UNSET
-    contact_id: int | Unset = UNSET
+    contact_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "contact id"})
     expiry_date: dt.date | Unset | None = UNSET
     include_cancelled_attendees: bool | Unset | None = UNSET
     include_dna_attendees: bool | Unset | None = UNSET
@@ -64,7 +75,9 @@ class PatientCaseInput(Input):
     max_sessions: int | Unset | None = UNSET
     name: str | Unset = UNSET
     notes: str | Unset | None = UNSET
-    patient_attachment_ids: Sequence[int] | Unset = UNSET
-    patient_id: int | Unset = UNSET
+    patient_attachment_ids: Sequence[int] | Unset = attrs.field(
+        default=UNSET, metadata={"description": "Patient attachment ids"}
+    )
+    patient_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "patient id"})
     referral: bool | Unset | None = UNSET
     referral_type: str | Unset | None = UNSET

@@ -53,7 +53,11 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionText(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionText``."""
+    """Cliniko schema ``PatientFormTemplateQuestionText``.
+
+    Attributes:
+        type: One of ``'text'``.
+    """
 
     name: str | None = None
     required: bool | None = None
@@ -62,7 +66,11 @@ class PatientFormTemplateQuestionText(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionParagraph(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionParagraph``."""
+    """Cliniko schema ``PatientFormTemplateQuestionParagraph``.
+
+    Attributes:
+        type: One of ``'paragraph'``.
+    """
 
     answer: str | None = None
     name: str | None = None
@@ -72,7 +80,11 @@ class PatientFormTemplateQuestionParagraph(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionDate(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionDate``."""
+    """Cliniko schema ``PatientFormTemplateQuestionDate``.
+
+    Attributes:
+        type: One of ``'date'``.
+    """
 
     name: str | None = None
     required: bool | None = None
@@ -81,7 +93,11 @@ class PatientFormTemplateQuestionDate(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionSignature(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionSignature``."""
+    """Cliniko schema ``PatientFormTemplateQuestionSignature``.
+
+    Attributes:
+        type: One of ``'signature'``.
+    """
 
     name: str | None = None
     required: bool | None = None
@@ -104,7 +120,11 @@ class PatientFormTemplateQuestionCheckboxesOther(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionCheckboxes(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionCheckboxes``."""
+    """Cliniko schema ``PatientFormTemplateQuestionCheckboxes``.
+
+    Attributes:
+        type: One of ``'checkboxes'``.
+    """
 
     answers: tuple[PatientFormTemplateQuestionCheckboxesAnswer, ...] | None = None
     name: str | None = None
@@ -129,7 +149,11 @@ class PatientFormTemplateQuestionRadiobuttonsOther(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionRadiobuttons(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionRadiobuttons``."""
+    """Cliniko schema ``PatientFormTemplateQuestionRadiobuttons``.
+
+    Attributes:
+        type: One of ``'radiobuttons'``.
+    """
 
     answers: tuple[PatientFormTemplateQuestionRadiobuttonsAnswer, ...] | None = None
     name: str | None = None
@@ -189,7 +213,12 @@ class PatientFormTemplate(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionAddress(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionAddress``."""
+    """Cliniko schema ``PatientFormTemplateQuestionAddress``.
+
+    Attributes:
+        patient_field_connection: One of ``'address'``.
+        type: One of ``'address'``.
+    """
 
     name: str | None = None
     patient_field_connection: str | None = attrs.field(
@@ -209,7 +238,12 @@ class PatientFormTemplateQuestionFullNameOptions(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionFullName(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionFullName``."""
+    """Cliniko schema ``PatientFormTemplateQuestionFullName``.
+
+    Attributes:
+        patient_field_connection: One of ``'full_name'``.
+        type: One of ``'full_name'``.
+    """
 
     name: str | None = None
     options: PatientFormTemplateQuestionFullNameOptions | None = None
@@ -222,7 +256,12 @@ class PatientFormTemplateQuestionFullName(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionPhone(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionPhone``."""
+    """Cliniko schema ``PatientFormTemplateQuestionPhone``.
+
+    Attributes:
+        patient_field_connection: One of ``'phone'``.
+        type: One of ``'phone'``.
+    """
 
     name: str | None = None
     patient_field_connection: str | None = attrs.field(default=None, metadata={"enum": ("phone",)})
@@ -232,7 +271,12 @@ class PatientFormTemplateQuestionPhone(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionPronouns(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionPronouns``."""
+    """Cliniko schema ``PatientFormTemplateQuestionPronouns``.
+
+    Attributes:
+        patient_field_connection: One of ``'pronouns'``.
+        type: One of ``'pronouns'``.
+    """
 
     name: str | None = None
     patient_field_connection: str | None = attrs.field(
@@ -244,7 +288,12 @@ class PatientFormTemplateQuestionPronouns(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionSelect(Model):
-    """Cliniko schema ``PatientFormTemplateQuestionSelect``."""
+    """Cliniko schema ``PatientFormTemplateQuestionSelect``.
+
+    Attributes:
+        patient_field_connection: One of ``'gender_identity'``, ``'sex'``.
+        type: One of ``'select'``.
+    """
 
     name: str | None = None
     patient_field_connection: str | None = attrs.field(
@@ -256,7 +305,11 @@ class PatientFormTemplateQuestionSelect(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionTextInput(Input):
-    """Request body: Cliniko schema ``PatientFormTemplateQuestionText``."""
+    """Request body: Cliniko schema ``PatientFormTemplateQuestionText``.
+
+    Attributes:
+        type: One of ``'text'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     name: str | Unset = UNSET
@@ -266,7 +319,11 @@ class PatientFormTemplateQuestionTextInput(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionParagraphInput(Input):
-    """Request body: Cliniko schema ``PatientFormTemplateQuestionParagraph``."""
+    """Request body: Cliniko schema ``PatientFormTemplateQuestionParagraph``.
+
+    Attributes:
+        type: One of ``'paragraph'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
@@ -277,7 +334,11 @@ class PatientFormTemplateQuestionParagraphInput(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionDateInput(Input):
-    """Request body: Cliniko schema ``PatientFormTemplateQuestionDate``."""
+    """Request body: Cliniko schema ``PatientFormTemplateQuestionDate``.
+
+    Attributes:
+        type: One of ``'date'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     name: str | Unset = UNSET
@@ -287,7 +348,11 @@ class PatientFormTemplateQuestionDateInput(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionSignatureInput(Input):
-    """Request body: Cliniko schema ``PatientFormTemplateQuestionSignature``."""
+    """Request body: Cliniko schema ``PatientFormTemplateQuestionSignature``.
+
+    Attributes:
+        type: One of ``'signature'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     name: str | Unset = UNSET
@@ -311,7 +376,11 @@ class PatientFormTemplateQuestionCheckboxesInputOther(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionCheckboxesInput(Input):
-    """Request body: Cliniko schema ``PatientFormTemplateQuestionCheckboxes``."""
+    """Request body: Cliniko schema ``PatientFormTemplateQuestionCheckboxes``.
+
+    Attributes:
+        type: One of ``'checkboxes'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[PatientFormTemplateQuestionCheckboxesInputAnswer] | Unset = UNSET
@@ -337,7 +406,11 @@ class PatientFormTemplateQuestionRadiobuttonsInputOther(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormTemplateQuestionRadiobuttonsInput(Input):
-    """Request body: Cliniko schema ``PatientFormTemplateQuestionRadiobuttons``."""
+    """Request body: Cliniko schema ``PatientFormTemplateQuestionRadiobuttons``.
+
+    Attributes:
+        type: One of ``'radiobuttons'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[PatientFormTemplateQuestionRadiobuttonsInputAnswer] | Unset = UNSET

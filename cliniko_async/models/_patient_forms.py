@@ -58,7 +58,11 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionText(Model):
-    """Cliniko schema ``PatientFormQuestionText``."""
+    """Cliniko schema ``PatientFormQuestionText``.
+
+    Attributes:
+        type: One of ``'text'``.
+    """
 
     answer: str | None = None
     name: str | None = None
@@ -68,7 +72,11 @@ class PatientFormQuestionText(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionParagraph(Model):
-    """Cliniko schema ``PatientFormQuestionParagraph``."""
+    """Cliniko schema ``PatientFormQuestionParagraph``.
+
+    Attributes:
+        type: One of ``'paragraph'``.
+    """
 
     answer: str | None = None
     name: str | None = None
@@ -78,7 +86,11 @@ class PatientFormQuestionParagraph(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionDate(Model):
-    """Cliniko schema ``PatientFormQuestionDate``."""
+    """Cliniko schema ``PatientFormQuestionDate``.
+
+    Attributes:
+        type: One of ``'date'``.
+    """
 
     answer: dt.date | None = None
     name: str | None = None
@@ -88,7 +100,11 @@ class PatientFormQuestionDate(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionSignature(Model):
-    """Cliniko schema ``PatientFormQuestionSignature``."""
+    """Cliniko schema ``PatientFormQuestionSignature``.
+
+    Attributes:
+        type: One of ``'signature'``.
+    """
 
     name: str | None = None
     required: bool | None = None
@@ -115,7 +131,11 @@ class PatientFormQuestionCheckboxesOther(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionCheckboxes(Model):
-    """Cliniko schema ``PatientFormQuestionCheckboxes``."""
+    """Cliniko schema ``PatientFormQuestionCheckboxes``.
+
+    Attributes:
+        type: One of ``'checkboxes'``.
+    """
 
     answers: tuple[PatientFormQuestionCheckboxesAnswer, ...] | None = None
     name: str | None = None
@@ -143,7 +163,11 @@ class PatientFormQuestionRadiobuttonsOther(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionRadiobuttons(Model):
-    """Cliniko schema ``PatientFormQuestionRadiobuttons``."""
+    """Cliniko schema ``PatientFormQuestionRadiobuttons``.
+
+    Attributes:
+        type: One of ``'radiobuttons'``.
+    """
 
     answers: tuple[PatientFormQuestionRadiobuttonsAnswer, ...] | None = None
     name: str | None = None
@@ -224,7 +248,12 @@ class PatientFormQuestionAddressAnswer(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionAddress(Model):
-    """Cliniko schema ``PatientFormQuestionAddress``."""
+    """Cliniko schema ``PatientFormQuestionAddress``.
+
+    Attributes:
+        patient_field_connection: One of ``'address'``.
+        type: One of ``'address'``.
+    """
 
     answer: PatientFormQuestionAddressAnswer | None = None
     name: str | None = None
@@ -255,7 +284,12 @@ class PatientFormQuestionFullNameOptions(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionFullName(Model):
-    """Cliniko schema ``PatientFormQuestionFullName``."""
+    """Cliniko schema ``PatientFormQuestionFullName``.
+
+    Attributes:
+        patient_field_connection: One of ``'full_name'``.
+        type: One of ``'full_name'``.
+    """
 
     answer: PatientFormQuestionFullNameAnswer | None = None
     name: str | None = None
@@ -269,7 +303,11 @@ class PatientFormQuestionFullName(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionPhoneAnswer(Model):
-    """``answer`` of PatientFormQuestionPhone."""
+    """``answer`` of PatientFormQuestionPhone.
+
+    Attributes:
+        phone_type: One of ``'Fax'``, ``'Home'``, ``'Mobile'``, ``'Other'``, ``'Work'``.
+    """
 
     number: str | None = None
     phone_type: str | None = attrs.field(
@@ -279,7 +317,12 @@ class PatientFormQuestionPhoneAnswer(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionPhone(Model):
-    """Cliniko schema ``PatientFormQuestionPhone``."""
+    """Cliniko schema ``PatientFormQuestionPhone``.
+
+    Attributes:
+        patient_field_connection: One of ``'phone'``.
+        type: One of ``'phone'``.
+    """
 
     answer: tuple[PatientFormQuestionPhoneAnswer, ...] | None = None
     name: str | None = None
@@ -301,7 +344,12 @@ class PatientFormQuestionPronounsAnswer(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionPronouns(Model):
-    """Cliniko schema ``PatientFormQuestionPronouns``."""
+    """Cliniko schema ``PatientFormQuestionPronouns``.
+
+    Attributes:
+        patient_field_connection: One of ``'pronouns'``.
+        type: One of ``'pronouns'``.
+    """
 
     answer: PatientFormQuestionPronounsAnswer | None = None
     name: str | None = None
@@ -322,7 +370,12 @@ class PatientFormQuestionSelectOther(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionSelect(Model):
-    """Cliniko schema ``PatientFormQuestionSelect``."""
+    """Cliniko schema ``PatientFormQuestionSelect``.
+
+    Attributes:
+        patient_field_connection: One of ``'gender_identity'``, ``'sex'``.
+        type: One of ``'select'``.
+    """
 
     answer: str | None = None
     name: str | None = None
@@ -337,7 +390,11 @@ class PatientFormQuestionSelect(Model):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionTextInput(Input):
-    """Request body: Cliniko schema ``PatientFormQuestionText``."""
+    """Request body: Cliniko schema ``PatientFormQuestionText``.
+
+    Attributes:
+        type: One of ``'text'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
@@ -348,7 +405,11 @@ class PatientFormQuestionTextInput(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionParagraphInput(Input):
-    """Request body: Cliniko schema ``PatientFormQuestionParagraph``."""
+    """Request body: Cliniko schema ``PatientFormQuestionParagraph``.
+
+    Attributes:
+        type: One of ``'paragraph'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
@@ -359,7 +420,11 @@ class PatientFormQuestionParagraphInput(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionDateInput(Input):
-    """Request body: Cliniko schema ``PatientFormQuestionDate``."""
+    """Request body: Cliniko schema ``PatientFormQuestionDate``.
+
+    Attributes:
+        type: One of ``'date'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: dt.date | Unset = UNSET
@@ -370,7 +435,11 @@ class PatientFormQuestionDateInput(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionSignatureInput(Input):
-    """Request body: Cliniko schema ``PatientFormQuestionSignature``."""
+    """Request body: Cliniko schema ``PatientFormQuestionSignature``.
+
+    Attributes:
+        type: One of ``'signature'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     name: str | Unset = UNSET
@@ -398,7 +467,11 @@ class PatientFormQuestionCheckboxesInputOther(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionCheckboxesInput(Input):
-    """Request body: Cliniko schema ``PatientFormQuestionCheckboxes``."""
+    """Request body: Cliniko schema ``PatientFormQuestionCheckboxes``.
+
+    Attributes:
+        type: One of ``'checkboxes'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[PatientFormQuestionCheckboxesInputAnswer] | Unset = UNSET
@@ -427,7 +500,11 @@ class PatientFormQuestionRadiobuttonsInputOther(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormQuestionRadiobuttonsInput(Input):
-    """Request body: Cliniko schema ``PatientFormQuestionRadiobuttons``."""
+    """Request body: Cliniko schema ``PatientFormQuestionRadiobuttons``.
+
+    Attributes:
+        type: One of ``'radiobuttons'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[PatientFormQuestionRadiobuttonsInputAnswer] | Unset = UNSET
@@ -465,14 +542,20 @@ class PatientFormInputContent(Input):
 
 @attrs.frozen(kw_only=True)
 class PatientFormInput(Input):
-    """Request body: ``PatientForm``."""
+    """Request body: ``PatientForm``.
 
-    attendee_id: int | Unset = UNSET
-    business_id: int | Unset = UNSET
+    Attributes:
+        attendee_id: attendee id.
+        business_id: business id.
+        patient_id: patient id.
+    """
+
+    attendee_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "attendee id"})
+    business_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "business id"})
     completed: bool | Unset = UNSET
     content: PatientFormInputContent | Unset | None = UNSET
     email_to_patient_on_completion: bool | Unset | None = UNSET
     name: str | Unset = UNSET
     patient_form_template_id: int | Unset = UNSET
-    patient_id: int | Unset = UNSET
+    patient_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "patient id"})
     restricted_to_practitioner: bool | Unset | None = UNSET

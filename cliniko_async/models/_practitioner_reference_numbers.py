@@ -33,9 +33,16 @@ class PractitionerReferenceNumber(Model):
 
 @attrs.frozen(kw_only=True)
 class PractitionerReferenceNumberInput(Input):
-    """Request body: ``PractitionerReferenceNumber``."""
+    """Request body: ``PractitionerReferenceNumber``.
 
-    business_id: int | Unset = UNSET
+    Attributes:
+        business_id: business id.
+        practitioner_id: practitioner id.
+    """
+
+    business_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "business id"})
     name: str | Unset | None = UNSET
-    practitioner_id: int | Unset = UNSET
+    practitioner_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "practitioner id"}
+    )
     reference_number: str | Unset | None = UNSET

@@ -45,7 +45,12 @@ class Product(Model):
 
 @attrs.frozen(kw_only=True)
 class ProductInput(Input):
-    """Request body: ``Product``."""
+    """Request body: ``Product``.
+
+    Attributes:
+        product_supplier_id: product supplier id.
+        tax_id: tax id.
+    """
 
     cost_price: Decimal | Unset | None = UNSET
     item_code: str | Unset | None = UNSET
@@ -53,16 +58,23 @@ class ProductInput(Input):
     notes: str | Unset | None = UNSET
     price: Decimal | Unset = UNSET
     price_includes_tax: bool | Unset | None = UNSET
-    product_supplier_id: int | Unset = UNSET
+    product_supplier_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "product supplier id"}
+    )
     product_supplier_name: str | Unset = UNSET
     serial_number: str | Unset | None = UNSET
     stock_level: Decimal | Unset | None = UNSET
-    tax_id: int | Unset = UNSET
+    tax_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "tax id"})
 
 
 @attrs.frozen(kw_only=True)
 class ProductUpdateInput(Input):
-    """Request body: ``ProductUpdate``."""
+    """Request body: ``ProductUpdate``.
+
+    Attributes:
+        product_supplier_id: product supplier id.
+        tax_id: tax id.
+    """
 
     cost_price: Decimal | Unset | None = UNSET
     item_code: str | Unset | None = UNSET
@@ -70,8 +82,10 @@ class ProductUpdateInput(Input):
     notes: str | Unset | None = UNSET
     price: Decimal | Unset = UNSET
     price_includes_tax: bool | Unset | None = UNSET
-    product_supplier_id: int | Unset = UNSET
+    product_supplier_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "product supplier id"}
+    )
     product_supplier_name: str | Unset = UNSET
     serial_number: str | Unset | None = UNSET
     stock_level: Decimal | Unset | None = UNSET
-    tax_id: int | Unset = UNSET
+    tax_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "tax id"})

@@ -18,7 +18,11 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class ReferralSourceType(Model):
-    """Cliniko schema ``ReferralSourceType``."""
+    """Cliniko schema ``ReferralSourceType``.
+
+    Attributes:
+        referrer_type: One of ``'Contact'``, ``'Patient'``.
+    """
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None

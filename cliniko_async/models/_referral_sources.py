@@ -19,7 +19,11 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class ReferralSource(Model):
-    """Cliniko schema ``ReferralSource``."""
+    """Cliniko schema ``ReferralSource``.
+
+    Attributes:
+        referrer_type: One of ``'Patient'``, ``'Contact'``.
+    """
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
@@ -36,9 +40,15 @@ class ReferralSource(Model):
 
 @attrs.frozen(kw_only=True)
 class ReferralSourceInput(Input):
-    """Request body: ``ReferralSource``."""
+    """Request body: ``ReferralSource``.
+
+    Attributes:
+        referral_source_type_id: referral source type id.
+    """
 
     notes: str | Unset | None = UNSET
-    referral_source_type_id: int | Unset = UNSET
+    referral_source_type_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "referral source type id"}
+    )
     referrer_id: int | Unset = UNSET
     subcategory: str | Unset | None = UNSET

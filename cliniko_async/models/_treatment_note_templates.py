@@ -49,7 +49,11 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionText(Model):
-    """Cliniko schema ``TreatmentNoteTemplateQuestionText``."""
+    """Cliniko schema ``TreatmentNoteTemplateQuestionText``.
+
+    Attributes:
+        type: One of ``'text'``.
+    """
 
     name: str | None = None
     type: str | None = attrs.field(default=None, metadata={"enum": ("text",)})
@@ -57,7 +61,11 @@ class TreatmentNoteTemplateQuestionText(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionParagraph(Model):
-    """Cliniko schema ``TreatmentNoteTemplateQuestionParagraph``."""
+    """Cliniko schema ``TreatmentNoteTemplateQuestionParagraph``.
+
+    Attributes:
+        type: One of ``'paragraph'``.
+    """
 
     answer: str | None = None
     name: str | None = None
@@ -66,7 +74,11 @@ class TreatmentNoteTemplateQuestionParagraph(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionDate(Model):
-    """Cliniko schema ``TreatmentNoteTemplateQuestionDate``."""
+    """Cliniko schema ``TreatmentNoteTemplateQuestionDate``.
+
+    Attributes:
+        type: One of ``'date'``.
+    """
 
     name: str | None = None
     type: str | None = attrs.field(default=None, metadata={"enum": ("date",)})
@@ -74,7 +86,11 @@ class TreatmentNoteTemplateQuestionDate(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionBodycharts(Model):
-    """Cliniko schema ``TreatmentNoteTemplateQuestionBodycharts``."""
+    """Cliniko schema ``TreatmentNoteTemplateQuestionBodycharts``.
+
+    Attributes:
+        type: One of ``'bodycharts'``.
+    """
 
     name: str | None = None
     type: str | None = attrs.field(default=None, metadata={"enum": ("bodycharts",)})
@@ -96,7 +112,11 @@ class TreatmentNoteTemplateQuestionCheckboxesOther(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionCheckboxes(Model):
-    """Cliniko schema ``TreatmentNoteTemplateQuestionCheckboxes``."""
+    """Cliniko schema ``TreatmentNoteTemplateQuestionCheckboxes``.
+
+    Attributes:
+        type: One of ``'checkboxes'``.
+    """
 
     answers: tuple[TreatmentNoteTemplateQuestionCheckboxesAnswer, ...] | None = None
     name: str | None = None
@@ -120,7 +140,11 @@ class TreatmentNoteTemplateQuestionRadiobuttonsOther(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionRadiobuttons(Model):
-    """Cliniko schema ``TreatmentNoteTemplateQuestionRadiobuttons``."""
+    """Cliniko schema ``TreatmentNoteTemplateQuestionRadiobuttons``.
+
+    Attributes:
+        type: One of ``'radiobuttons'``.
+    """
 
     answers: tuple[TreatmentNoteTemplateQuestionRadiobuttonsAnswer, ...] | None = None
     name: str | None = None
@@ -191,7 +215,11 @@ class TreatmentNoteTemplate(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionTextInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionText``."""
+    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionText``.
+
+    Attributes:
+        type: One of ``'text'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     name: str | Unset = UNSET
@@ -200,7 +228,11 @@ class TreatmentNoteTemplateQuestionTextInput(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionParagraphInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionParagraph``."""
+    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionParagraph``.
+
+    Attributes:
+        type: One of ``'paragraph'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
@@ -210,7 +242,11 @@ class TreatmentNoteTemplateQuestionParagraphInput(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionDateInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionDate``."""
+    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionDate``.
+
+    Attributes:
+        type: One of ``'date'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     name: str | Unset = UNSET
@@ -219,7 +255,11 @@ class TreatmentNoteTemplateQuestionDateInput(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionBodychartsInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionBodycharts``."""
+    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionBodycharts``.
+
+    Attributes:
+        type: One of ``'bodycharts'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     name: str | Unset = UNSET
@@ -242,7 +282,11 @@ class TreatmentNoteTemplateQuestionCheckboxesInputOther(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionCheckboxesInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionCheckboxes``."""
+    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionCheckboxes``.
+
+    Attributes:
+        type: One of ``'checkboxes'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[TreatmentNoteTemplateQuestionCheckboxesInputAnswer] | Unset = UNSET
@@ -267,7 +311,11 @@ class TreatmentNoteTemplateQuestionRadiobuttonsInputOther(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteTemplateQuestionRadiobuttonsInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionRadiobuttons``."""
+    """Request body: Cliniko schema ``TreatmentNoteTemplateQuestionRadiobuttons``.
+
+    Attributes:
+        type: One of ``'radiobuttons'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[TreatmentNoteTemplateQuestionRadiobuttonsInputAnswer] | Unset = UNSET

@@ -47,7 +47,11 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionText(Model):
-    """Cliniko schema ``TreatmentNoteQuestionText``."""
+    """Cliniko schema ``TreatmentNoteQuestionText``.
+
+    Attributes:
+        type: One of ``'text'``.
+    """
 
     answer: str | None = None
     name: str | None = None
@@ -56,7 +60,11 @@ class TreatmentNoteQuestionText(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionParagraph(Model):
-    """Cliniko schema ``TreatmentNoteQuestionParagraph``."""
+    """Cliniko schema ``TreatmentNoteQuestionParagraph``.
+
+    Attributes:
+        type: One of ``'paragraph'``.
+    """
 
     answer: str | None = None
     name: str | None = None
@@ -65,7 +73,11 @@ class TreatmentNoteQuestionParagraph(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionDate(Model):
-    """Cliniko schema ``TreatmentNoteQuestionDate``."""
+    """Cliniko schema ``TreatmentNoteQuestionDate``.
+
+    Attributes:
+        type: One of ``'date'``.
+    """
 
     answer: dt.date | None = None
     name: str | None = None
@@ -74,7 +86,11 @@ class TreatmentNoteQuestionDate(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionBodycharts(Model):
-    """Cliniko schema ``TreatmentNoteQuestionBodycharts``."""
+    """Cliniko schema ``TreatmentNoteQuestionBodycharts``.
+
+    Attributes:
+        type: One of ``'bodycharts'``.
+    """
 
     body_chart_ids: tuple[int, ...] | None = attrs.field(default=None, metadata={"format": "int64"})
     name: str | None = None
@@ -100,7 +116,11 @@ class TreatmentNoteQuestionCheckboxesOther(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionCheckboxes(Model):
-    """Cliniko schema ``TreatmentNoteQuestionCheckboxes``."""
+    """Cliniko schema ``TreatmentNoteQuestionCheckboxes``.
+
+    Attributes:
+        type: One of ``'checkboxes'``.
+    """
 
     answers: tuple[TreatmentNoteQuestionCheckboxesAnswer, ...] | None = None
     name: str | None = None
@@ -127,7 +147,11 @@ class TreatmentNoteQuestionRadiobuttonsOther(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionRadiobuttons(Model):
-    """Cliniko schema ``TreatmentNoteQuestionRadiobuttons``."""
+    """Cliniko schema ``TreatmentNoteQuestionRadiobuttons``.
+
+    Attributes:
+        type: One of ``'radiobuttons'``.
+    """
 
     answers: tuple[TreatmentNoteQuestionRadiobuttonsAnswer, ...] | None = None
     name: str | None = None
@@ -194,7 +218,11 @@ class TreatmentNote(Model):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionTextInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteQuestionText``."""
+    """Request body: Cliniko schema ``TreatmentNoteQuestionText``.
+
+    Attributes:
+        type: One of ``'text'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
@@ -204,7 +232,11 @@ class TreatmentNoteQuestionTextInput(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionParagraphInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteQuestionParagraph``."""
+    """Request body: Cliniko schema ``TreatmentNoteQuestionParagraph``.
+
+    Attributes:
+        type: One of ``'paragraph'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
@@ -214,7 +246,11 @@ class TreatmentNoteQuestionParagraphInput(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionDateInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteQuestionDate``."""
+    """Request body: Cliniko schema ``TreatmentNoteQuestionDate``.
+
+    Attributes:
+        type: One of ``'date'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: dt.date | Unset = UNSET
@@ -224,7 +260,11 @@ class TreatmentNoteQuestionDateInput(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionBodychartsInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteQuestionBodycharts``."""
+    """Request body: Cliniko schema ``TreatmentNoteQuestionBodycharts``.
+
+    Attributes:
+        type: One of ``'bodycharts'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     body_chart_ids: Sequence[int] | Unset = UNSET
@@ -251,7 +291,11 @@ class TreatmentNoteQuestionCheckboxesInputOther(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionCheckboxesInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteQuestionCheckboxes``."""
+    """Request body: Cliniko schema ``TreatmentNoteQuestionCheckboxes``.
+
+    Attributes:
+        type: One of ``'checkboxes'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[TreatmentNoteQuestionCheckboxesInputAnswer] | Unset = UNSET
@@ -279,7 +323,11 @@ class TreatmentNoteQuestionRadiobuttonsInputOther(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteQuestionRadiobuttonsInput(Input):
-    """Request body: Cliniko schema ``TreatmentNoteQuestionRadiobuttons``."""
+    """Request body: Cliniko schema ``TreatmentNoteQuestionRadiobuttons``.
+
+    Attributes:
+        type: One of ``'radiobuttons'``.
+    """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[TreatmentNoteQuestionRadiobuttonsInputAnswer] | Unset = UNSET
@@ -316,12 +364,21 @@ class TreatmentNoteInputContent(Input):
 
 @attrs.frozen(kw_only=True)
 class TreatmentNoteInput(Input):
-    """Request body: ``TreatmentNote``."""
+    """Request body: ``TreatmentNote``.
 
-    attendee_id: int | Unset = UNSET
-    booking_id: int | Unset = UNSET
+    Attributes:
+        attendee_id: attendee id.
+        booking_id: booking id.
+        patient_id: patient id.
+        treatment_note_template_id: treatment note template id.
+    """
+
+    attendee_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "attendee id"})
+    booking_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "booking id"})
     content: TreatmentNoteInputContent | Unset | None = UNSET
     draft: bool | Unset | None = UNSET
-    patient_id: int | Unset = UNSET
+    patient_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "patient id"})
     title: str | Unset = UNSET
-    treatment_note_template_id: int | Unset = UNSET
+    treatment_note_template_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "treatment note template id"}
+    )

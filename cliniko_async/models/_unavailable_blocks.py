@@ -21,7 +21,11 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class UnavailableBlockRepeatRule(Model):
-    """``repeat_rule`` of UnavailableBlock."""
+    """``repeat_rule`` of UnavailableBlock.
+
+    Attributes:
+        repeat_type: One of ``'Daily'``, ``'Monthly'``, ``'Weekly'``.
+    """
 
     number_of_repeats: int | None = None
     repeat_type: str | None = attrs.field(
@@ -54,7 +58,11 @@ class UnavailableBlock(Model):
 
 @attrs.frozen(kw_only=True)
 class UnavailableBlockInputRepeatRule(Input):
-    """Request body: ``repeat_rule`` of UnavailableBlock."""
+    """Request body: ``repeat_rule`` of UnavailableBlock.
+
+    Attributes:
+        repeat_type: One of ``'Daily'``, ``'Monthly'``, ``'Weekly'``.
+    """
 
     number_of_repeats: int | Unset | None = UNSET
     repeat_type: str | Unset | None = UNSET
@@ -63,12 +71,22 @@ class UnavailableBlockInputRepeatRule(Input):
 
 @attrs.frozen(kw_only=True)
 class UnavailableBlockInput(Input):
-    """Request body: ``UnavailableBlock``."""
+    """Request body: ``UnavailableBlock``.
 
-    business_id: int | Unset = UNSET
+    Attributes:
+        business_id: business id.
+        practitioner_id: practitioner id.
+        unavailable_block_type_id: unavailable block type id.
+    """
+
+    business_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "business id"})
     ends_at: dt.datetime | Unset = UNSET
     notes: str | Unset | None = UNSET
-    practitioner_id: int | Unset = UNSET
+    practitioner_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "practitioner id"}
+    )
     repeat_rule: UnavailableBlockInputRepeatRule | Unset | None = UNSET
     starts_at: dt.datetime | Unset = UNSET
-    unavailable_block_type_id: int | Unset = UNSET
+    unavailable_block_type_id: int | Unset = attrs.field(
+        default=UNSET, metadata={"description": "unavailable block type id"}
+    )
