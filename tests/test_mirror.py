@@ -430,7 +430,7 @@ def test_the_mirror_command_against_the_embedded_fake(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
     settings = Settings(None, None, None, True)
     runner = CliRunner()
-    args = [f"sqlite:///{db}", "--resources", "patients,individual_appointments"]
+    args = [f"sqlite:///{db}", "--resources", "patients,taxes"]
     first = runner.invoke(mirror_command, args, obj=settings, catch_exceptions=False)
     assert first.exit_code == 0, first.output
     assert "patients" in first.output and "requests in" in first.output
@@ -481,3 +481,14 @@ async def test_a_resource_the_key_may_not_read_is_skipped_and_retried(tmp_path: 
     again = await _mirror_once(fake, db, resources=resources)
     assert again.resources["users"].full and again.resources["users"].error is None
     assert_mirrors_the_account(db, fake, plan(resources))
+
+
+def test_sandbox_watch_runs_see_the_fake_change(tmp_path: Path) -> None:
+    from cliniko_async.cli._mirror import _sandbox_mirror
+
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    first, second = asyncio.run(_sandbox_mirror(db, ["patients", "contacts"], 0.01, runs=2))
+    assert first.totals.inserted >= 2000 and first.requests >= 20
+    t = second.totals
+    assert t.inserted + t.updated + t.archived + t.deleted >= 15  # 1% of ~2000 changed
+    assert second.requests < 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from .._client import Cliniko
     from ..mirror import MirrorResult
     from ..mirror import Progress as MirrorProgress
+    from ..testing import FakeCliniko
 
 __all__ = ["mirror_command"]
 
@@ -100,22 +102,61 @@ async def _status(database_url: str, resources: list[str] | None) -> Table:
 
 
 async def _mirror(
-    cliniko: Cliniko, database_url: str, resources: list[str] | None, watch: float | None
-) -> None:
+    cliniko: Cliniko,
+    database_url: str,
+    resources: list[str] | None,
+    watch: float | None,
+    *,
+    fake: FakeCliniko | None = None,
+    runs: int | None = None,
+) -> list[MirrorResult]:
+    """Run the mirror (again every ``watch`` seconds; ``runs`` times at most). With ``fake``
+    (the sandbox), its clock is the mirror's and 1% of its records change between runs."""
     from ..mirror import Mirror
 
-    async with Mirror(cliniko, database_url, resources=resources) as mirror:
+    clock = fake.clock.wall if fake is not None else time.time
+    done: list[MirrorResult] = []
+    async with Mirror(cliniko, database_url, resources=resources, clock=clock) as mirror:
         if mirror.added:
             stderr.print(f"added columns: {', '.join(mirror.added)}")
         while True:
             with _Bars() as bars:
                 mirror.progress = bars
                 result = await mirror.run()
+            done.append(result)
             stderr.print(summary(result))
-            if watch is None:
-                return
+            if watch is None or (runs is not None and len(done) >= runs):
+                return done
+            if fake is not None:
+                from ..testing import mutate
+
+                changed = mutate(fake, fraction=0.01, seed=len(done), resources=resources)
+                stderr.print(f"sandbox: {len(changed)} records of the fake changed")
             stderr.print(f"next run at {dt.datetime.now().astimezone():%H:%M:%S} + {watch:g} s")
             await asyncio.sleep(watch)
+
+
+async def _sandbox_mirror(
+    database_url: str, resources: list[str] | None, watch: float | None, runs: int | None = None
+) -> list[MirrorResult]:
+    """``cliniko --sandbox mirror``: the embedded fake, in-process, changing between runs."""
+    from .._client import Cliniko
+    from ..testing import (
+        DEFAULT_API_KEY,
+        DEFAULT_USER_AGENT,
+        IN_PROCESS_BASE_URL,
+        FakeCliniko,
+        settle,
+    )
+    from ._app import SANDBOX_APPOINTMENTS, SANDBOX_PATIENTS
+
+    fake = FakeCliniko(patients=SANDBOX_PATIENTS, appointments=SANDBOX_APPOINTMENTS)
+    settle(fake)
+    async with Cliniko(
+        api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=IN_PROCESS_BASE_URL,
+        transport=fake.transport(),
+    ) as cliniko:  # fmt: skip
+        return await _mirror(cliniko, database_url, resources, watch, fake=fake, runs=runs)
 
 
 @click.command(name="mirror")
@@ -133,7 +174,8 @@ async def _mirror(
 def mirror_command(
     settings: Any, database_url: str, resources: str | None, watch: float | None, status: bool
 ) -> None:
-    """Keep the account in a database (SQLite): a full copy, then only what changed.
+    """Keep the account in a database (SQLite, or PostgreSQL with asyncpg): a full copy, then
+    only what changed. With --sandbox: the embedded fake, 1% of it changing between --watch runs.
 
     Every run commits each page with the resource's cursor, so an interrupted run resumes
     where it stopped. Tables: one per resource (typed columns and the record's JSON in
@@ -145,5 +187,8 @@ def mirror_command(
     names = [n.strip() for n in resources.split(",") if n.strip()] if resources else None
     if status:
         stderr.print(asyncio.run(_status(database_url, names)))
+        return
+    if settings.sandbox:
+        asyncio.run(_sandbox_mirror(database_url, names, watch))
         return
     _run(settings, lambda cliniko: _mirror(cliniko, database_url, names, watch))
