@@ -24,6 +24,7 @@ from ..resources import RESOURCES
 from ._console import ProgressBar, fail, stderr
 from ._export import ExportJob, check_output, export, keyed, list_operation
 from ._expressions import OPERATORS, parse_filter, since_filter
+from ._mirror import mirror_command
 from ._show import fetch_list, print_table, record_table, records_table
 
 __all__ = ["cli", "run"]
@@ -298,6 +299,9 @@ def list_command(
             f"{len(left_out)} more fields with values ({', '.join(left_out[:6])}"
             f"{', ...' if len(left_out) > 6 else ''}): --columns to pick, --json for all"
         )
+
+
+cli.add_command(mirror_command)
 
 
 def _secrets(args: list[str]) -> list[str]:
