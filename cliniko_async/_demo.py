@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 
 from . import Cliniko, RateLimit, q
-from .models import PatientInput
+from .models import PatientInput, PatientUpdateInput
 from .testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT, IN_PROCESS_BASE_URL, FakeCliniko
 
 Progress = Callable[[int, int], None]
@@ -62,7 +62,9 @@ async def run_demo(
         # 3. Create, update, archive.
         created = await cliniko.patients.create(PatientInput(first_name="Demo", last_name="Person"))
         assert created.id is not None
-        updated = await cliniko.patients.update(created.id, PatientInput(notes="updated by demo"))
+        updated = await cliniko.patients.update(
+            created.id, PatientUpdateInput(notes="updated by demo")
+        )
         await cliniko.patients.archive(created.id)
         summary["create/update/archive"] = (
             f"patient {created.id}: notes={updated.notes!r}, archived"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cliniko_async import Cliniko, q
 from cliniko_async._filters import Filter, FilterType, encode_filters
 from cliniko_async.errors import ClinikoError, ConfigurationError
-from cliniko_async.models import PatientInput
+from cliniko_async.models import PatientUpdateInput
 from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT
 
 SENT: list[httpx.Request] = []
@@ -138,7 +138,7 @@ async def test_bad_path_ids_raise_before_anything_is_sent(bad: Any) -> None:
         with pytest.raises(ConfigurationError, match="positive integer id"):
             await cliniko.patients.get(bad)
         with pytest.raises(ConfigurationError):
-            await cliniko.patients.update(bad, PatientInput(first_name="A"))
+            await cliniko.patients.update(bad, PatientUpdateInput(first_name="A"))
         with pytest.raises(ConfigurationError):
             cliniko.practitioners.list_for_business(bad)
     assert SENT == []

@@ -389,7 +389,7 @@ def test_kill_9_at_random_points_then_a_rerun_gives_the_same_database(tmp_path: 
 
 @pytest.mark.looptime
 async def test_changes_made_through_the_api_reach_the_next_run(tmp_path: Path) -> None:
-    from cliniko_async.models import IndividualAppointmentCancelInput, PatientInput
+    from cliniko_async.models import IndividualAppointmentCancelInput, PatientUpdateInput
 
     fake = _fake(patients=30, appointments=30, records_per_resource=3)
     settle(fake)
@@ -400,7 +400,7 @@ async def test_changes_made_through_the_api_reach_the_next_run(tmp_path: Path) -
     ):
         await m.run()
         last = max([c.seq or 0 async for c in m.changes()])
-        await cliniko.patients.update(5, PatientInput(first_name="Zed"))
+        await cliniko.patients.update(5, PatientUpdateInput(first_name="Zed"))
         await cliniko.patients.archive(6)
         await cliniko.individual_appointments.cancel(
             7, IndividualAppointmentCancelInput(cancellation_reason=50)

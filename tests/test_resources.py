@@ -14,8 +14,10 @@ from cliniko_async.models import (
     IndividualAppointment,
     IndividualAppointmentCancelInput,
     IndividualAppointmentInput,
+    IndividualAppointmentUpdateInput,
     Patient,
     PatientInput,
+    PatientUpdateInput,
     Practitioner,
 )
 
@@ -128,7 +130,7 @@ async def test_patients_every_operation(setup: Any) -> None:
     }
     assert created.id == 99 and created.first_name == "Grace"
 
-    await cliniko.patients.update(5, PatientInput(email="g@example.com"))
+    await cliniko.patients.update(5, PatientUpdateInput(email="g@example.com"))
     assert rec.requests[-1].method == "PATCH"
     assert json.loads(rec.requests[-1].content) == {"email": "g@example.com"}  # only fields set
 
@@ -146,8 +148,10 @@ async def test_patients_every_operation(setup: Any) -> None:
 
 async def test_bad_calls_fail_before_sending(setup: Any) -> None:
     cliniko, rec = setup
-    with pytest.raises(ConfigurationError, match="missing required field"):
-        await cliniko.patients.create(PatientInput(first_name="Only"))
+    with pytest.raises(TypeError, match="last_name"):  # required: a type checker's error too
+        PatientInput(first_name="Only")  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match="PatientInput"):  # the update body is partial
+        await cliniko.patients.create(PatientUpdateInput(first_name="Only"))
     with pytest.raises(ConfigurationError, match="id"):
         await cliniko.patients.get("1/../../x")
     with pytest.raises(TypeError, match="patient_id"):  # and a type checker's error
@@ -162,8 +166,8 @@ async def test_bad_calls_fail_before_sending(setup: Any) -> None:
         cliniko.patients.list(sort="name; drop")
     with pytest.raises(TypeError, match="params"):
         cliniko.patients.list(params={"from": "2026-01-01"})
-    with pytest.raises(ConfigurationError, match="PatientInput"):
-        await cliniko.patients.update(1, IndividualAppointmentInput())
+    with pytest.raises(ConfigurationError, match="PatientUpdateInput"):
+        await cliniko.patients.update(1, IndividualAppointmentUpdateInput())
     with pytest.raises(TypeError, match="body"):
         await cliniko.patients.update(1)
     assert rec.requests == []
@@ -213,7 +217,7 @@ async def test_individual_appointments_every_operation(setup: Any) -> None:
     await cliniko.individual_appointments.create(body)
     sent = json.loads(rec.requests[-1].content)
     assert sent["patient_id"] == "3" and sent["starts_at"] == "2026-02-28T23:00:00Z"
-    await cliniko.individual_appointments.update(7, IndividualAppointmentInput(notes="x"))
+    await cliniko.individual_appointments.update(7, IndividualAppointmentUpdateInput(notes="x"))
     assert json.loads(rec.requests[-1].content) == {"notes": "x"}
     assert await cliniko.individual_appointments.archive(7) is None
     assert (

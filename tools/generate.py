@@ -220,6 +220,7 @@ class ClassDef:
     input: bool
     fields: list[Field] = field(default_factory=list)
     required: list[str] = field(default_factory=list)
+    base: str | None = None  # a create body: its update twin, every field optional
 
 
 class ModelGenerator:
@@ -562,8 +563,24 @@ class ModelGenerator:
                 return str(f.enum[0])
         raise AssertionError(cls)
 
+    def update_twin(self, cls: str) -> str:
+        """The body of an update whose create body ``cls`` has required fields: a class with
+        every field optional (``PatientUpdateInput``), which ``cls`` then extends (so a full
+        ``PatientInput`` is also an update body)."""
+        definition = self.classes[cls]
+        if not definition.required:
+            return cls
+        name = cls.removesuffix("Input") + "UpdateInput"
+        if name not in self.classes:
+            doc = f"{definition.doc} for an update: every field optional, only those set are sent"
+            self.classes[name] = ClassDef(name, doc, True, list(definition.fields), [])
+            self.owner[name] = self.owner.get(cls)
+            self.order.insert(self.order.index(cls), name)
+            definition.base = name
+        return name
+
     def render_class(self, c: ClassDef) -> str:
-        base = "Input" if c.input else "Model"
+        base = c.base or ("Input" if c.input else "Model")
         doc = f"Request body: {c.doc}" if c.input else c.doc
         documented = [f for f in c.fields if f.description or f.enum]
         if documented:
@@ -579,7 +596,15 @@ class ModelGenerator:
             lines.append(f"    __required__: ClassVar[frozenset[str]] = frozenset({c.required!r})")
         for f in c.fields:
             described = {"description": f.description} if f.description else {}
-            if c.input:
+            if c.input and f.name in c.required:  # a required constructor argument
+                nullable = " | None" if f.nullable else ""
+                # attrs.field() without a default, even when nothing else is said: redeclaring a
+                # field of the update twin, pyright would otherwise keep that one's default
+                field_meta = f"metadata={described!r}" if described else ""
+                lines.append(f"    {f.name}: {f.type}{nullable} = attrs.field({field_meta})")
+            elif c.base:
+                continue  # inherited from the update twin
+            elif c.input:
                 nullable = " | None" if f.nullable else ""
                 default = "UNSET"
                 if described:
@@ -895,6 +920,11 @@ class ResourceGenerator:
         schema = body["content"]["application/json"]["schema"]
         return self.models.annotation(schema, "", "", input=True)
 
+    def update_body(self, op: dict[str, Any]) -> str | None:
+        """An update's body class: the create body's optional twin if that one requires fields."""
+        body = self.body_model(op)
+        return self.models.update_twin(body) if body in self.models.classes else body
+
     def request_body_model(self, name: str) -> str:
         """The input class of ``components/requestBodies/<name>``: ``<name>Input``."""
         cls = name + "Input"
@@ -936,7 +966,7 @@ class ResourceGenerator:
             args += [model or "None", self.body_model(op) or "None"]
         elif kind == "update":
             ctor = "UpdateOp"
-            args += [model or "None", self.body_model(op) or "None"]
+            args += [model or "None", self.update_body(op) or "None"]
         else:
             ctor = "ActionOp"
             args = [repr(op["method"]), repr(path)]
@@ -970,7 +1000,7 @@ class ResourceGenerator:
             f"{op['method']} {path}: {op['purpose'].rstrip('.')}",
             ctor=ctor,
             model=model,
-            body=self.body_model(op),
+            body=self.update_body(op) if kind == "update" else self.body_model(op),
             path_params=list(zip(names, wires, strict=True)),
             filters=filters,
             filter_constant=self.filter_constant(resource, attr, filters) if filters else None,

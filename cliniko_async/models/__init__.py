@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         IndividualAppointmentInput,
         IndividualAppointmentInputRepeatRule,
         IndividualAppointmentRepeatRule,
+        IndividualAppointmentUpdateInput,
     )
     from ._invoice_items import InvoiceItem
     from ._invoices import Invoice
@@ -185,6 +186,7 @@ if TYPE_CHECKING:
         PatientInputPatientPhoneNumber,
         PatientInputPronouns,
         PatientPronouns,
+        PatientUpdateInput,
     )
     from ._practitioner_reference_numbers import (
         PractitionerReferenceNumber,
@@ -370,6 +372,7 @@ __all__ = [
     "IndividualAppointmentInput",
     "IndividualAppointmentInputRepeatRule",
     "IndividualAppointmentRepeatRule",
+    "IndividualAppointmentUpdateInput",
     "Invoice",
     "InvoiceItem",
     "MedicalAlert",
@@ -494,6 +497,7 @@ __all__ = [
     "PatientInputPatientPhoneNumber",
     "PatientInputPronouns",
     "PatientPronouns",
+    "PatientUpdateInput",
     "PhoneNumber",
     "Practitioner",
     "PractitionerReferenceNumber",
@@ -676,6 +680,7 @@ _MODULES: dict[str, str] = {
     "IndividualAppointmentInput": "_individual_appointments",
     "IndividualAppointmentInputRepeatRule": "_individual_appointments",
     "IndividualAppointmentRepeatRule": "_individual_appointments",
+    "IndividualAppointmentUpdateInput": "_individual_appointments",
     "Invoice": "_invoices",
     "InvoiceItem": "_invoice_items",
     "MedicalAlert": "_medical_alerts",
@@ -800,6 +805,7 @@ _MODULES: dict[str, str] = {
     "PatientInputPatientPhoneNumber": "_patients",
     "PatientInputPronouns": "_patients",
     "PatientPronouns": "_patients",
+    "PatientUpdateInput": "_patients",
     "PhoneNumber": "_common",
     "Practitioner": "_practitioners",
     "PractitionerReferenceNumber": "_practitioner_reference_numbers",

@@ -122,11 +122,10 @@ class AttendeeCancelInput(Input):
     __required__: ClassVar[frozenset[str]] = frozenset(["cancellation_reason"])
     apply_to_repeats: bool | Unset = UNSET
     cancellation_note: str | Unset | None = UNSET
-    cancellation_reason: int | Unset = attrs.field(
-        default=UNSET,
+    cancellation_reason: int = attrs.field(
         metadata={
             "description": "| Enum Value | Description | |---|---| |10|Feeling better| |20|Condition worse| |30|Sick| |40|Away| |50|Other| |60|Work|"
-        },
+        }
     )
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "IndividualAppointmentInput",
     "IndividualAppointmentInputRepeatRule",
     "IndividualAppointmentRepeatRule",
+    "IndividualAppointmentUpdateInput",
 ]
 
 
@@ -108,8 +109,8 @@ class IndividualAppointmentInputRepeatRule(Input):
 
 
 @attrs.frozen(kw_only=True)
-class IndividualAppointmentInput(Input):
-    """Request body: ``IndividualAppointment``.
+class IndividualAppointmentUpdateInput(Input):
+    """Request body: ``IndividualAppointment`` for an update: every field optional, only those set are sent.
 
     Attributes:
         appointment_type_id: appointment type id.
@@ -120,9 +121,6 @@ class IndividualAppointmentInput(Input):
         practitioner_id: practitioner id.
     """
 
-    __required__: ClassVar[frozenset[str]] = frozenset(
-        ["appointment_type_id", "business_id", "patient_id", "practitioner_id", "starts_at"]
-    )
     appointment_type_id: int | Unset = attrs.field(
         default=UNSET, metadata={"description": "appointment type id"}
     )
@@ -146,6 +144,29 @@ class IndividualAppointmentInput(Input):
 
 
 @attrs.frozen(kw_only=True)
+class IndividualAppointmentInput(IndividualAppointmentUpdateInput):
+    """Request body: ``IndividualAppointment``.
+
+    Attributes:
+        appointment_type_id: appointment type id.
+        business_id: business id.
+        ends_at: If not provided on create or set to null on update, this will be based on the duration of the appointment type.
+        patient_case_id: patient case id.
+        patient_id: patient id.
+        practitioner_id: practitioner id.
+    """
+
+    __required__: ClassVar[frozenset[str]] = frozenset(
+        ["appointment_type_id", "business_id", "patient_id", "practitioner_id", "starts_at"]
+    )
+    appointment_type_id: int = attrs.field(metadata={"description": "appointment type id"})
+    business_id: int = attrs.field(metadata={"description": "business id"})
+    patient_id: int = attrs.field(metadata={"description": "patient id"})
+    practitioner_id: int = attrs.field(metadata={"description": "practitioner id"})
+    starts_at: dt.datetime = attrs.field()
+
+
+@attrs.frozen(kw_only=True)
 class IndividualAppointmentCancelInput(Input):
     """Request body: ``IndividualAppointmentCancel``.
 
@@ -156,9 +177,8 @@ class IndividualAppointmentCancelInput(Input):
     __required__: ClassVar[frozenset[str]] = frozenset(["cancellation_reason"])
     apply_to_repeats: bool | Unset = UNSET
     cancellation_note: str | Unset | None = UNSET
-    cancellation_reason: int | Unset = attrs.field(
-        default=UNSET,
+    cancellation_reason: int = attrs.field(
         metadata={
             "description": "| Enum Value | Description | |---|---| |10|Feeling better| |20|Condition worse| |30|Sick| |40|Away| |50|Other| |60|Work|"
-        },
+        }
     )

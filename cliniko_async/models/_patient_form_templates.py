@@ -312,9 +312,9 @@ class PatientFormTemplateQuestionTextInput(Input):
     """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -327,9 +327,9 @@ class PatientFormTemplateQuestionParagraphInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -341,9 +341,9 @@ class PatientFormTemplateQuestionDateInput(Input):
     """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -355,9 +355,9 @@ class PatientFormTemplateQuestionSignatureInput(Input):
     """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -384,10 +384,10 @@ class PatientFormTemplateQuestionCheckboxesInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[PatientFormTemplateQuestionCheckboxesInputAnswer] | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     other: PatientFormTemplateQuestionCheckboxesInputOther | Unset = UNSET
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -414,10 +414,10 @@ class PatientFormTemplateQuestionRadiobuttonsInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[PatientFormTemplateQuestionRadiobuttonsInputAnswer] | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     other: PatientFormTemplateQuestionRadiobuttonsInputOther | Unset = UNSET
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 PatientFormTemplateQuestionInput: TypeAlias = (

@@ -398,9 +398,9 @@ class PatientFormQuestionTextInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -413,9 +413,9 @@ class PatientFormQuestionParagraphInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -428,9 +428,9 @@ class PatientFormQuestionDateInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: dt.date | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -442,10 +442,10 @@ class PatientFormQuestionSignatureInput(Input):
     """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     required: bool | Unset = UNSET
     signature_id: int | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -475,10 +475,10 @@ class PatientFormQuestionCheckboxesInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[PatientFormQuestionCheckboxesInputAnswer] | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     other: PatientFormQuestionCheckboxesInputOther | Unset = UNSET
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -508,10 +508,10 @@ class PatientFormQuestionRadiobuttonsInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[PatientFormQuestionRadiobuttonsInputAnswer] | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     other: PatientFormQuestionRadiobuttonsInputOther | Unset = UNSET
     required: bool | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 PatientFormQuestionInput: TypeAlias = (

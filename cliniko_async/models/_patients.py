@@ -47,6 +47,7 @@ __all__ = [
     "PatientInputPatientPhoneNumber",
     "PatientInputPronouns",
     "PatientPronouns",
+    "PatientUpdateInput",
 ]
 
 
@@ -333,7 +334,7 @@ class PatientCustomFieldTextInput(Input):
     __required__: ClassVar[frozenset[str]] = frozenset(["token"])
     archived: bool | Unset | None = UNSET
     name: str | Unset | None = UNSET
-    token: str | Unset = UNSET
+    token: str = attrs.field()
     type: str | Unset | None = UNSET
     value: str | Unset = UNSET
 
@@ -349,7 +350,7 @@ class PatientCustomFieldParagraphInput(Input):
     __required__: ClassVar[frozenset[str]] = frozenset(["token"])
     archived: bool | Unset | None = UNSET
     name: str | Unset | None = UNSET
-    token: str | Unset = UNSET
+    token: str = attrs.field()
     type: str | Unset | None = UNSET
     value: str | Unset = UNSET
 
@@ -365,7 +366,7 @@ class PatientCustomFieldDateInput(Input):
     __required__: ClassVar[frozenset[str]] = frozenset(["token"])
     archived: bool | Unset | None = UNSET
     name: str | Unset | None = UNSET
-    token: str | Unset = UNSET
+    token: str = attrs.field()
     type: str | Unset | None = UNSET
     value: dt.date | Unset = UNSET
 
@@ -378,7 +379,7 @@ class PatientCustomFieldCheckboxesInputOption(Input):
     archived: bool | Unset | None = UNSET
     name: str | Unset | None = UNSET
     selected: bool | Unset = UNSET
-    token: str | Unset = UNSET
+    token: str = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -404,7 +405,7 @@ class PatientCustomFieldCheckboxesInput(Input):
     name: str | Unset | None = UNSET
     options: Sequence[PatientCustomFieldCheckboxesInputOption] | Unset = UNSET
     other: PatientCustomFieldCheckboxesInputOther | Unset = UNSET
-    token: str | Unset = UNSET
+    token: str = attrs.field()
     type: str | Unset | None = UNSET
 
 
@@ -416,7 +417,7 @@ class PatientCustomFieldRadiobuttonsInputOption(Input):
     archived: bool | Unset | None = UNSET
     name: str | Unset | None = UNSET
     selected: bool | Unset = UNSET
-    token: str | Unset = UNSET
+    token: str = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -442,7 +443,7 @@ class PatientCustomFieldRadiobuttonsInput(Input):
     name: str | Unset | None = UNSET
     options: Sequence[PatientCustomFieldRadiobuttonsInputOption] | Unset = UNSET
     other: PatientCustomFieldRadiobuttonsInputOther | Unset = UNSET
-    token: str | Unset = UNSET
+    token: str = attrs.field()
     type: str | Unset | None = UNSET
 
 
@@ -461,9 +462,9 @@ class PatientInputCustomFieldsSection(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["fields", "token"])
     archived: bool | Unset | None = UNSET
-    fields: Sequence[PatientCustomFieldInput] | Unset = UNSET
+    fields: Sequence[PatientCustomFieldInput] = attrs.field()
     name: str | Unset | None = UNSET
-    token: str | Unset = UNSET
+    token: str = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -492,16 +493,16 @@ class PatientInputPronouns(Input):
     __required__: ClassVar[frozenset[str]] = frozenset(
         ["accusative", "nominative", "predicative_possessive", "pronominal_possessive", "reflexive"]
     )
-    accusative: str | Unset = UNSET
-    nominative: str | Unset = UNSET
-    predicative_possessive: str | Unset = UNSET
-    pronominal_possessive: str | Unset = UNSET
-    reflexive: str | Unset = UNSET
+    accusative: str = attrs.field()
+    nominative: str = attrs.field()
+    predicative_possessive: str = attrs.field()
+    pronominal_possessive: str = attrs.field()
+    reflexive: str = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
-class PatientInput(Input):
-    """Request body: ``Patient``.
+class PatientUpdateInput(Input):
+    """Request body: ``Patient`` for an update: every field optional, only those set are sent.
 
     Attributes:
         concession_type_id: concession type id.
@@ -511,7 +512,6 @@ class PatientInput(Input):
         time_zone: See: supported time zone identifiers.
     """
 
-    __required__: ClassVar[frozenset[str]] = frozenset(["first_name", "last_name"])
     accepted_email_marketing: bool | Unset | None = UNSET
     accepted_privacy_policy: bool | Unset | None = UNSET
     address_1: str | Unset | None = UNSET
@@ -563,3 +563,20 @@ class PatientInput(Input):
     )
     title: str | Unset | None = UNSET
     unsubscribe_sms_marketing: bool | Unset = UNSET
+
+
+@attrs.frozen(kw_only=True)
+class PatientInput(PatientUpdateInput):
+    """Request body: ``Patient``.
+
+    Attributes:
+        concession_type_id: concession type id.
+        country_code: ISO 3166-1 (https://en.wikipedia.org/wiki/ISO_3166-1#Current_codes) country code.
+        referring_doctor_id: contact id.
+        reminder_type: One of ``'None'``, ``'SMS'``, ``'Email'``, ``'SMS & Email'``.
+        time_zone: See: supported time zone identifiers.
+    """
+
+    __required__: ClassVar[frozenset[str]] = frozenset(["first_name", "last_name"])
+    first_name: str = attrs.field()
+    last_name: str = attrs.field()

@@ -222,8 +222,8 @@ class TreatmentNoteTemplateQuestionTextInput(Input):
     """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
-    name: str | Unset = UNSET
-    type: str | Unset | None = UNSET
+    name: str = attrs.field()
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -236,8 +236,8 @@ class TreatmentNoteTemplateQuestionParagraphInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
-    name: str | Unset = UNSET
-    type: str | Unset | None = UNSET
+    name: str = attrs.field()
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -249,8 +249,8 @@ class TreatmentNoteTemplateQuestionDateInput(Input):
     """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
-    name: str | Unset = UNSET
-    type: str | Unset | None = UNSET
+    name: str = attrs.field()
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -262,8 +262,8 @@ class TreatmentNoteTemplateQuestionBodychartsInput(Input):
     """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
-    name: str | Unset = UNSET
-    type: str | Unset | None = UNSET
+    name: str = attrs.field()
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -290,9 +290,9 @@ class TreatmentNoteTemplateQuestionCheckboxesInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[TreatmentNoteTemplateQuestionCheckboxesInputAnswer] | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     other: TreatmentNoteTemplateQuestionCheckboxesInputOther | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -319,9 +319,9 @@ class TreatmentNoteTemplateQuestionRadiobuttonsInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[TreatmentNoteTemplateQuestionRadiobuttonsInputAnswer] | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     other: TreatmentNoteTemplateQuestionRadiobuttonsInputOther | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 TreatmentNoteTemplateQuestionInput: TypeAlias = (

@@ -226,8 +226,8 @@ class TreatmentNoteQuestionTextInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
-    name: str | Unset = UNSET
-    type: str | Unset | None = UNSET
+    name: str = attrs.field()
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -240,8 +240,8 @@ class TreatmentNoteQuestionParagraphInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: str | Unset = UNSET
-    name: str | Unset = UNSET
-    type: str | Unset | None = UNSET
+    name: str = attrs.field()
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -254,8 +254,8 @@ class TreatmentNoteQuestionDateInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answer: dt.date | Unset = UNSET
-    name: str | Unset = UNSET
-    type: str | Unset | None = UNSET
+    name: str = attrs.field()
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -268,8 +268,8 @@ class TreatmentNoteQuestionBodychartsInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     body_chart_ids: Sequence[int] | Unset = UNSET
-    name: str | Unset = UNSET
-    type: str | Unset | None = UNSET
+    name: str = attrs.field()
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -299,9 +299,9 @@ class TreatmentNoteQuestionCheckboxesInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[TreatmentNoteQuestionCheckboxesInputAnswer] | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     other: TreatmentNoteQuestionCheckboxesInputOther | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 @attrs.frozen(kw_only=True)
@@ -331,9 +331,9 @@ class TreatmentNoteQuestionRadiobuttonsInput(Input):
 
     __required__: ClassVar[frozenset[str]] = frozenset(["name", "type"])
     answers: Sequence[TreatmentNoteQuestionRadiobuttonsInputAnswer] | Unset = UNSET
-    name: str | Unset = UNSET
+    name: str = attrs.field()
     other: TreatmentNoteQuestionRadiobuttonsInputOther | Unset = UNSET
-    type: str | Unset | None = UNSET
+    type: str | None = attrs.field()
 
 
 TreatmentNoteQuestionInput: TypeAlias = (

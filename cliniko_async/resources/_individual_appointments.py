@@ -17,6 +17,7 @@ from ..models._individual_appointments import (
     IndividualAppointment,
     IndividualAppointmentCancelInput,
     IndividualAppointmentInput,
+    IndividualAppointmentUpdateInput,
 )
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ OPERATIONS: dict[str, Any] = {
         "/individual_appointments", IndividualAppointment, IndividualAppointmentInput
     ),
     "update": UpdateOp(
-        "/individual_appointments/{id}", IndividualAppointment, IndividualAppointmentInput
+        "/individual_appointments/{id}", IndividualAppointment, IndividualAppointmentUpdateInput
     ),
     "archive": ActionOp("POST", "/individual_appointments/{id}/archive"),
     "cancel": ActionOp(
@@ -472,16 +473,18 @@ class IndividualAppointmentsResource(Resource[ModeT]):
     def update(
         self: IndividualAppointmentsResource[Async],
         individual_appointment_id: int,
-        body: IndividualAppointmentInput | Mapping[str, Any],
+        body: IndividualAppointmentUpdateInput | Mapping[str, Any],
     ) -> Coroutine[Any, Any, IndividualAppointment]: ...
     @overload
     def update(
         self: IndividualAppointmentsResource[Sync],
         individual_appointment_id: int,
-        body: IndividualAppointmentInput | Mapping[str, Any],
+        body: IndividualAppointmentUpdateInput | Mapping[str, Any],
     ) -> IndividualAppointment: ...
     def update(
-        self, individual_appointment_id: int, body: IndividualAppointmentInput | Mapping[str, Any]
+        self,
+        individual_appointment_id: int,
+        body: IndividualAppointmentUpdateInput | Mapping[str, Any],
     ) -> Coroutine[Any, Any, IndividualAppointment] | IndividualAppointment:
         """Update individual appointment.
 
@@ -491,7 +494,7 @@ class IndividualAppointmentsResource(Resource[ModeT]):
 
         Args:
             individual_appointment_id: the id of the individual appointment (``{id}`` in the path).
-            body: a :class:`~cliniko_async.models.IndividualAppointmentInput` (or a mapping).
+            body: a :class:`~cliniko_async.models.IndividualAppointmentUpdateInput` (or a mapping).
 
         Returns:
             The :class:`~cliniko_async.models.IndividualAppointment`.
@@ -682,16 +685,18 @@ class IndividualAppointmentsResourceWithRawResponse(Resource[ModeT]):
     def update(
         self: IndividualAppointmentsResourceWithRawResponse[Async],
         individual_appointment_id: int,
-        body: IndividualAppointmentInput | Mapping[str, Any],
+        body: IndividualAppointmentUpdateInput | Mapping[str, Any],
     ) -> Coroutine[Any, Any, RawResponse[IndividualAppointment]]: ...
     @overload
     def update(
         self: IndividualAppointmentsResourceWithRawResponse[Sync],
         individual_appointment_id: int,
-        body: IndividualAppointmentInput | Mapping[str, Any],
+        body: IndividualAppointmentUpdateInput | Mapping[str, Any],
     ) -> RawResponse[IndividualAppointment]: ...
     def update(
-        self, individual_appointment_id: int, body: IndividualAppointmentInput | Mapping[str, Any]
+        self,
+        individual_appointment_id: int,
+        body: IndividualAppointmentUpdateInput | Mapping[str, Any],
     ) -> (
         Coroutine[Any, Any, RawResponse[IndividualAppointment]] | RawResponse[IndividualAppointment]
     ):
@@ -703,7 +708,7 @@ class IndividualAppointmentsResourceWithRawResponse(Resource[ModeT]):
 
         Args:
             individual_appointment_id: the id of the individual appointment (``{id}`` in the path).
-            body: a :class:`~cliniko_async.models.IndividualAppointmentInput` (or a mapping).
+            body: a :class:`~cliniko_async.models.IndividualAppointmentUpdateInput` (or a mapping).
 
         Returns:
             A RawResponse (status, headers) of: The :class:`~cliniko_async.models.IndividualAppointment`.

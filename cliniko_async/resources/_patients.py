@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._patients import Patient, PatientInput
+from ..models._patients import Patient, PatientInput, PatientUpdateInput
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
@@ -158,7 +158,7 @@ OPERATIONS: dict[str, Any] = {
     ),
     "get": GetOp("/patients/{id}", Patient, filters=_PATIENTS_GET_FILTERS),
     "create": CreateOp("/patients", Patient, PatientInput),
-    "update": UpdateOp("/patients/{id}", Patient, PatientInput),
+    "update": UpdateOp("/patients/{id}", Patient, PatientUpdateInput),
     "archive": ActionOp("POST", "/patients/{id}/archive"),
     "unarchive": ActionOp("POST", "/patients/{id}/unarchive", Patient),
     "delete": ActionOp(
@@ -358,14 +358,14 @@ class PatientsResource(Resource[ModeT]):
 
     @overload
     def update(
-        self: PatientsResource[Async], patient_id: int, body: PatientInput | Mapping[str, Any]
+        self: PatientsResource[Async], patient_id: int, body: PatientUpdateInput | Mapping[str, Any]
     ) -> Coroutine[Any, Any, Patient]: ...
     @overload
     def update(
-        self: PatientsResource[Sync], patient_id: int, body: PatientInput | Mapping[str, Any]
+        self: PatientsResource[Sync], patient_id: int, body: PatientUpdateInput | Mapping[str, Any]
     ) -> Patient: ...
     def update(
-        self, patient_id: int, body: PatientInput | Mapping[str, Any]
+        self, patient_id: int, body: PatientUpdateInput | Mapping[str, Any]
     ) -> Coroutine[Any, Any, Patient] | Patient:
         """Update patient.
 
@@ -375,7 +375,7 @@ class PatientsResource(Resource[ModeT]):
 
         Args:
             patient_id: the id of the patient (``{id}`` in the path).
-            body: a :class:`~cliniko_async.models.PatientInput` (or a mapping).
+            body: a :class:`~cliniko_async.models.PatientUpdateInput` (or a mapping).
 
         Returns:
             The :class:`~cliniko_async.models.Patient`.
@@ -514,16 +514,16 @@ class PatientsResourceWithRawResponse(Resource[ModeT]):
     def update(
         self: PatientsResourceWithRawResponse[Async],
         patient_id: int,
-        body: PatientInput | Mapping[str, Any],
+        body: PatientUpdateInput | Mapping[str, Any],
     ) -> Coroutine[Any, Any, RawResponse[Patient]]: ...
     @overload
     def update(
         self: PatientsResourceWithRawResponse[Sync],
         patient_id: int,
-        body: PatientInput | Mapping[str, Any],
+        body: PatientUpdateInput | Mapping[str, Any],
     ) -> RawResponse[Patient]: ...
     def update(
-        self, patient_id: int, body: PatientInput | Mapping[str, Any]
+        self, patient_id: int, body: PatientUpdateInput | Mapping[str, Any]
     ) -> Coroutine[Any, Any, RawResponse[Patient]] | RawResponse[Patient]:
         """Update patient.
 
@@ -533,7 +533,7 @@ class PatientsResourceWithRawResponse(Resource[ModeT]):
 
         Args:
             patient_id: the id of the patient (``{id}`` in the path).
-            body: a :class:`~cliniko_async.models.PatientInput` (or a mapping).
+            body: a :class:`~cliniko_async.models.PatientUpdateInput` (or a mapping).
 
         Returns:
             A RawResponse (status, headers) of: The :class:`~cliniko_async.models.Patient`.

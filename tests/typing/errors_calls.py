@@ -10,13 +10,19 @@ this file (it is left out of the project's own mypy and pyright runs) and compar
 from __future__ import annotations
 
 from cliniko_async import Cliniko, SyncCliniko
-from cliniko_async.models import IndividualAppointmentInput, PatientInput
+from cliniko_async.models import (
+    IndividualAppointmentInput,
+    IndividualAppointmentUpdateInput,
+    PatientInput,
+    PatientUpdateInput,
+)
 
 # fmt: off
 
 
 async def wrong_calls(cliniko: Cliniko, sync: SyncCliniko) -> None:
-    await cliniko.patients.create(IndividualAppointmentInput())  # E: mypy[arg-type] pyright[reportArgumentType]
+    await cliniko.patients.create(IndividualAppointmentUpdateInput())  # E: mypy[arg-type] pyright[reportArgumentType]
+    await cliniko.patients.create(PatientUpdateInput(first_name="A"))  # E: mypy[arg-type] pyright[reportArgumentType]
     await cliniko.patients.create(1, 2, 3, "x")  # E: mypy[call-arg,arg-type] pyright[reportCallIssue]
     await cliniko.patients.get(1, 2, 3)  # E: mypy[call-arg,arg-type] pyright[reportCallIssue]
     await cliniko.patients.get()  # E: mypy[call-arg] pyright[reportCallIssue]
@@ -31,4 +37,7 @@ async def wrong_calls(cliniko: Cliniko, sync: SyncCliniko) -> None:
     cliniko.patients.with_raw_response.list()  # E: mypy[attr-defined] pyright[reportAttributeAccessIssue,reportUnknownMemberType]
     cliniko.patients.fetch(1)  # E: mypy[attr-defined] pyright[reportAttributeAccessIssue,reportUnknownMemberType]
     cliniko.practitioners.list_for_business()  # E: mypy[call-arg] pyright[reportCallIssue]
-    PatientInput(first_name=1)  # E: mypy[arg-type] pyright[reportArgumentType]
+    PatientInput(first_name=1, last_name="B")  # E: mypy[arg-type] pyright[reportArgumentType]
+    PatientInput()  # E: mypy[call-arg] pyright[reportCallIssue]
+    PatientInput(first_name="Ada")  # E: mypy[call-arg] pyright[reportCallIssue]
+    IndividualAppointmentInput(patient_id=1)  # E: mypy[call-arg] pyright[reportCallIssue]

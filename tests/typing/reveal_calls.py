@@ -13,7 +13,7 @@ import datetime as dt
 from typing import reveal_type
 
 from cliniko_async import Cliniko, SyncCliniko, q
-from cliniko_async.models import PatientInput
+from cliniko_async.models import PatientInput, PatientUpdateInput
 
 # fmt: off
 
@@ -28,6 +28,7 @@ async def revealed(cliniko: Cliniko, sync: SyncCliniko) -> None:
     reveal_type(await cliniko.patients.list().collect())  # R: list[Patient]
     reveal_type(await cliniko.patients.create(PatientInput(first_name="A", last_name="B")))  # R: Patient
     reveal_type(await cliniko.patients.update(1, {"notes": "x"}))  # R: Patient
+    reveal_type(await cliniko.patients.update(1, PatientUpdateInput(notes="x")))  # R: Patient
     reveal_type(await cliniko.patients.archive(1))  # R: None
     reveal_type(await cliniko.patients.with_raw_response.get(1))  # R: RawResponse[Patient]
     reveal_type(cliniko.individual_appointments.list(q=[q("starts_at") >= since]))  # R: Paginator[IndividualAppointment]
