@@ -138,13 +138,14 @@ class ChangeFeed:
         from ._engine import raw_pages
 
         filters = [q("updated_at") >= since, *(q(f).any() for f in p.lifecycle)]
-        async for page in raw_pages(self._cliniko, p, "list", filters, concurrency=1):
+        by_id = p.resume_by_id  # keyset pages: nothing deleted meanwhile can shift a page
+        async for page in raw_pages(self._cliniko, p, "list", filters, concurrency=1, by_id=by_id):
             for raw, _ in page.items:
                 yield raw
         if p.deletions in ("filter", "list"):
             op = "list" if p.deletions == "filter" else "list_deleted"
             async for page in raw_pages(
-                self._cliniko, p, op, [q("deleted_at") >= since], concurrency=1
+                self._cliniko, p, op, [q("deleted_at") >= since], concurrency=1, by_id=by_id
             ):
                 for raw, _ in page.items:
                     yield raw
