@@ -51,7 +51,7 @@ STD_IMPORTS = (
     "import datetime as dt\n"
     "from collections.abc import Sequence\n"
     "from decimal import Decimal\n"
-    "from typing import Any, ClassVar, TypeAlias\n\n"
+    "from typing import Any, ClassVar, Literal, TypeAlias\n\n"
     "import attrs\n\n"
     "from .._model import Input, Model, tagged_union\n"
     "from .._types import UNSET, Link, LinkOrLinks, Unset\n"
@@ -358,6 +358,10 @@ class ModelGenerator:
                 self.build_class(name, schema, doc=doc, input=input)
             return name
         fmt = schema.get("format")
+        if kind == "string" and input and schema.get("enum") and not fmt:
+            # what is sent: the values the spec allows (responses keep ``str``, the values in
+            # the field's metadata: a value Cliniko adds later must not fail to decode)
+            return "Literal[" + ", ".join(repr(str(v)) for v in schema["enum"]) + "]"
         if kind == "string":
             return {
                 "date-time": "dt.datetime",

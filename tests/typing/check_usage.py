@@ -5,8 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import assert_type
 
-from cliniko_async import Cliniko, Page, Paginator, q
-from cliniko_async.models import IndividualAppointment, Patient, PatientInput, Practitioner
+from cliniko_async import Cliniko, Page, Paginator, RawResponse, SyncCliniko, q
+from cliniko_async._sync_pagination import SyncPaginator
+from cliniko_async.models import (
+    IndividualAppointment,
+    Patient,
+    PatientInput,
+    PatientInputPatientPhoneNumber,
+    PatientUpdateInput,
+    Practitioner,
+)
 
 
 async def user_code(cliniko: Cliniko) -> None:
@@ -22,3 +30,28 @@ async def user_code(cliniko: Cliniko) -> None:
     assert_type(await appts.collect(), list[IndividualAppointment])
     assert_type(await cliniko.patients.create(PatientInput(first_name="A", last_name="B")), Patient)
     assert_type(await cliniko.patients.archive(1), None)
+    full = PatientInput(first_name="A", last_name="B")
+    assert_type(await cliniko.patients.update(1, full), Patient)  # a full body updates too
+    assert_type(await cliniko.patients.update(1, PatientUpdateInput(notes=None)), Patient)
+    phone = PatientInputPatientPhoneNumber(number="0400", phone_type="Mobile")
+    assert_type(
+        await cliniko.patients.create({"first_name": "A", "patient_phone_numbers": [phone]}),
+        Patient,
+    )
+    newest = cliniko.patients.list(sort=["created_at:desc", "last_name"], order="asc", per_page=100)
+    assert_type(newest, Paginator[Patient])
+    raw = await cliniko.patients.with_raw_response.get(1)
+    assert_type(raw, RawResponse[Patient])
+    assert_type(raw.parsed, Patient)
+    assert_type(raw.status_code, int)
+    assert_type(raw.rate_limit_remaining, int | None)
+    assert_type(await cliniko.patients.with_raw_response.archive(1), RawResponse[None])
+
+
+def sync_code(cliniko: SyncCliniko) -> None:
+    assert_type(cliniko.patients.get(1), Patient)
+    assert_type(cliniko.patients.list(), SyncPaginator[Patient])
+    for patient in cliniko.patients.list(q=[q("last_name") == "Lovelace"]):
+        assert_type(patient, Patient)
+    assert_type(cliniko.patients.archive(1), None)
+    assert_type(cliniko.patients.with_raw_response.get(1), RawResponse[Patient])

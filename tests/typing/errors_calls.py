@@ -14,6 +14,7 @@ from cliniko_async.models import (
     IndividualAppointmentInput,
     IndividualAppointmentUpdateInput,
     PatientInput,
+    PatientInputPatientPhoneNumber,
     PatientUpdateInput,
 )
 
@@ -41,3 +42,4 @@ async def wrong_calls(cliniko: Cliniko, sync: SyncCliniko) -> None:
     PatientInput()  # E: mypy[call-arg] pyright[reportCallIssue]
     PatientInput(first_name="Ada")  # E: mypy[call-arg] pyright[reportCallIssue]
     IndividualAppointmentInput(patient_id=1)  # E: mypy[call-arg] pyright[reportCallIssue]
+    PatientInputPatientPhoneNumber(phone_type="Pager")  # E: mypy[arg-type] pyright[reportArgumentType]
