@@ -36,7 +36,7 @@ LINT_DEPS = [RUFF]
 # (ruff formats the signatures of the API reference)
 DOCS_DEPS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", RUFF]
 PYTHONS = ("3.11", "3.12", "3.13", "3.14")
-TYPE_DEPS = ["mypy==2.4.1", "types-PyYAML", "nox"]
+TYPE_DEPS = ["mypy==2.4.1", "pyright==1.1.414", "types-PyYAML", "nox"]
 
 
 @nox.session(python=None)
@@ -109,9 +109,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the package, tests, benchmarks and tools."""
+    """mypy --strict over the package, tests, benchmarks and tools; pyright strict over the
+    generated API surface and tests/typing (pyproject's [tool.pyright])."""
     session.install(EXTRAS, *TEST_DEPS, *BENCH_DEPS, *TYPE_DEPS)
     session.run("mypy", *session.posargs)
+    session.run("pyright")
 
 
 @nox.session(python=None)
