@@ -114,6 +114,7 @@ def typecheck(session: nox.Session) -> None:
     session.install(EXTRAS, *TEST_DEPS, *BENCH_DEPS, *TYPE_DEPS)
     session.run("mypy", *session.posargs)
     session.run("pyright")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/test_typing.py")  # the errors
 
 
 @nox.session(python=None)
