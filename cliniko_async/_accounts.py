@@ -11,8 +11,8 @@ import httpx
 from ._client import Cliniko, check_http_client
 from ._config import ClientConfig
 from ._limiter import LimiterBackend, RateLimit
-from ._session import RequestOptions, Session
-from ._transport import SharedTransport, owned_client
+from ._session import RequestOptions, Session, _Family
+from ._transport import DEFAULT_MAX_RESPONSE_SIZE, SharedTransport, owned_client
 from .errors import ConfigurationError
 
 __all__ = ["ClinikoAccounts"]
@@ -27,6 +27,13 @@ class _Hidden(str):
         return "<api key>"
 
     __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return "<api key>"
+
+    def __getitem__(self, index: object) -> str:
+        # A slice of the key is hidden too (rich shortens long strings by slicing them).
+        return _Hidden(str.__getitem__(self, index))  # type: ignore[index]
 
     def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("an API key cannot be pickled")
@@ -63,6 +70,8 @@ class ClinikoAccounts:
         max_sessions: int = 1024,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        deadline: float | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if max_sessions < 1:
             raise ConfigurationError(f"max_sessions must be >= 1, got {max_sessions!r}")
@@ -71,8 +80,18 @@ class ClinikoAccounts:
             raise ConfigurationError(
                 f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
             )
-        # Validate the shared settings once, with a placeholder key, before any request.
-        ClientConfig.build(api_key="placeholder0", user_agent=user_agent, base_url=base_url)
+        # Validate the shared settings once, with a placeholder key, before any request. On
+        # failure these arguments leave the frame first (an API key pasted into user_agent
+        # must not show in a traceback that records frame locals).
+        try:
+            ClientConfig.build(api_key="placeholder0", user_agent=user_agent, base_url=base_url)
+        except ConfigurationError as exc:
+            error: ConfigurationError | None = exc
+        else:
+            error = None
+        if error is not None:
+            del user_agent, base_url
+            raise error.with_traceback(None)
         self._user_agent = user_agent
         self._base_url = base_url
         self._rate_limit = rate_limit if rate_limit is not None else RateLimit()
@@ -81,7 +100,14 @@ class ClinikoAccounts:
                 f"rate_limit must be a RateLimit(requests, period), got {rate_limit!r}"
             )
         self._timeout = timeout
-        self._options = RequestOptions(timeout=timeout, max_retries=max_retries)
+        self._options = RequestOptions(
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            max_response_size=max_response_size,
+        )
+        # Every key's session belongs to one family: aclose() ends all their requests at once.
+        self._family = _Family()
         self._limiter = limiter
         self._http_client = http_client
         self._transport = transport
@@ -94,17 +120,26 @@ class ClinikoAccounts:
         """The session for ``api_key`` (created on first use, then reused)."""
         sessions = self._sessions
         if type(api_key) is str:
-            cache_key: object = api_key if shard is None else (api_key, shard)
-            session = sessions.get(cache_key)
+            session = sessions.get(api_key if shard is None else (api_key, shard))
             if session is not None:
-                sessions.move_to_end(cache_key)
+                sessions.move_to_end(api_key if shard is None else (api_key, shard))
                 return session
-        return self._new_session(api_key, shard)
+        try:
+            return self._new_session(api_key, shard)
+        finally:
+            del api_key, shard  # a traceback recording frame locals must not show them
 
     def _new_session(self, api_key: str, shard: str | None) -> Cliniko:
-        config = ClientConfig.build(
-            api_key=api_key, user_agent=self._user_agent, base_url=self._base_url, shard=shard
-        )
+        hidden = _Hidden(api_key)
+        try:
+            config = ClientConfig.build(
+                api_key=api_key, user_agent=self._user_agent, base_url=self._base_url, shard=shard
+            )
+        except ConfigurationError as exc:
+            error = exc
+            del api_key, shard  # (a key pasted as the shard must not show either)
+            raise error.with_traceback(None) from None
+        del api_key
         origin = str(config.base_url)
         pool = self._pools.get(origin)
         if pool is None:
@@ -117,9 +152,9 @@ class ClinikoAccounts:
             options=self._options,
             limiter_backend=self._limiter,
             transport=transport,
+            family=self._family,
         )
         client = Cliniko._from_session(session)
-        hidden = _Hidden(api_key)
         self._sessions[hidden if shard is None else (hidden, shard)] = client
         while len(self._sessions) > self.max_sessions:
             self._sessions.popitem(last=False)
@@ -143,10 +178,14 @@ class ClinikoAccounts:
         return {origin: http for origin, (http, _) in self._pools.items()}
 
     async def aclose(self) -> None:
-        """Close every pool this object opened, and the ``transport`` it was given."""
-        for session in self._sessions.values():
-            session._session.close()
+        """End every key's running requests, close the pools and the ``transport`` given.
+
+        Running requests (cached sessions or evicted ones) end at once with
+        :class:`ClientClosedError`, as with :meth:`Cliniko.aclose`.
+        """
+        self._family.close()
         self._sessions.clear()
+        await self._family.drained()
         pools, self._pools = self._pools, {}
         if self._http_client is None:
             for http, _ in pools.values():
@@ -166,4 +205,6 @@ class ClinikoAccounts:
         await self.aclose()
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_pools"):  # a constructor that raised
+            return "<ClinikoAccounts (not constructed)>"
         return f"<ClinikoAccounts sessions={len(self._sessions)} pools={list(self._pools)}>"

@@ -10,7 +10,7 @@ import httpx
 from ._config import ClientConfig
 from ._limiter import LimiterBackend, RateLimit
 from ._session import RequestOptions, Session
-from ._transport import DEFAULT_LIMITS, owned_client
+from ._transport import DEFAULT_LIMITS, DEFAULT_MAX_RESPONSE_SIZE, owned_client
 from .errors import ConfigurationError
 from .resources import AsyncResources
 
@@ -54,6 +54,12 @@ class Cliniko(AsyncResources):
     ``transport`` swaps in any ``httpx.AsyncBaseTransport`` (closed by :meth:`aclose`);
     ``http_client`` sends through your own ``httpx.AsyncClient`` instead: its defaults, hooks
     and mounts apply, and it is yours to close (and to keep to one event loop and process).
+
+    Limits on every exchange: ``deadline`` (seconds from connecting to the last byte of the
+    response; default three times ``timeout``, ``math.inf`` for none) raises
+    :class:`APITimeoutError`; a body over ``max_response_size`` bytes (64 MiB; counted as it
+    arrives and as it is decompressed) raises :class:`ResponseTooLargeError`. Neither is
+    retried.
     """
 
     def __init__(
@@ -69,16 +75,27 @@ class Cliniko(AsyncResources):
         http_client: httpx.AsyncClient | None = None,
         limiter: LimiterBackend | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        deadline: float | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
-        config = ClientConfig.build(
-            api_key=api_key, user_agent=user_agent, base_url=base_url, shard=shard
-        )
+        try:
+            config = ClientConfig.build(
+                api_key=api_key, user_agent=user_agent, base_url=base_url, shard=shard
+            )
+        finally:
+            # Not kept in this frame: a traceback recording frame locals must not show them.
+            del api_key, user_agent, base_url, shard
         rate_limit = rate_limit if rate_limit is not None else RateLimit()
         if not isinstance(rate_limit, RateLimit):
             raise ConfigurationError(
                 f"rate_limit must be a RateLimit(requests, period), got {rate_limit!r}"
             )
-        options = RequestOptions(timeout=timeout, max_retries=max_retries)
+        options = RequestOptions(
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            max_response_size=max_response_size,
+        )
         check_http_client(http_client, transport)
         self._owns_http = http_client is None
         send_to: httpx.AsyncBaseTransport | None = None
@@ -122,11 +139,17 @@ class Cliniko(AsyncResources):
         return self._session_obj.rate_limit
 
     def with_options(
-        self, *, timeout: float | httpx.Timeout | None = None, max_retries: int | None = None
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        deadline: float | None = None,
+        max_response_size: int | None = None,
     ) -> Cliniko:
         """A client sharing this one's connection pool and limiter, with other settings.
 
-        ``await cliniko.with_options(timeout=5, max_retries=0).patients.get(1)``
+        ``await cliniko.with_options(timeout=5, max_retries=0).patients.get(1)``. A new
+        ``timeout`` without a ``deadline`` gets the default deadline for that timeout.
         """
         old = self._session_obj.options
         options = RequestOptions(
@@ -135,6 +158,10 @@ class Cliniko(AsyncResources):
             backoff_base=old.backoff_base,
             backoff_max=old.backoff_max,
             max_rate_limit_wait=old.max_rate_limit_wait,
+            deadline=(old.deadline if timeout is None else None) if deadline is None else deadline,
+            max_response_size=(
+                old.max_response_size if max_response_size is None else max_response_size
+            ),
         )
         return Cliniko._from_session(self._session_obj.with_options(options))
 
@@ -143,13 +170,19 @@ class Cliniko(AsyncResources):
         return await self._session_obj.request(method, path, params=params, json_body=json)
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless it came as ``http_client``: that one is yours).
+        """End the client's requests and close its pool (not an ``http_client``: that is yours).
 
-        Requests still in flight end with :class:`ClientClosedError` rather than a retry.
+        Every request of this client (and of its ``with_options`` copies) still running ends
+        at once with :class:`ClientClosedError`: waiting for a rate-limit slot (nothing sent),
+        waiting before a retry, or on the wire (its connection is dropped; it may or may not
+        have reached Cliniko). Then the pool closes, its connections with it. A
+        ``with_options`` copy's ``aclose()`` ends only its own requests.
         """
-        self._session_obj.close()
+        session = self._session_obj
+        session.close()
         if self._owns_http:
-            await self._session_obj.http.aclose()
+            await session.drained()
+            await session.http.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -163,5 +196,7 @@ class Cliniko(AsyncResources):
         await self.aclose()
 
     def __repr__(self) -> str:
-        key = self._session_obj.config.api_key
-        return f"<Cliniko base_url={self.base_url!r} key={key.fingerprint}>"
+        session = getattr(self, "_session_obj", None)
+        if session is None:  # a constructor that raised (shown in a traceback's locals)
+            return "<Cliniko (not constructed)>"
+        return f"<Cliniko base_url={self.base_url!r} key={session.config.api_key.fingerprint}>"

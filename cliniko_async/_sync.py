@@ -31,6 +31,7 @@ import httpx
 from ._client import Cliniko
 from ._limiter import LimiterBackend, RateLimit
 from ._session import Session
+from ._transport import DEFAULT_MAX_RESPONSE_SIZE
 from .errors import ClinikoError
 from .resources import SyncResources
 
@@ -257,20 +258,28 @@ class SyncCliniko(SyncResources):
         http_client: httpx.AsyncClient | None = None,
         limiter: LimiterBackend | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        deadline: float | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         # Validates everything (http_client and transport included) before any thread starts.
-        client = Cliniko(
-            api_key=api_key,
-            user_agent=user_agent,
-            base_url=base_url,
-            shard=shard,
-            rate_limit=rate_limit,
-            timeout=timeout,
-            max_retries=max_retries,
-            http_client=http_client,
-            limiter=limiter,
-            transport=transport,
-        )
+        try:
+            client = Cliniko(
+                api_key=api_key,
+                user_agent=user_agent,
+                base_url=base_url,
+                shard=shard,
+                rate_limit=rate_limit,
+                timeout=timeout,
+                max_retries=max_retries,
+                http_client=http_client,
+                limiter=limiter,
+                transport=transport,
+                deadline=deadline,
+                max_response_size=max_response_size,
+            )
+        finally:
+            # Not kept for a traceback that records frame locals (a key pasted into any).
+            del api_key, user_agent, base_url, shard
         runtime = _Runtime(client)
         _RUNTIMES.add(runtime)
         self._setup(client, runtime)
@@ -350,5 +359,7 @@ class SyncCliniko(SyncResources):
         self.close()
 
     def __repr__(self) -> str:
+        if getattr(self, "_async", None) is None:  # a constructor that raised
+            return "<SyncCliniko (not constructed)>"
         key = self._session.config.api_key.fingerprint
         return f"<SyncCliniko base_url={self.base_url!r} key={key}>"

@@ -11,7 +11,13 @@ stays near 0.1 ms, which is what lets one process serve hundreds of Cliniko keys
   pool's guard task, which closes it before the loop closes), and after ``os.fork()`` the child
   builds its own pool and never touches (or closes) the parent's connections.
 - The whole body is read before the response is returned (every Cliniko response is read
-  whole anyway); httpx decodes ``Content-Encoding`` as usual.
+  whole anyway), never more than ``max_response_size`` bytes (the request's
+  ``cliniko_async.max_response_size`` extension, 64 MiB by default): counted as the bytes
+  arrive, and again as gzip/deflate is decoded (here, chunk by chunk, with zlib's
+  ``max_length``), so neither a huge body nor a decompression bomb is ever held in memory.
+  Over the cap: :class:`ResponseTooLarge` (an ``httpx.TransportError``) and the connection is
+  dropped. Other encodings (``br``, ``zstd``: never asked for by the client) are decoded by
+  httpx once the compressed bytes fitted.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import asyncio
 import os
 import ssl
 import urllib.request
+import zlib
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
@@ -29,12 +36,27 @@ from .errors import ConfigurationError
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["DEFAULT_LIMITS", "AiohttpTransport", "SharedTransport", "env_proxies", "owned_client"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_MAX_RESPONSE_SIZE",
+    "MAX_SIZE_EXTENSION",
+    "AiohttpTransport",
+    "ResponseTooLarge",
+    "SharedTransport",
+    "env_proxies",
+    "owned_client",
+    "read_capped",
+]
 
 #: Connection limits of the client's own pool (per base URL).
 DEFAULT_LIMITS: Final = httpx.Limits(
     max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0
 )
+
+#: The most a response body may hold, compressed and decompressed (each counted).
+DEFAULT_MAX_RESPONSE_SIZE: Final = 64 * 1024 * 1024
+#: The request extension carrying the cap (the pipeline sets it from the client's setting).
+MAX_SIZE_EXTENSION: Final = "cliniko_async.max_response_size"
 
 _fork_generation = 0
 
@@ -102,8 +124,14 @@ class _LoopPool:
                 if self.session is not None:
                     await self.session.close()
             finally:
-                if self.httpcore is not None:
-                    await self.httpcore.aclose()
+                try:
+                    if self.httpcore is not None:
+                        await self.httpcore.aclose()
+                finally:
+                    # asyncio closes a socket one loop iteration after its transport's close():
+                    # let that happen before aclose() returns (no descriptor left for the GC).
+                    for _ in range(2):
+                        await asyncio.sleep(0)
 
     def timeout(self, spec: dict[str, float | None]) -> aiohttp.ClientTimeout:
         key = (spec.get("connect"), spec.get("read"), spec.get("pool"))
@@ -218,20 +246,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             session = pool.start_aiohttp(self.limits)
         url = request.url
         scheme = url.scheme
-        raw_headers = request.headers.raw
+        limit: int = request.extensions.get(MAX_SIZE_EXTENSION, DEFAULT_MAX_RESPONSE_SIZE)
         data: bytes | httpx.AsyncByteStream | None
+        streamed = False
         try:
             data = request.content or None
         except httpx.RequestNotRead:  # a streamed body (an upload): sent as it is read
             data = request.stream  # type: ignore[assignment]
-            # aiohttp keeps Content-Length when there is one, and chunks the body otherwise.
-            raw_headers = [(k, v) for k, v in raw_headers if k.lower() != b"transfer-encoding"]
+            streamed = True
         timeout = pool.timeout(request.extensions.get("timeout") or {})
         try:
+            # The headers (the Authorization one included) are built inside the call: no local
+            # of this frame holds them for a traceback that records frame locals.
             response = await session.request(
                 request.method,
                 str(url),
-                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers],
+                headers=_aiohttp_headers(request, streamed=streamed),
                 data=data,
                 allow_redirects=False,
                 timeout=timeout,
@@ -239,12 +269,25 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 proxy=self._proxy_for(scheme, url.host),
             )
             try:
-                body = await response.read()
+                length = response.content_length
+                if (
+                    length is not None
+                    and length <= limit
+                    and "Content-Encoding" not in response.headers
+                ):
+                    # aiohttp reads exactly Content-Length bytes: already under the cap.
+                    body, decoded = await response.read(), True
+                else:
+                    body, decoded = await _read_aiohttp(response, limit, request)
+            except BaseException:
+                response.close()  # the rest of the body is never read: drop the connection
+                raise
             finally:
                 response.release()
         except Exception as exc:
             if isinstance(exc, pool.errors):
-                raise _map_error(exc, request) from exc
+                # Not chained: aiohttp's exception and its frames hold the request's headers.
+                raise _map_error(exc, request) from None
             raise
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
@@ -256,12 +299,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
             extensions=extensions,
         )
-        if "content-encoding" in result.headers:
-            result.read()  # decodes it; aread() is then a no-op
-        else:
-            # Identity: the body is the content. (Were httpx to rename the attribute, aread()
-            # would read the same bytes from the stream: slower, not wrong.)
+        if decoded:
+            # Identity, or gzip/deflate decoded here under the cap: the body is the content.
+            # (Were httpx to rename the attribute, aread() would read the same bytes from the
+            # stream: slower, not wrong; a compressed body would then be decoded twice.)
             result._content = body
+        else:
+            _decode_with_httpx(result, limit, request)
         return result
 
     async def _send_httpcore(self, pool: _LoopPool, request: httpx.Request) -> httpx.Response:
@@ -272,7 +316,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             response = await pool.httpcore.handle_async_request(request)
             try:
-                await response.aread()
+                limit = request.extensions.get(MAX_SIZE_EXTENSION, DEFAULT_MAX_RESPONSE_SIZE)
+                await read_capped(response, limit, request)
             finally:
                 await response.aclose()
         finally:
@@ -308,6 +353,168 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def pools(self) -> int:
         """How many event loops have a pool open in this process."""
         return sum(1 for pool in self._pools.values() if not pool.guard.done())
+
+
+class ResponseTooLarge(httpx.TransportError):
+    """A response body over the cap, compressed or decompressed (reading stopped there)."""
+
+    def __init__(self, limit: int, request: httpx.Request) -> None:
+        super().__init__(f"the response body is larger than {limit} bytes", request=request)
+        self.limit = limit
+
+
+def _aiohttp_headers(request: httpx.Request, *, streamed: bool) -> list[tuple[str, str]]:
+    raw = request.headers.raw
+    if streamed:  # aiohttp keeps Content-Length when there is one, and chunks the body otherwise
+        raw = [(k, v) for k, v in raw if k.lower() != b"transfer-encoding"]
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+
+
+#: The most one zlib call may produce (the output buffer it builds).
+_STEP: Final = 1 << 20
+
+
+class _Body:
+    """A response body collected under a cap, gzip/deflate decoded as it arrives.
+
+    Both the bytes received and the bytes decoded count against ``limit``; zlib is asked for
+    at most what still fits (``max_length``), so a decompression bomb stops at the cap.
+    ``decoded`` is False for encodings left to httpx (``br``, ``zstd``, a list of codings).
+    """
+
+    __slots__ = ("_inflate", "_raw", "_wbits", "chunks", "decoded", "limit", "request", "size")
+
+    def __init__(self, encoding: str | None, limit: int, request: httpx.Request) -> None:
+        self.limit = limit
+        self.request = request
+        self.chunks: list[bytes] = []
+        self.size = 0  # bytes kept (decoded when decoding)
+        self._raw = 0  # bytes received
+        self._inflate: Any = None
+        self._wbits = 0
+        self.decoded = True
+        coding = (encoding or "").strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            self._wbits = zlib.MAX_WBITS | 16
+        elif coding == "deflate":
+            self._wbits = zlib.MAX_WBITS  # zlib-wrapped; raw deflate tried if that fails
+        elif coding not in ("", "identity"):
+            self.decoded = False
+        if self._wbits:
+            self._inflate = zlib.decompressobj(self._wbits)
+
+    def _too_large(self) -> ResponseTooLarge:
+        return ResponseTooLarge(self.limit, self.request)
+
+    def feed(self, data: bytes) -> None:
+        self._raw += len(data)
+        if self._raw > self.limit:
+            raise self._too_large()
+        if self._inflate is not None:
+            data = self._decompress(data)
+            self.size += len(data)
+            if self.size > self.limit:
+                raise self._too_large()
+        else:
+            self.size = self._raw
+        if data:
+            self.chunks.append(data)
+
+    def _decompress(self, data: bytes) -> bytes:
+        # At most _STEP bytes per zlib call (a bomb's 64 KB chunk can expand to gigabytes, and
+        # one call asked for the whole room would build a buffer that size), never past the cap.
+        inflate = self._inflate
+        room = self.limit - self.size
+        pieces: list[bytes] = []
+        produced = 0
+        received = data
+        try:
+            while True:
+                piece = inflate.decompress(data, min(room - produced + 1, _STEP))
+                produced += len(piece)
+                if produced > room:
+                    raise self._too_large()
+                pieces.append(piece)
+                data = inflate.unconsumed_tail
+                if not data and len(piece) < _STEP:
+                    break
+        except zlib.error as exc:
+            if self._wbits == zlib.MAX_WBITS and not (self.size or self.chunks or produced):
+                # "deflate" sent as raw deflate (without the zlib wrapper): as httpx does.
+                self._wbits = -zlib.MAX_WBITS
+                self._inflate = zlib.decompressobj(self._wbits)
+                return self._decompress(received)
+            raise httpx.DecodingError(f"bad {self._coding()} body: {exc}") from None
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _coding(self) -> str:
+        return "gzip" if self._wbits & 16 else "deflate"
+
+    def finish(self) -> bytes:
+        if self._inflate is not None:
+            try:
+                rest = self._inflate.flush()
+            except zlib.error as exc:
+                raise httpx.DecodingError(f"bad {self._coding()} body: {exc}") from None
+            self.size += len(rest)
+            if self.size > self.limit:
+                raise self._too_large()
+            if rest:
+                self.chunks.append(rest)
+        chunks = self.chunks
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _read_aiohttp(
+    response: aiohttp.ClientResponse, limit: int, request: httpx.Request
+) -> tuple[bytes, bool]:
+    """(body, decoded) read under the cap. Identity with a Content-Length: one read()."""
+    length = response.content_length
+    if length is not None and length > limit:
+        raise ResponseTooLarge(limit, request)
+    encoding = response.headers.get("Content-Encoding")
+    if encoding is None and length is not None:
+        return await response.read(), True  # aiohttp reads exactly Content-Length bytes
+    body = _Body(encoding, limit, request)
+    async for chunk in response.content.iter_any():
+        body.feed(chunk)
+    return body.finish(), body.decoded
+
+
+async def read_capped(response: httpx.Response, limit: int, request: httpx.Request) -> None:
+    """Read an httpx response's body under the cap (like ``aread()``, which it replaces).
+
+    Raises :class:`ResponseTooLarge` once more than ``limit`` bytes arrived or were decoded.
+    """
+    try:
+        content = response._content
+    except AttributeError:
+        pass
+    else:  # read already (an in-memory response)
+        if len(content) > limit:
+            raise ResponseTooLarge(limit, request)
+        return
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise ResponseTooLarge(limit, request)
+    body = _Body(response.headers.get("Content-Encoding"), limit, request)
+    async for chunk in response.aiter_raw():
+        body.feed(chunk)
+    content = body.finish()
+    if body.decoded:
+        response._content = content
+    else:
+        response.stream = httpx.ByteStream(content)
+        response.is_stream_consumed = False
+        response.is_closed = False
+        _decode_with_httpx(response, limit, request)
+
+
+def _decode_with_httpx(response: httpx.Response, limit: int, request: httpx.Request) -> None:
+    """An encoding we do not decode ourselves: httpx decodes it; the result is checked."""
+    response.read()
+    if len(response.content) > limit:
+        raise ResponseTooLarge(limit, request)
 
 
 def _map_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:

@@ -9,7 +9,8 @@
     ├── ModelDecodeError            data that does not fit a model (also a ValueError)
     └── APIError                    something went wrong with a request (method, url)
         ├── APIConnectionError      the request did not get a response
-        │   └── APITimeoutError
+        │   └── APITimeoutError     a timeout, or the request's total deadline passed
+        ├── ResponseTooLargeError   a response body over the size cap (compressed or not)
         ├── DecodeError             a response body that is not the JSON expected
         ├── PaginationError         pages that loop, repeat records or contradict total_entries
         └── APIStatusError          a 4xx/5xx response (status_code, body, headers)
@@ -46,6 +47,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ServerError",
     "UnprocessableEntityError",
     "UnsafeURLError",
@@ -61,7 +63,12 @@ class ConfigurationError(ClinikoError, ValueError):
 
 
 class ClientClosedError(ClinikoError, RuntimeError):
-    """The client was closed (``aclose()``/``close()``) before or while this request ran."""
+    """The client was closed (``aclose()``/``close()``) before or while this request ran.
+
+    Closing ends the client's requests at once, wherever they are: waiting for a rate-limit
+    slot (nothing was sent), on the wire (it may or may not have reached Cliniko), or waiting
+    before a retry.
+    """
 
 
 class UnsafeURLError(ClinikoError):
@@ -100,7 +107,24 @@ class APIConnectionError(APIError):
 
 
 class APITimeoutError(APIConnectionError):
-    """The request timed out."""
+    """The request timed out: a connect/read/write/pool timeout, or its total deadline passed.
+
+    A passed deadline (one exchange, connect to last byte, took longer than the client's
+    ``deadline``) counts as a timeout: retried like one (idempotent methods, ``max_retries``).
+    """
+
+
+class ResponseTooLargeError(APIError):
+    """A response body was larger than the client's ``max_response_size``.
+
+    Counted on the bytes as they arrive and again as they are decompressed: reading stopped at
+    the limit (nothing larger was held in memory) and the connection was dropped. ``limit`` is
+    the cap in bytes. Not retried.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, limit: int) -> None:
+        super().__init__(message, method=method, url=url)
+        self.limit = limit
 
 
 class DecodeError(APIError):
