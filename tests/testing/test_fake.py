@@ -452,14 +452,15 @@ def spec_limits() -> dict[str, dict[str, tuple[int | None, tuple[Any, ...] | Non
     from cliniko_async._model import Input
     from tests import _spec
 
-    doc = re.compile(r"^Request body: (?:Cliniko schema )?``(\w+)``\.?$")
+    # the docstring's first line names the schema (an update twin's too: it has the same limits)
+    doc = re.compile(r"^Request body: (?:Cliniko schema )?``(\w+)``(?: for an update\b.*)?\.?$")
     spec = _spec.spec()
     out: dict[str, dict[str, tuple[int | None, tuple[Any, ...] | None]]] = {}
     for name in sorted(dir(models)):
         cls = getattr(models, name)
         if not (isinstance(cls, type) and issubclass(cls, Input) and cls is not Input):
             continue
-        found = doc.match((cls.__doc__ or "").strip())
+        found = doc.match((cls.__doc__ or "").strip().split("\n", 1)[0])
         if not found:
             continue
         source = found.group(1)
