@@ -210,6 +210,12 @@ def plain(text: str) -> str:
         return label if url.startswith(("/", "#")) else f"{label} ({url})"
 
     text = re.sub(r"\[([^\]]*)\]\(([^)]*)\)", link, text)
+    lines = text.splitlines()
+    if any(re.fullmatch(r"\s*\|[-| ]+\|\s*", line) for line in lines):  # a table: "a: b; ..."
+        rows = [line for line in lines if line.strip().startswith("|")][2:]
+        cells = [[c.strip() for c in row.strip().strip("|").split("|")] for row in rows]
+        other = " ".join(line for line in lines if not line.strip().startswith("|"))
+        text = (other + " " if other.strip() else "") + "; ".join(": ".join(c) for c in cells)
     return " ".join(text.replace('"""', "'").replace("\\", "/").split()).rstrip(".")
 
 
@@ -370,6 +376,8 @@ class ModelGenerator:
                 "int64": "int",
                 "decimal": "Decimal",
             }.get(fmt or "", "str")
+        if kind == "integer" and input and schema.get("enum"):  # cancellation reasons: 10, 20...
+            return "Literal[" + ", ".join(str(int(v)) for v in schema["enum"]) + "]"
         if kind == "integer":
             return "int"
         if kind == "number":

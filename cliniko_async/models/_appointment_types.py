@@ -95,7 +95,9 @@ class AppointmentTypeInput(Input):
     duration_in_minutes: int | Unset = UNSET
     max_attendees: int | Unset = UNSET
     name: str | Unset = UNSET
-    online_bookings_lead_time_hours: int | Unset | None = UNSET
+    online_bookings_lead_time_hours: (
+        Literal[0, 1, 2, 4, 12, 18, 24, 48, 72, 168, 336, 504, 672] | Unset | None
+    ) = UNSET
     online_payments_mode: Literal["deposit_required", "optional", "required"] | Unset | None = UNSET
     practitioner_ids: Sequence[int] | Unset = attrs.field(
         default=UNSET, metadata={"description": "Practitioner ids"}

@@ -116,4 +116,4 @@ class ContactInput(Input):
     provider_number: str | Unset | None = UNSET
     state: str | Unset | None = UNSET
     title: str | Unset | None = UNSET
-    type_code: int | Unset | None = UNSET
+    type_code: Literal[0, 1, 2] | Unset | None = UNSET

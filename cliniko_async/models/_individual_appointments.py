@@ -171,14 +171,14 @@ class IndividualAppointmentCancelInput(Input):
     """Request body: ``IndividualAppointmentCancel``.
 
     Attributes:
-        cancellation_reason: | Enum Value | Description | |---|---| |10|Feeling better| |20|Condition worse| |30|Sick| |40|Away| |50|Other| |60|Work|. One of ``10``, ``20``, ``30``, ``40``, ``50``, ``60``.
+        cancellation_reason: 10: Feeling better; 20: Condition worse; 30: Sick; 40: Away; 50: Other; 60: Work. One of ``10``, ``20``, ``30``, ``40``, ``50``, ``60``.
     """
 
     __required__: ClassVar[frozenset[str]] = frozenset(["cancellation_reason"])
     apply_to_repeats: bool | Unset = UNSET
     cancellation_note: str | Unset | None = UNSET
-    cancellation_reason: int = attrs.field(
+    cancellation_reason: Literal[10, 20, 30, 40, 50, 60] = attrs.field(
         metadata={
-            "description": "| Enum Value | Description | |---|---| |10|Feeling better| |20|Condition worse| |30|Sick| |40|Away| |50|Other| |60|Work|"
+            "description": "10: Feeling better; 20: Condition worse; 30: Sick; 40: Away; 50: Other; 60: Work"
         }
     )

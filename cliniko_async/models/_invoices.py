@@ -23,9 +23,9 @@ class Invoice(Model):
     """Cliniko schema ``Invoice``.
 
     Attributes:
-        calculation_method: | Enum Value | Description | |---|---| | 1 | Legacy | | 2 | Tax exclusive | | 3 | Tax inclusive |. One of ``1``, ``2``, ``3``.
+        calculation_method: 1: Legacy; 2: Tax exclusive; 3: Tax inclusive. One of ``1``, ``2``, ``3``.
         calculation_method_description: One of ``'Legacy'``, ``'Tax exclusive'``, ``'Tax inclusive'``.
-        status: | Enum Value | Description | |---|---| | 10 | Open | | 20 | Paid | | 30 | Closed | | 40 | Open credit |. One of ``10``, ``20``, ``30``, ``40``.
+        status: 10: Open; 20: Paid; 30: Closed; 40: Open credit. One of ``10``, ``20``, ``30``, ``40``.
         status_description: One of ``'Open'``, ``'Paid'``, ``'Closed'``, ``'Open credit'``.
     """
 
@@ -34,10 +34,7 @@ class Invoice(Model):
     attendee: Link | None = None
     business: Link | None = None
     calculation_method: int | None = attrs.field(
-        default=None,
-        metadata={
-            "description": "| Enum Value | Description | |---|---| | 1 | Legacy | | 2 | Tax exclusive | | 3 | Tax inclusive |"
-        },
+        default=None, metadata={"description": "1: Legacy; 2: Tax exclusive; 3: Tax inclusive"}
     )
     calculation_method_description: str | None = attrs.field(
         default=None, metadata={"enum": ("Legacy", "Tax exclusive", "Tax inclusive")}
@@ -62,10 +59,7 @@ class Invoice(Model):
     reversed_invoices: Link | None = None
     signature: Link | None = None
     status: int | None = attrs.field(
-        default=None,
-        metadata={
-            "description": "| Enum Value | Description | |---|---| | 10 | Open | | 20 | Paid | | 30 | Closed | | 40 | Open credit |"
-        },
+        default=None, metadata={"description": "10: Open; 20: Paid; 30: Closed; 40: Open credit"}
     )
     status_description: str | None = attrs.field(
         default=None, metadata={"enum": ("Open", "Paid", "Closed", "Open credit")}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from cliniko_async import Cliniko, SyncCliniko
 from cliniko_async.models import (
+    IndividualAppointmentCancelInput,
     IndividualAppointmentInput,
     IndividualAppointmentUpdateInput,
     PatientInput,
@@ -43,3 +44,5 @@ async def wrong_calls(cliniko: Cliniko, sync: SyncCliniko) -> None:
     PatientInput(first_name="Ada")  # E: mypy[call-arg] pyright[reportCallIssue]
     IndividualAppointmentInput(patient_id=1)  # E: mypy[call-arg] pyright[reportCallIssue]
     PatientInputPatientPhoneNumber(phone_type="Pager")  # E: mypy[arg-type] pyright[reportArgumentType]
+    IndividualAppointmentCancelInput(cancellation_reason=55)  # E: mypy[arg-type] pyright[reportArgumentType]
+    IndividualAppointmentCancelInput()  # E: mypy[call-arg] pyright[reportCallIssue]
