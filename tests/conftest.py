@@ -41,3 +41,27 @@ def redis_url() -> Iterator[str]:
     test dependency: pip-installable), or a redis-server on the PATH."""
     with RedisServer() as server:
         yield server.url
+
+
+def _spec_missing_note() -> str | None:
+    from ._spec import API_DIR, AVAILABLE
+
+    if AVAILABLE:
+        return None
+    return (
+        f"WARNING: Cliniko's API description is not at {API_DIR} (../shared/cliniko-api beside "
+        "the repository, or CLINIKO_API_DIR): the tests that compare the code with the spec "
+        "are skipped; everything else runs"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say it once, loudly, at the top of the run."""
+    return _spec_missing_note()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """And again at the end, where the eye lands."""
+    note = _spec_missing_note()
+    if note is not None:
+        terminalreporter.write_sep("!", note, yellow=True, bold=True)
