@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -392,6 +393,20 @@ def test_debug_shows_the_traceback(base_url: str) -> None:
     done = cliniko("--debug", "get", "patients", "99999", environ=env(base_url))
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "NotFoundError" in done.stderr
+
+
+def test_debug_tracebacks_mask_the_key_in_every_form() -> None:
+    # The key pasted where a URL path goes ends up in the error's URL: --debug masks it too.
+    key = DEFAULT_API_KEY
+    token = base64.b64encode(f"{key}:".encode()).decode()
+    done = cliniko(
+        "--debug", "--api-key", key, "--base-url", f"http://127.0.0.1:9/v1/{key}",
+        "get", "patients", "1", environ=env(),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr and "APIConnectionError" in done.stderr
+    assert key not in done.stderr and token not in done.stderr
+    assert "***" in done.stderr
 
 
 def test_the_readme_commands_run_in_the_sandbox(tmp_path: Path) -> None:

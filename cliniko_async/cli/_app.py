@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -312,7 +314,18 @@ def _secrets(args: list[str]) -> list[str]:
             found.append(args[i + 1])
         elif arg.startswith("--api-key="):
             found.append(arg.partition("=")[2])
-    return [s for s in found if len(s) >= 8]
+    found = [s for s in found if len(s) >= 8]
+    # The Basic token too: a traceback could show an Authorization header.
+    return found + [base64.b64encode(f"{s}:".encode()).decode() for s in found]
+
+
+def _debug(exc: BaseException, code: int, secrets: list[str]) -> int:
+    """``--debug``: the whole traceback on stderr, with every form of the key masked."""
+    text = "".join(traceback.format_exception(exc))
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    sys.stderr.write(text)
+    return code
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -332,25 +345,25 @@ def run(argv: list[str] | None = None) -> int:
         return fail("interrupted", 130)
     except Interrupted as exc:
         return fail(str(exc), 130)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if debug:
-            raise
+            return _debug(exc, 130, secrets)
         return fail("interrupted", 130)
     except ConfigurationError as exc:
         if debug:
-            raise
+            return _debug(exc, 2, secrets)
         return fail(str(exc), 2, secrets)
     except ClinikoError as exc:
         if debug:
-            raise
+            return _debug(exc, 1, secrets)
         return fail(str(exc), 1, secrets)
     except OSError as exc:
         if debug:
-            raise
+            return _debug(exc, 1, secrets)
         return fail(f"{exc.strerror or exc}: {exc.filename}", 1, secrets)
     except Exception as exc:
         if debug:
-            raise
+            return _debug(exc, 1, secrets)
         detail = f"{type(exc).__name__}: {exc}"
         return fail(f"unexpected {detail} (run with --debug for the traceback)", 1, secrets)
     return 0
