@@ -127,14 +127,21 @@ def cliniko_for_tenant(
     """
 
     async def dependency(request: Request, key: Annotated[Any, Depends(api_key)]) -> Cliniko:
-        if inspect.isawaitable(key):
-            key = await key
-        accounts = getattr(request.app.state, "cliniko_accounts", None)
-        if not isinstance(accounts, ClinikoAccounts):
-            raise _missing(
-                request, "cliniko_accounts", "FastAPI(lifespan=accounts_lifespan(user_agent=...))"
-            )
-        return accounts.for_key(key)
+        # The key is dropped from this frame before anything can raise out of it: error
+        # trackers that record frame locals never see it.
+        try:
+            if inspect.isawaitable(key):
+                key = await key
+            accounts = getattr(request.app.state, "cliniko_accounts", None)
+            if not isinstance(accounts, ClinikoAccounts):
+                raise _missing(
+                    request,
+                    "cliniko_accounts",
+                    "FastAPI(lifespan=accounts_lifespan(user_agent=...))",
+                )
+            return accounts.for_key(key)
+        finally:
+            del key
 
     return dependency
 
