@@ -35,8 +35,8 @@ import msgspec
 import pydantic
 
 from cliniko_async._converter import structure_many
+from cliniko_async._json import loads
 from cliniko_async._model import TAGGED_UNIONS, Model
-from cliniko_async._session import _loads as loads
 from cliniko_async._types import Link
 from cliniko_async.models import Patient
 
