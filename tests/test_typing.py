@@ -30,7 +30,9 @@ pytestmark = pytest.mark.timeout(600)
 def _mypy(name: str) -> list[tuple[int, str, str]]:
     """(line, severity, code or revealed type) for each mypy message on ``name``."""
     if MYPY is None:
-        pytest.skip("mypy is not installed")
+        pytest.fail(
+            "mypy is not installed: the tests session installs it (python3 -m nox -s tests)"
+        )
     done = subprocess.run(
         [str(MYPY), "--strict", "--no-incremental", "--show-error-codes", "--no-error-summary",
          "--cache-dir", "/dev/null", f"tests/typing/{name}"],
@@ -49,7 +51,9 @@ def _mypy(name: str) -> list[tuple[int, str, str]]:
 def _pyright(name: str, tmp_path: Path) -> list[tuple[int, str, str]]:
     """(line, severity, rule or revealed type) for each pyright (strict) message on ``name``."""
     if PYRIGHT is None:
-        pytest.skip("pyright is not installed")
+        pytest.fail(
+            "pyright is not installed: the tests session installs it (python3 -m nox -s tests)"
+        )
     shutil.copy(TYPING / name, tmp_path / name)
     config = {
         "include": [name],
