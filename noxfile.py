@@ -37,6 +37,7 @@ TEST_DEPS = [
     "pyright==1.1.414",
     "asyncpg-stubs",
     "nox",
+    "schemathesis>=4.0",  # tests/test_schemathesis.py: the spec against the served fake
 ]
 BENCH_DEPS = [
     "pydantic>=2.7",
