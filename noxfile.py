@@ -38,6 +38,8 @@ TEST_DEPS = [
     "asyncpg-stubs",
     "nox",
     "schemathesis>=4.0",  # tests/test_schemathesis.py: the spec against the served fake
+    "taskiq>=0.13",  # examples/mirror_many_clinics.py: the mirror's job-runner recipe (tested)
+    "taskiq-redis>=1.2",  # its Redis broker (arq would pin redis<6, which the limiter cannot use)
 ]
 BENCH_DEPS = [
     "pydantic>=2.7",
