@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
 from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import attrs
@@ -92,12 +92,19 @@ class PageLinks:
 
 @attrs.frozen
 class Page(Generic[M]):
-    """One page of a list: its ``items``, ``total_entries`` and ``links``."""
+    """One page of a list: its ``items``, ``total_entries`` and ``links``.
+
+    ``raw``: the page's records as Cliniko sent them (decoded JSON objects, one per item, in
+    the same order), for code that keeps the wire form beside the model: a database's JSON
+    column, fields the model does not have yet. ``for page in paginator.pages(): for record,
+    item in zip(page.raw, page.items): ...``. Not part of equality or ``repr``.
+    """
 
     items: list[M]
     total_entries: int | None
     links: PageLinks
     number: int
+    raw: Sequence[Mapping[str, Any]] = attrs.field(default=(), eq=False, repr=False)
 
     def __iter__(self) -> Generator[M, None, None]:
         yield from self.items
@@ -238,6 +245,7 @@ class Paginator(Generic[M]):
             total_entries=_total(data.get("total_entries")),
             links=PageLinks.from_json(data.get("links")),
             number=number,
+            raw=tuple(data[self._key]),
         )
 
 

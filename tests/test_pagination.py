@@ -177,3 +177,25 @@ async def test_aclose_does_not_swallow_the_callers_cancellation() -> None:
         await pages.aclose()
         with pytest.raises(StopAsyncIteration):
             await pages.__anext__()
+
+
+async def test_pages_carry_the_records_as_sent_beside_the_models() -> None:
+    """``Page.raw``: one JSON object per item, in order, keys the model lacks included, on
+    sequential, concurrent and keyset (``by_id``) pages."""
+    fake = FakeCliniko(patients=230, rate_limit=None)
+    fake.data["patients"][5]["a_field_cliniko_added_later"] = {"nested": [1, 2]}
+    async with on_fake(fake) as cliniko:
+        for source in (
+            cliniko.patients.list(per_page=50, sort="id").pages(),
+            cliniko.patients.list(per_page=50, sort="id").pages(concurrency=3),
+            cliniko.patients.list(per_page=50).by_id().pages(),
+        ):
+            pages = [page async for page in source]
+            assert [len(p.raw) for p in pages] == [len(p.items) for p in pages] == [50] * 4 + [30]
+            for page in pages:
+                for raw, item in zip(page.raw, page.items, strict=True):
+                    assert str(item.id) == raw["id"]
+                    assert raw["first_name"] == item.first_name
+            raws = [r for p in pages for r in p.raw]
+            assert raws[4]["a_field_cliniko_added_later"] == {"nested": [1, 2]}
+            assert "a_field_cliniko_added_later" not in repr(pages[0])

@@ -8,13 +8,13 @@ import datetime as dt
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
 from .._filters import Filter, q
 from .._model import Model
-from .._pagination import Page, Paginator
+from .._pagination import Paginator
 from ..errors import (
     BadRequestError,
     ConfigurationError,
@@ -40,23 +40,6 @@ PER_PAGE = 100
 _MINIMAL_KEYS = frozenset({"id", "deleted_at", "links"})
 
 
-class _RawPaginator(Paginator[Any]):
-    """A paginator that also keeps each page's records as Cliniko sent them."""
-
-    def __init__(self, source: Paginator[Any]) -> None:
-        super().__init__(
-            source._session, source._path, source._key, source._model, source._params,
-            per_page=PER_PAGE,
-        )  # fmt: skip
-        self._by_id = source._by_id
-        self.raw: dict[int, list[dict[str, Any]]] = {}
-
-    def _parse(self, data: Any, url: str, number: int) -> Page[Any]:
-        page = super()._parse(data, url, number)
-        self.raw[number] = list(data[self._key])
-        return page
-
-
 @attrs.frozen
 class RawPage:
     """One page: ``(record as sent, model)`` pairs and the list's ``total_entries``."""
@@ -80,10 +63,10 @@ async def raw_pages(
     with warnings.catch_warnings():  # the /deleted lists are deprecated; they are what there is
         warnings.simplefilter("ignore", DeprecationWarning)
         source = lister(q=list(filters), sort=sort, per_page=PER_PAGE)
-    paginator = _RawPaginator(source.by_id() if by_id else source)
+    paginator: Paginator[Any] = source.by_id() if by_id else source
     async with contextlib.aclosing(paginator.pages(concurrency=concurrency)) as pages:
-        async for page in pages:
-            raws = paginator.raw.pop(page.number)
+        async for page in pages:  # Page.raw: the records as sent, beside the models
+            raws = cast("list[dict[str, Any]]", list(page.raw))
             yield RawPage(list(zip(raws, page.items, strict=True)), page.total_entries)
 
 
