@@ -130,3 +130,93 @@ async def test_postgres_types_and_migration(database: str) -> None:
         assert await db.fetch("SELECT id, first_name FROM patients ORDER BY id") == before
     finally:
         await db.close()
+
+
+async def test_two_accounts_in_one_database_stay_apart(database: str) -> None:
+    """Rows, cursors, the change log and counts are per account: the same ids in two
+    accounts are two rows, and one account's run never touches the other's."""
+    one = _fake(patients=30, appointments=10, records_per_resource=3, rate_limit=None)
+    two = _fake(patients=30, appointments=10, records_per_resource=3, rate_limit=None, seed=5)
+    settle(one), settle(two)
+    resources = ["patients", "businesses"]
+    async with _client(one, rate_limit=FAST) as c1, _client(two, rate_limit=FAST) as c2:
+        async with (
+            Mirror(c1, database, resources=resources, clock=one.clock.wall, account="a") as m1,
+            Mirror(c2, database, resources=resources, clock=two.clock.wall, account="b") as m2,
+        ):
+            await m1.run()
+            await m2.run()
+            done = mutate(one, fraction=0.1, seed=3, resources=resources)
+            second = await m1.run()
+            assert second.totals.inserted + second.totals.updated > 0
+            events = [(c.resource, c.id, c.kind) async for c in m2.changes(since=0)]
+            assert (
+                len(events) == 30 + 2 == sum(n for n, _ in (await m2.store.table_counts()).values())
+            )
+            assert [c.phase for c in await m2.store.cursors()] == ["incremental"] * 2
+            last_b = await m2.last_change()
+            assert await m2.run() is not None and await m2.last_change() == last_b
+    db = await asyncpg.connect(database)
+    try:
+        rows = {
+            (r["_account"], r["id"]): r["_raw"]
+            for r in await db.fetch('SELECT _account, id, _raw::text FROM "patients"')
+        }
+        keys = await db.fetchval(
+            "SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i,"
+            " unnest(i.indkey) WITH ORDINALITY k(att, n), pg_attribute a"
+            " WHERE i.indrelid = 'patients'::regclass AND i.indisprimary"
+            " AND a.attrelid = i.indrelid AND a.attnum = k.att"
+        )
+    finally:
+        await db.close()
+    assert keys == "_account,id"
+    assert {k for k, _ in rows} == {"a", "b"}
+    assert len(rows) == 2 * 30 + sum(
+        1 for m in done if m.kind == "created" and m.resource == "patients"
+    )
+    assert rows[("a", 1)] != rows[("b", 1)]  # two seeds, two first patients
+
+
+async def test_a_schema_1_database_gains_the_account_column(database: str) -> None:
+    """A database written before accounts existed (schema 1: ``id`` primary keys, no
+    ``_account``) is migrated on open: its rows become account ``''`` and keep mirroring."""
+    fake = _fake(patients=20, appointments=5, records_per_resource=3, rate_limit=None)
+    settle(fake)
+    resources = ["patients", "businesses"]
+    async with _client(fake, rate_limit=FAST) as cliniko:
+        async with Mirror(cliniko, database, resources=resources, clock=fake.clock.wall) as m:
+            await m.run()
+    db = await asyncpg.connect(database)
+    try:  # write it back as schema 1 had it
+        for table, key in [
+            ("patients", "id"),
+            ("businesses", "id"),
+            ("_mirror_cursors", "resource"),
+        ]:
+            await db.execute(f'ALTER TABLE "{table}" DROP COLUMN _account')
+            await db.execute(f'ALTER TABLE "{table}" ADD PRIMARY KEY ("{key}")')
+        await db.execute("ALTER TABLE _mirror_changes DROP COLUMN _account")
+        await db.execute("UPDATE _mirror_meta SET value = '1' WHERE key = 'schema_version'")
+        before = await db.fetch("SELECT id, _raw::text FROM patients ORDER BY id")
+    finally:
+        await db.close()
+    async with _client(fake, rate_limit=FAST) as cliniko:
+        async with Mirror(cliniko, database, resources=resources, clock=fake.clock.wall) as m:
+            assert [c.phase for c in await m.store.cursors()] == ["incremental"] * 2
+            mutate(fake, fraction=0.2, seed=4, resources=resources)
+            again = await m.run()
+            assert all(r.full is False for r in again.resources.values())
+            assert again.totals.inserted + again.totals.updated > 0
+    db = await asyncpg.connect(database)
+    try:
+        assert await db.fetchval("SELECT value FROM _mirror_meta") == "2"
+        kept = await db.fetch(
+            "SELECT id, _raw::text FROM patients WHERE _account = '' AND id <= $1 ORDER BY id",
+            before[-1]["id"],
+        )
+        assert len(kept) == len(before)
+        accounts = await db.fetchval("SELECT count(DISTINCT _account) FROM _mirror_changes")
+        assert accounts == 1
+    finally:
+        await db.close()

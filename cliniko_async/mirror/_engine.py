@@ -160,12 +160,19 @@ class Progress:
 Store = SQLiteStore | PostgresStore
 
 
-def open_store(database: str) -> Store:
-    """A store for ``sqlite:///path`` (or a bare path) or ``postgresql://...`` (asyncpg)."""
+def open_store(database: str, *, account: str = "") -> Store:
+    """A store for ``sqlite:///path`` (or a bare path) or ``postgresql://...`` (asyncpg).
+
+    ``account``: PostgreSQL only: whose rows (many keys can share one database, see
+    :class:`PostgresStore`)."""
+    if database.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(database, account=account)
+    if account:
+        raise ConfigurationError(
+            "account= needs a postgresql:// database (SQLite holds one account per file)"
+        )
     if database.startswith("sqlite:///"):
         return SQLiteStore(database.removeprefix("sqlite:///") or ":memory:")
-    if database.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(database)
     if "://" in database:
         raise ConfigurationError(
             f"unsupported database URL {database.split('://')[0]}://... "
@@ -186,7 +193,9 @@ class Mirror:
 
     ``overlap``: how far before the stored cursor each incremental run starts asking
     (clock skew between this machine and Cliniko, same-second updates). ``clock``: this
-    machine's idea of Cliniko's time (seconds since the epoch).
+    machine's idea of Cliniko's time (seconds since the epoch). ``account``: with a
+    ``postgresql://`` URL, whose rows these are, so many keys share one database (see
+    :class:`PostgresStore`; a name of your choosing, never the API key).
     """
 
     def __init__(
@@ -199,9 +208,15 @@ class Mirror:
         concurrency: int = 4,
         clock: Callable[[], float] = time.time,
         progress: Callable[[Progress], None] | None = None,
+        account: str = "",
     ) -> None:
         self.cliniko = cliniko
-        self.store = open_store(database) if isinstance(database, str) else database
+        if isinstance(database, str):
+            self.store: Store = open_store(database, account=account)
+        elif account and getattr(database, "account", "") != account:
+            raise ConfigurationError("pass account= to the store you give, not to the Mirror")
+        else:
+            self.store = database
         self.plans = plan(resources)
         self.overlap = overlap
         self.concurrency = concurrency
