@@ -89,6 +89,19 @@ def _unqualified(type_: str) -> str:
     return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", type_)
 
 
+def _merged_literals(type_: str) -> str:
+    """mypy's ``Literal['a'] | Literal['b']`` -> ``Literal['a', 'b']``, as pyright says it."""
+    members = re.split(r" \| (?![^\[]*\])", type_)
+    out: list[str] = []
+    for member in members:
+        m = re.fullmatch(r"Literal\[(.*)\]", member)
+        if m and out and out[-1].startswith("Literal["):
+            out[-1] = f"{out[-1][:-1]}, {m[1]}]"
+        else:
+            out.append(member)
+    return " | ".join(out)
+
+
 def _expected(name: str, checker: str) -> dict[int, set[str]]:
     out: dict[int, set[str]] = {}
     for line, marker in _markers(name, "E").items():
@@ -120,7 +133,9 @@ def test_pyright_rejects_each_wrong_call_with_the_marked_rules(tmp_path: Path) -
 def test_mypy_reveals_the_exact_types() -> None:
     found = _mypy("reveal_calls.py")
     assert _errors(found) == {}
-    revealed = {line: _unqualified(t) for line, kind, t in found if kind == "reveal"}
+    revealed = {
+        line: _merged_literals(_unqualified(t)) for line, kind, t in found if kind == "reveal"
+    }
     assert revealed == _markers("reveal_calls.py", "R")
 
 

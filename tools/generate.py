@@ -51,7 +51,7 @@ STD_IMPORTS = (
     "import datetime as dt\n"
     "from collections.abc import Sequence\n"
     "from decimal import Decimal\n"
-    "from typing import Any, ClassVar, Literal, TypeAlias\n\n"
+    "from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias\n\n"
     "import attrs\n\n"
     "from .._model import Input, Model, tagged_union\n"
     "from .._types import UNSET, Link, LinkOrLinks, Unset\n"
@@ -132,6 +132,9 @@ def lazy_init(doc: str, exports: dict[str, str], *, extra: str = "") -> str:
     )
 
 
+#: A record's ``id`` as ``id: int`` (required, not Optional); needs the converter's check that
+#: raises ModelDecodeError for a record with no id and no links.self (see render_class).
+GUARANTEED_IDS = False
 #: Names for response objects the spec leaves anonymous.
 INLINE_RESPONSES = {"conflicts": "Conflicts", "next_available_time": "NextAvailableTime"}
 #: Fields whose documented examples disagree with the spec's type (quirks.md section 3.3).
@@ -238,7 +241,9 @@ class ModelGenerator:
         self.classes: dict[str, ClassDef] = {}
         self.order: list[str] = []
         self.unions: dict[str, tuple[list[str], str | None]] = {}  # alias -> variants, tag
-        self.aliases: dict[str, str] = {}  # enum-only schemas -> str
+        self.aliases: dict[str, str] = {}  # enum-only schemas -> str; response enums -> Literal
+        #: response enum aliases -> their runtime type (``str``/``int``): see enum_alias()
+        self.enum_bases: dict[str, str] = {}
         self.schema_class: dict[tuple[str, bool], str] = {}
         self.owner: dict[str, str | None] = {}  # class -> the class being built when it was
         self._building: list[str] = []
@@ -365,9 +370,12 @@ class ModelGenerator:
             return name
         fmt = schema.get("format")
         if kind == "string" and input and schema.get("enum") and not fmt:
-            # what is sent: the values the spec allows (responses keep ``str``, the values in
-            # the field's metadata: a value Cliniko adds later must not fail to decode)
+            # what is sent: the values the spec allows
             return "Literal[" + ", ".join(repr(str(v)) for v in schema["enum"]) + "]"
+        if kind == "string" and schema.get("enum") and not fmt:  # what is received
+            return self.enum_alias(owner, prop, [str(v) for v in schema["enum"]], "str")
+        if kind == "integer" and not input and schema.get("enum"):
+            return self.enum_alias(owner, prop, [int(v) for v in schema["enum"]], "int")
         if kind == "string":
             return {
                 "date-time": "dt.datetime",
@@ -386,6 +394,35 @@ class ModelGenerator:
             return "bool"
         return "Any"
 
+    def enum_alias(self, owner: str, prop: str, values: list[Any], base: str) -> str:
+        """A response field's enum: ``Literal[...]`` for type checkers, ``base`` at run time.
+
+        The choice, as openai-python and other first-class SDKs make it: the field is typed
+        with the values the spec lists (editors complete them, ``match``/``==`` against a typo
+        is an error, a tagged union narrows on its ``type``), while decoding never checks
+        them, so a value Cliniko adds later (quirks.md 12: cancellation reason 31 was added in
+        2020) reaches the caller unchanged instead of failing the whole response. Hence the
+        alias is ``Literal[...]`` under ``TYPE_CHECKING`` and plain ``str``/``int`` at run
+        time: the converter, the fake and the mirror see the type they always handled (the
+        values stay in the field's metadata and docstring). Not ``Literal[...] | str``: that
+        collapses to ``str`` for both checkers and would type nothing.
+        """
+        name = (self._building[-1] if self._building else owner) + camel(prop)
+        assert name not in self.classes and name not in self.unions, name
+        self.aliases[name] = "Literal[" + ", ".join(repr(v) for v in values) + "]"
+        self.enum_bases[name] = base
+        self.owner.setdefault(name, self._building[-1] if self._building else None)
+        return name
+
+    def untyped_tag(self, cls: str, tag: str) -> None:
+        """A tagged union member's tag field: plain ``str`` (its Literal alias dropped)."""
+        for f in self.classes[cls].fields:
+            if f.wire == tag and f.type in self.enum_bases:
+                base = self.enum_bases.pop(f.type)
+                del self.aliases[f.type]
+                self.owner.pop(f.type, None)
+                f.type = base
+
     def union(self, schema: dict[str, Any], *, input: bool) -> str:
         refs = [m["$ref"].rsplit("/", 1)[-1] for m in schema.get("oneOf", schema.get("anyOf", []))]
         variants = [self.schema_model(r, input=input) for r in refs]
@@ -398,6 +435,9 @@ class ModelGenerator:
         alias = stem.removesuffix("Body") + ("Input" if input else "")
         tags = [self.resolve(self.schemas[r]).get("properties", {}).get("type", {}) for r in refs]
         tag = "type" if all(t.get("enum") and len(t["enum"]) == 1 for t in tags) else None
+        if tag and not input:
+            for variant in variants:  # the tag stays ``str``: the first member, the fallback,
+                self.untyped_tag(variant, tag)  # carries the tags Cliniko adds later
         self.unions[alias] = (variants, tag if not input else None)
         return alias
 
@@ -537,7 +577,14 @@ class ModelGenerator:
             exported = sorted([*mine, *unions, *aliases])
             parts.append("__all__ = [\n" + "".join(f'    "{n}",\n' for n in exported) + "]\n")
             for alias, target in sorted(aliases.items()):
-                parts.append(f"{alias}: TypeAlias = {target}\n")
+                if alias in self.enum_bases:  # see enum_alias()
+                    parts.append(
+                        f"if TYPE_CHECKING:\n    {alias}: TypeAlias = {target}\n"
+                        f"else:  # any value decodes: one Cliniko adds later too\n"
+                        f"    {alias} = {self.enum_bases[alias]}\n"
+                    )
+                else:
+                    parts.append(f"{alias}: TypeAlias = {target}\n")
             emitted = {n for names in imports.values() for n in names}
             pending = dict(unions)
             for cls in mine:
@@ -608,6 +655,12 @@ class ModelGenerator:
             lines.append(f"    __required__: ClassVar[frozenset[str]] = frozenset({c.required!r})")
         for f in c.fields:
             described = {"description": f.description} if f.description else {}
+            # A record's id (every schema that has one says ``nullable: false``): ``int``, not
+            # Optional, and required: the converter raises ModelDecodeError for a record that
+            # has neither an id nor a links.self to take it from (quirks.md 1.5).
+            guaranteed = GUARANTEED_IDS and not c.input and f.wire == "id"
+            guaranteed = guaranteed and f.type == "int" and not f.nullable and not described
+            str_enum = f.type == "str" or self.enum_bases.get(f.type) == "str"
             if c.input and f.name in c.required:  # a required constructor argument
                 nullable = " | None" if f.nullable else ""
                 # attrs.field() without a default, even when nothing else is said: redeclaring a
@@ -622,10 +675,13 @@ class ModelGenerator:
                 if described:
                     default = f"attrs.field(default=UNSET, metadata={described!r})"
                 lines.append(f"    {f.name}: {f.type} | Unset{nullable} = {default}")
-            elif (f.enum and f.type == "str") or f.wire_format or described:
+            elif guaranteed:  # the record always has it: no None, no default
+                meta = {"format": f.wire_format} if f.wire_format else {}
+                lines.append(f"    {f.name}: {f.type} = attrs.field(metadata={meta!r})")
+            elif (f.enum and str_enum) or f.wire_format or described:
                 metadata: dict[str, Any] = (
                     {"enum": f.enum}
-                    if f.enum and f.type == "str"
+                    if f.enum and str_enum
                     else {"format": f.wire_format}
                     if f.wire_format
                     else {}

@@ -46,3 +46,6 @@ async def wrong_calls(cliniko: Cliniko, sync: SyncCliniko) -> None:
     PatientInputPatientPhoneNumber(phone_type="Pager")  # E: mypy[arg-type] pyright[reportArgumentType]
     IndividualAppointmentCancelInput(cancellation_reason=55)  # E: mypy[arg-type] pyright[reportArgumentType]
     IndividualAppointmentCancelInput()  # E: mypy[call-arg] pyright[reportCallIssue]
+    patient = await cliniko.patients.get(1)
+    _typo = patient.reminder_type == "Sms"  # E: mypy[comparison-overlap] pyright[reportUnnecessaryComparison]
+    _status: str = (await cliniko.invoices.get(1)).status or ""  # E: mypy[assignment] pyright[reportAssignmentType]
