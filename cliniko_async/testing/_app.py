@@ -624,6 +624,8 @@ def _slots(request: Request) -> list[dict[str, Any]] | str:
         return "from and to are required dates (YYYY-MM-DD)"
     if not 0 <= (end - start).days <= 7:
         return "Invalid time frame definition. Please check from/to param limitations."
+    if end >= dt.date.max - dt.timedelta(days=1):
+        return "Invalid time frame definition. Please check from/to param limitations."
     slots = []
     day = start
     while day <= end:

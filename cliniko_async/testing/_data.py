@@ -22,7 +22,8 @@ Dataset = dict[str, dict[int, dict[str, Any]]]
 
 def iso(t: dt.datetime) -> str:
     """``2026-01-02T03:04:05Z``."""
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # (isoformat, not strftime: "%Y" leaves year 1 as "1", which is no date-time)
+    return t.astimezone(dt.UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _link(resource: str, rid: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ API's operations answers with a realistic, typed body.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import typing
 import uuid
 import zlib
@@ -19,8 +20,9 @@ from .._converter import without_none
 from .._model import TAGGED_UNIONS, Model
 from .._types import Link
 from ._data import EPOCH, iso
+from ._limits import RECORD_LIMITS
 
-__all__ = ["plural", "sample"]
+__all__ = ["plural", "sample", "spec_pattern"]
 
 #: Link fields whose name is not the plural of the resource they point at.
 _LINK_TARGETS = {
@@ -61,12 +63,56 @@ def sample(cls: type[Model], n: int, *, resource: str = "") -> dict[str, Any]:
         if field.name == "extra":
             continue
         wire = renames.get(field.name, field.name)
-        out[wire] = _value(hints[field.name], field, wire, n, resource)
+        out[wire] = _within(
+            _value(hints[field.name], field, wire, n, resource),
+            RECORD_LIMITS.get(cls.__name__, {}).get(wire, {}),
+            n,
+            wire,
+        )
     if "id" in out:
         out["id"] = str(n)
     if "links" in out and resource:
         out["links"] = {"self": f"/{resource}/{n}"}
     return out
+
+
+_PATTERNS: dict[tuple[str, bool], re.Pattern[str]] = {}
+
+
+def spec_pattern(pattern: str, field: str) -> re.Pattern[str]:
+    """The spec's (Ruby) ``pattern`` as a Python one: ``\\h`` is a hex digit; an email pattern is
+    matched ignoring case (the spec's is upper case only; Cliniko's own data is lower case)."""
+    fold = "email" in field
+    if (pattern, fold) not in _PATTERNS:
+        python = pattern.replace("\\h", "[0-9A-Fa-f]")
+        _PATTERNS[pattern, fold] = re.compile(python, re.IGNORECASE if fold else 0)
+    return _PATTERNS[pattern, fold]
+
+
+def _within(value: Any, limits: dict[str, Any], n: int, field: str) -> Any:
+    """``value`` made to respect the spec's ``limits`` for its field (enum, format, length,
+    range, pattern): the fake never serves a record its own spec would refuse."""
+    if value is None or not limits:
+        return value
+    if "enum" in limits:
+        return limits["enum"][n % len(limits["enum"])]
+    if isinstance(value, str):
+        if limits.get("format") == "ipv4":
+            return f"10.0.{n // 250 % 250}.{1 + n % 250}"
+        pattern = limits.get("pattern")
+        if pattern is not None and spec_pattern(pattern, field).search(value) is None:
+            if "example" in limits:
+                return limits["example"]
+            if pattern.startswith("^#"):
+                return "#3366cc"  # a colour
+        value = value[: limits.get("maxLength", len(value))]
+    if isinstance(value, int) and not isinstance(value, bool):
+        low, high = limits.get("minimum"), limits.get("maximum")
+        if low is not None and value <= low:
+            value = int(low) + 1
+        if high is not None and value >= high:
+            value = int(high) - 1
+    return value
 
 
 def _value(t: Any, field: attrs.Attribute[Any] | None, name: str, n: int, owner: str) -> Any:

@@ -23,9 +23,9 @@ import attrs
 from .._model import TAGGED_UNIONS, Input
 from .._types import Unset
 from ._limits import LIMITS
-from ._records import plural
+from ._records import plural, spec_pattern
 
-__all__ = ["CREATE_REQUIRED", "Invalid", "minimal_body", "validate_body"]
+__all__ = ["CREATE_REQUIRED", "Invalid", "limit_problem", "minimal_body", "validate_body"]
 
 #: Fields Cliniko requires on create beyond the models' ``__required__`` (communications.md and
 #: patient_cases.md: a memo needs all of these; a case its name and patient).
@@ -139,11 +139,9 @@ def _validate_model(
             else:
                 errors.update(exc.errors)
             continue
-        max_len, allowed = limits.get(key, (None, None))
-        if isinstance(value, str) and max_len is not None and len(value) > max_len:
-            errors[where + key] = f"is too long (maximum is {max_len} characters)"
-        if allowed is not None and value is not None and value not in allowed:
-            errors[where + key] = "is not included in the list"
+        problem = limit_problem(key, value, limits.get(key, {}))
+        if problem is not None:
+            errors[where + key] = problem
     if errors:
         raise Invalid(422, errors)
     if missing:
@@ -227,7 +225,7 @@ def _one(
             raise Invalid(422, {where: "must be a number"}) from None
         if not amount.is_finite():
             raise Invalid(422, {where: "must be a number"})
-        return value
+        return str(value) if isinstance(value, int | float) else value  # as Cliniko sends it
     if arg is dt.datetime:
         if not isinstance(value, str) or not _datetime_ok(value):
             raise Invalid(422, {where: "is not a valid datetime"})
@@ -251,6 +249,48 @@ def _one(
             return value
         raise Invalid(422, {where: "must be a number"})
     return value  # a type this validator does not know: Cliniko's own checks are not modelled
+
+
+def limit_problem(field: str, value: Any, limits: Mapping[str, Any]) -> str | None:
+    """What is wrong with ``value`` under the spec's ``limits`` for it (None: nothing), in
+    Cliniko's words."""
+    if value is None or not limits:
+        return None
+    allowed = limits.get("enum")
+    if allowed is not None and value not in allowed:
+        return "is not included in the list"
+    if isinstance(value, str):
+        if "maxLength" in limits and len(value) > limits["maxLength"]:
+            return f"is too long (maximum is {limits['maxLength']} characters)"
+        if "minLength" in limits and len(value) < limits["minLength"]:
+            return f"is too short (minimum is {limits['minLength']} characters)"
+        pattern = limits.get("pattern")
+        if pattern is not None and spec_pattern(pattern, field).search(value) is None:
+            return "is invalid"
+    number = _number(value)
+    if number is not None:
+        low, high = limits.get("minimum"), limits.get("maximum")
+        if low is not None and (number <= low if limits.get("exclusiveMinimum") else number < low):
+            word = "greater than" if limits.get("exclusiveMinimum") else "greater than or equal to"
+            return f"must be {word} {low}"
+        if high is not None and (
+            number >= high if limits.get("exclusiveMaximum") else number > high
+        ):
+            word = "less than" if limits.get("exclusiveMaximum") else "less than or equal to"
+            return f"must be {word} {high}"
+    return None
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | str):
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() else None
+    return None
 
 
 def _int(value: Any) -> int | None:
@@ -321,7 +361,7 @@ def minimal_body(cls: Any) -> dict[str, Any]:
     )
     out: dict[str, Any] = {}
     for wire in sorted(wanted):
-        _, allowed = limits.get(wire, (None, None))
+        allowed = limits.get(wire, {}).get("enum")
         if allowed:
             out[wire] = allowed[0]
             continue

@@ -403,6 +403,14 @@ async def test_each_response_carries_exactly_one_date_header() -> None:
         ("/medical_alerts", {"name": "Latex", "patient_id": "99999"}, 404, "patient"),
         ("/individual_appointments", {"appointment_type_id": "1", "business_id": "1",
          "patient_id": "1", "practitioner_id": "1", "starts_at": "tomorrow"}, 422, "starts_at"),
+        # the spec's minLength, exclusive ranges and patterns (found by tests/test_schemathesis)
+        ("/medical_alerts", {"name": "", "patient_id": "1"}, 422, "name"),
+        ("/unavailable_block_types", {"name": "Lunch", "duration_in_minutes": 1441}, 422,
+         "duration_in_minutes"),
+        ("/unavailable_block_types", {"name": "Lunch", "duration_in_minutes": 0}, 422,
+         "duration_in_minutes"),
+        ("/unavailable_block_types", {"name": "Lunch", "color": "#hhhhhh"}, 422, "color"),
+        ("/taxes", {"name": "GST", "rate": "-1"}, 422, "rate"),
     ],
 )  # fmt: skip
 async def test_bodies_cliniko_refuses_are_refused_and_never_stored(
@@ -426,6 +434,37 @@ async def test_bodies_cliniko_refuses_are_refused_and_never_stored(
             assert (await http.get(later)).status_code in (200, 404)
 
 
+async def test_numbers_for_decimal_fields_are_stored_as_cliniko_sends_them() -> None:
+    fake = FakeCliniko(patients=1, rate_limit=None)
+    async with client(fake) as http:
+        r = await http.post("/taxes", json={"name": "GST", "rate": 10, "amount": 2.5})
+        assert r.status_code == 201, r.text
+        assert (r.json()["rate"], r.json()["amount"]) == ("10", "2.5")  # strings, as the spec says
+
+
+async def test_sample_records_keep_to_the_spec_enums_formats_and_lengths() -> None:
+    fake = FakeCliniko(patients=1, rate_limit=None)
+    for record in fake.data["attendees"].values():
+        assert record["invoice_status"] in (None, 10, 20, 30, 40)
+        assert record["treatment_note_status"] in (None, 10, 90)
+        assert record["booking_ip_address"].count(".") == 3
+    for record in fake.data["contacts"].values():
+        assert len(record["country_code"]) <= 2 and record["type_code"] in (0, 1, 2)
+    for record in fake.data["communications"].values():  # one kind (memo), consistently
+        assert (record["category"], record["category_code"]) == ("Memo", 12)
+
+
+async def test_available_times_in_year_one_are_date_times() -> None:
+    fake = FakeCliniko(patients=1, rate_limit=None)
+    async with client(fake) as http:
+        path = "/businesses/1/practitioners/1/appointment_types/1/available_times"
+        r = await http.get(path, params={"from": "0001-01-01", "to": "0001-01-02"})
+        assert r.status_code == 200
+        assert r.json()["available_times"][0]["appointment_start"] == "0001-01-01T09:00:00Z"
+        r = await http.get(path, params={"from": "9999-12-30", "to": "9999-12-31"})
+        assert r.status_code == 400  # not a 500 from a date past year 9999
+
+
 async def test_unknown_body_keys_are_dropped_not_stored() -> None:
     fake = FakeCliniko(patients=1, rate_limit=None)
     async with client(fake) as http:
@@ -439,13 +478,41 @@ def test_limits_match_the_spec() -> None:
 
     if not _spec.AVAILABLE:
         pytest.skip("../shared/cliniko-api is not available")
-    from cliniko_async.testing._limits import LIMITS
+    from cliniko_async.testing._limits import LIMITS, RECORD_LIMITS
 
     assert spec_limits() == LIMITS, "regenerate: python -m tests.testing.test_fake"
+    assert record_limits() == RECORD_LIMITS, "regenerate: python -m tests.testing.test_fake"
 
 
-def spec_limits() -> dict[str, dict[str, tuple[int | None, tuple[Any, ...] | None]]]:
-    """maxLength and enum of each top-level field of each request body, from openapi.yaml."""
+#: The constraints of a request body's field the fake checks (its type comes from the model).
+INPUT_KEYS = ("enum", "maxLength", "minLength", "minimum", "maximum", "exclusiveMinimum",
+              "exclusiveMaximum", "pattern")  # fmt: skip
+#: A record's field: what the fake's sample data must respect (``example`` only with a pattern).
+RECORD_FORMATS = frozenset({"ipv4", "uuid", "uri", "email"})
+
+
+def constraints(prop: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The ``keys`` of one property of the spec (enum without null, as a tuple)."""
+    out = {k: prop[k] for k in keys if k in prop}
+    if "enum" in out:
+        enum = tuple(v for v in out.pop("enum") if v is not None)
+        if enum:
+            out["enum"] = enum
+    return out
+
+
+def schema_properties(schema: dict[str, Any]) -> dict[str, Any]:
+    from tests import _spec
+
+    schema = _spec.resolve(schema)
+    props: dict[str, Any] = {}
+    for part in [schema, *schema.get("allOf", [])]:
+        props.update(_spec.resolve(part).get("properties", {}))
+    return {wire: _spec.resolve(prop) for wire, prop in props.items()}
+
+
+def spec_limits() -> dict[str, dict[str, dict[str, Any]]]:
+    """The constraints of each top-level field of each request body, from openapi.yaml."""
     import re
 
     from cliniko_async import models
@@ -455,7 +522,7 @@ def spec_limits() -> dict[str, dict[str, tuple[int | None, tuple[Any, ...] | Non
     # the docstring's first line names the schema (an update twin's too: it has the same limits)
     doc = re.compile(r"^Request body: (?:Cliniko schema )?``(\w+)``(?: for an update\b.*)?\.?$")
     spec = _spec.spec()
-    out: dict[str, dict[str, tuple[int | None, tuple[Any, ...] | None]]] = {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     for name in sorted(dir(models)):
         cls = getattr(models, name)
         if not (isinstance(cls, type) and issubclass(cls, Input) and cls is not Input):
@@ -471,23 +538,49 @@ def spec_limits() -> dict[str, dict[str, tuple[int | None, tuple[Any, ...] | Non
             schema = schema["schema"]
         else:
             continue
-        schema = _spec.resolve(schema)
-        props: dict[str, Any] = {}
-        for part in [schema, *schema.get("allOf", [])]:
-            props.update(_spec.resolve(part).get("properties", {}))
         fields = {}
-        for wire, prop in sorted(props.items()):
-            prop = _spec.resolve(prop)
-            max_len = prop.get("maxLength")
-            enum = tuple(v for v in prop.get("enum", ()) if v is not None) or None
-            if max_len is not None or enum is not None:
-                fields[wire] = (max_len, enum)
+        for wire, prop in sorted(schema_properties(schema).items()):
+            found_limits = constraints(prop, INPUT_KEYS)
+            if found_limits:
+                fields[wire] = found_limits
         if fields:
             out[name] = fields
     return out
 
 
-if __name__ == "__main__":  # python -m tests.testing.test_fake: regenerate the limits table
+def record_limits() -> dict[str, dict[str, dict[str, Any]]]:
+    """For each response model named as a schema of the spec: its fields' enum, length, range,
+    pattern (with the spec's example) and string format, for the fake's sample records."""
+    from cliniko_async import models
+    from cliniko_async._model import Input, Model
+    from tests import _spec
+
+    schemas = _spec.spec()["components"]["schemas"]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in sorted(dir(models)):
+        cls = getattr(models, name)
+        if not (isinstance(cls, type) and issubclass(cls, Model)) or issubclass(cls, Input):
+            continue
+        if name not in schemas:
+            continue
+        schema = schemas[name]
+        if "anyOf" in schema and "properties" not in schema:  # its records are of the first kind
+            schema = schema["anyOf"][0]
+        fields = {}
+        for wire, prop in sorted(schema_properties(schema).items()):
+            found_limits = constraints(prop, (*INPUT_KEYS, "format"))
+            if found_limits.get("format") not in RECORD_FORMATS:
+                found_limits.pop("format", None)
+            if "pattern" in found_limits and "example" in prop:
+                found_limits["example"] = prop["example"]
+            if found_limits:
+                fields[wire] = found_limits
+        if fields:
+            out[name] = fields
+    return out
+
+
+if __name__ == "__main__":  # python -m tests.testing.test_fake: regenerate the limits tables
     import subprocess
     import sys
     from pathlib import Path
@@ -498,8 +591,11 @@ if __name__ == "__main__":  # python -m tests.testing.test_fake: regenerate the 
     head = target.read_text().split("LIMITS:", 1)[0]
     target.write_text(
         head
-        + "LIMITS: dict[str, dict[str, tuple[int | None, tuple[Any, ...] | None]]] = "
+        + "LIMITS: dict[str, dict[str, dict[str, Any]]] = "
         + repr(spec_limits())
+        + "\n\n#: Response model name -> wire field name -> the spec's constraints on that field.\n"
+        + "RECORD_LIMITS: dict[str, dict[str, dict[str, Any]]] = "
+        + repr(record_limits())
         + "\n"
     )
     subprocess.run([sys.executable, "-m", "ruff", "format", str(target)], check=False)
