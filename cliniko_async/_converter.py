@@ -29,6 +29,7 @@ __all__ = [
     "converter",
     "structure",
     "structure_many",
+    "structurer",
     "unstructure",
     "unstructure_body",
 ]
@@ -493,6 +494,21 @@ def structure(data: Any, cls: type[T]) -> T:
     """Turn decoded JSON into ``cls``; raise :class:`ModelDecodeError` (never KeyError etc.)."""
     with _model_errors(cls):
         return converter.structure(data, cls)
+
+
+def structurer(cls: type[T]) -> Callable[[Any], T]:
+    """``lambda data: structure(data, cls)`` with ``cls``'s hook looked up once, for hot paths."""
+    hook = converter.get_structure_hook(cls)
+
+    def structure_one(data: Any) -> T:
+        try:
+            return hook(data, cls)  # type: ignore[no-any-return]
+        except ModelDecodeError:
+            raise
+        except Exception as exc:  # as _model_errors: anything else is a ModelDecodeError
+            raise ModelDecodeError(f"{cls.__name__}: {type(exc).__name__}: {exc}"[:300]) from None
+
+    return structure_one
 
 
 def structure_many(records: Any, cls: type[T]) -> list[T]:

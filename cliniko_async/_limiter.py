@@ -190,6 +190,15 @@ def _take(bucket: AsyncLimiter, amount: float) -> None:
     raise RuntimeError("aiolimiter suspended although it reported capacity")  # pragma: no cover
 
 
+def _take_one(bucket: AsyncLimiter) -> None:
+    """``_take(bucket, 1)`` right after ``has_capacity(1)`` said yes (it leaked): the level
+    goes up by one, without a coroutine per request. Any other aiolimiter: ``_take``."""
+    try:
+        bucket._level += 1
+    except AttributeError:  # pragma: no cover - an aiolimiter without the slot
+        _take(bucket, 1)
+
+
 def _free_capacity(bucket: AsyncLimiter, below: float) -> float:
     """How much room the bucket has, found with its public ``has_capacity`` (to 1/4096)."""
     lo, hi = 0.0, below
@@ -308,7 +317,6 @@ class LocalLimiter:
     # -- acquiring
 
     async def acquire(self, max_wait: float = math.inf) -> _SlotPermit:
-        loop = asyncio.get_running_loop()
         with self._lock:
             now = self._clock()
             paused = self._resume_at - now
@@ -317,6 +325,7 @@ class LocalLimiter:
             if not self._waiters and self._admissible(now):
                 self._grant_slot()
                 return _SlotPermit(self)
+            loop = asyncio.get_running_loop()
             waiter = _Waiter(loop, max_wait)
             self._waiters.append(waiter)
             self._service(now)
@@ -357,8 +366,8 @@ class LocalLimiter:
             return False
         return self._bucket.has_capacity(1)
 
-    def _grant_slot(self) -> None:
-        _take(self._bucket, 1)
+    def _grant_slot(self) -> None:  # only after _admissible() said yes
+        _take_one(self._bucket)
         self._in_flight += 1
 
     def _next_change(self, now: float) -> float:

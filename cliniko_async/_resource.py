@@ -26,10 +26,9 @@ import typing
 import warnings
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, overload
-from urllib.parse import quote
 
 from ._converter import ModelDecodeError as _ConverterDecodeError
-from ._converter import structure, unstructure_body
+from ._converter import structurer, unstructure_body
 from ._filters import FilterType, QueryFilters, encode_filters
 from ._json import jsonable
 from ._links import resolve_link
@@ -207,12 +206,18 @@ class _Op:
 
     def __init__(self, path: str, *, deprecated: str | None = None) -> None:
         self.path = path
-        self.path_params: tuple[str, ...] = tuple(
-            name for _, name, _, _ in string.Formatter().parse(path) if name
-        )
+        parts = list(string.Formatter().parse(path))
+        self.path_params: tuple[str, ...] = tuple(name for _, name, _, _ in parts if name)
+        #: The literal text around the ids (``/patients/{id}`` -> ``("/patients/", "")``),
+        #: joined with the checked ids by :meth:`render_path` (no ``str.format`` per call).
+        text = [literal for literal, _, _, _ in parts]
+        if len(text) == len(self.path_params):  # the path ends with an id
+            text.append("")
+        self._path_text: tuple[str, ...] = tuple(text)
         self.deprecated = deprecated
         self.name = "?"
         self.owner_name = "?"
+        self._structure: Any = None  # the model's structure function, looked up on first use
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -232,10 +237,20 @@ class _Op:
                 f"{self.qualname()}() takes {len(self.path_params)} id argument(s) ({wanted}), "
                 f"got {len(ids)}"
             )
-        values: dict[str, str] = {}
-        for name, value in zip(self.path_params, ids, strict=True):
-            values[name] = quote(check_id(value, name=name, where=f"{self.qualname()}()"), safe="")
-        return self.path.format(**values)
+        text = self._path_text
+        if len(ids) == 1:  # the common case: one id
+            value = ids[0]
+            if type(value) is int and 0 < value <= _MAX_ID:  # not a bool
+                return f"{text[0]}{value}{text[1]}"
+            return f"{text[0]}{self._checked_id(0, value)}{text[1]}"
+        out = [text[0]]
+        for i, value in enumerate(ids):
+            out += (self._checked_id(i, value), text[i + 1])
+        return "".join(out)
+
+    def _checked_id(self, i: int, value: object) -> str:
+        # check_id() returns ASCII digits only: nothing to percent-encode.
+        return check_id(value, name=self.path_params[i], where=f"{self.qualname()}()")
 
     def warn_if_deprecated(self) -> None:
         if self.deprecated:
@@ -248,8 +263,11 @@ class _Op:
     def structure_result(self, data: Any, session: Session, url: str) -> Any:
         if self.model is None:
             return None
+        hook = self._structure
+        if hook is None:
+            hook = self._structure = structurer(self.model)
         try:
-            return structure(data, self.model)
+            return hook(data)
         except (_ConverterDecodeError, ModelDecodeError, RecursionError) as exc:
             try:
                 public = str(resolve_link(session.config.base_url, url).copy_with(query=None))
@@ -273,6 +291,8 @@ def _encode_params(
     order: str | None,
     params: Mapping[str, ParamValue] | None,
 ) -> list[tuple[str, str]]:
+    if q is None and sort is None and order is None and params is None and not op.required_params:
+        return []  # nothing to check or encode (a plain get)
     if params is not None and not isinstance(params, Mapping):
         raise ConfigurationError(
             f"{op.qualname()}(): params must be a mapping of name to value, got "

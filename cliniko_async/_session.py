@@ -620,7 +620,8 @@ class Session:
             stream=httpx.ByteStream(content or b""),
             extensions=self._extensions,
         )
-        request.read()
+        # What request.read() does for a ByteStream, without its typing.Iterable check.
+        request._content = content or b""
         try:
             response = await transport.handle_async_request(request)
             try:
@@ -629,24 +630,28 @@ class Session:
                 elif len(response._content) > limit:
                     raise ResponseTooLarge(limit, request)
             finally:
-                await response.aclose()
+                if response.stream.__class__ is httpx.ByteStream:
+                    response.is_closed = True  # what aclose() does: a ByteStream holds nothing
+                else:
+                    await response.aclose()
         finally:
             request.headers = credentials.public
         return response
 
     def _decode(self, response: httpx.Response, method: str, url: str) -> Any:
-        if response.status_code == 204 or not response.content:
+        content = response.content
+        if not content or response.status_code == 204:
             return None
         try:
-            return _loads(response.content)
+            return _loads(content)
         except _JSONDecodeError:
-            kind = "an HTML page" if response.content.lstrip()[:1] == b"<" else "invalid JSON"
+            kind = "an HTML page" if content.lstrip()[:1] == b"<" else "invalid JSON"
             raise DecodeError(
                 f"expected JSON from Cliniko, got {kind}",
                 method=method,
                 url=url,
                 status_code=response.status_code,
-                snippet=_snippet(response.content),
+                snippet=_snippet(content),
             ) from None
 
     def _paused_error(self, method: str, url: str, resume_in: float) -> RateLimitError:

@@ -260,7 +260,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # of this frame holds them for a traceback that records frame locals.
             response = await session.request(
                 request.method,
-                str(url),
+                _url_text(url),
                 headers=_aiohttp_headers(request, streamed=streamed),
                 data=data,
                 allow_redirects=False,
@@ -361,6 +361,25 @@ class ResponseTooLarge(httpx.TransportError):
     def __init__(self, limit: int, request: httpx.Request) -> None:
         super().__init__(f"the response body is larger than {limit} bytes", request=request)
         self.limit = limit
+
+
+#: str() of the URLs without a query the pipeline sends (it builds each once and reuses it),
+#: by the identity of the parsed URL httpx shares between a URL and its copies (the entry
+#: holds it: its id is not reused while it is cached).
+_URL_TEXTS: dict[int, tuple[object, str]] = {}
+
+
+def _url_text(url: httpx.URL) -> str:
+    parsed = url._uri_reference
+    found = _URL_TEXTS.get(id(parsed))
+    if found is not None and found[0] is parsed:
+        return found[1]
+    text = str(url)
+    if parsed.query is None:  # with a query (pages, filters): seldom the same twice
+        if len(_URL_TEXTS) >= 4096:
+            _URL_TEXTS.clear()
+        _URL_TEXTS[id(parsed)] = (parsed, text)
+    return text
 
 
 def _aiohttp_headers(request: httpx.Request, *, streamed: bool) -> list[tuple[str, str]]:
