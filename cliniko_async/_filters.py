@@ -244,10 +244,16 @@ QueryFilters: TypeAlias = "Iterable[Filter | str] | Filter | str"
 def encode_filters(
     filters: QueryFilters | None,
     known: Mapping[str, FilterType] | None = None,
+    *,
+    operation: str | None = None,
 ) -> list[str]:
     """Validate ``filters`` against the operation's ``known`` field types and encode them.
 
+    ``known`` is the operation's filter table: None when it is not known (nothing is checked
+    but the form), an empty mapping when the operation takes no filters at all (Cliniko documents
+    no ``q[]`` for it: any filter, raw strings included, is refused before anything is sent).
     Raw strings (``"first_name:~Jo"``) pass through unchanged, with their operator checked.
+    ``operation`` names the operation in errors (``practitioners.get()``).
     """
     if filters is None:
         return []
@@ -260,6 +266,8 @@ def encode_filters(
             f"q= takes q(...) conditions or 'field:OPvalue' strings (one or a list), got "
             f"{type(filters).__name__}"
         )
+    if known is not None and not known and items:
+        _refuse_filters(items[0], operation)
     out: list[str] = []
     for item in items:
         if isinstance(item, str):
@@ -279,6 +287,16 @@ def encode_filters(
             item.check_type(ftype)
         out.append(item.encode())
     return out
+
+
+def _refuse_filters(first: object, operation: str | None) -> None:
+    shown = first.encode() if isinstance(first, Filter) else first
+    raise ConfigurationError(
+        f"{operation or 'this operation'} takes no filters, got q={shown!r}"[:300]
+        + ": Cliniko documents no q[] for it, so a filter would be refused or silently ignored. "
+        "Leave q= out and check the fields of what comes back yourself, or filter a list "
+        "that documents the field (its filterable fields are in docs/filters.md)"
+    )
 
 
 _RAW = re.compile(r"^([a-z_][a-z0-9_]*):(!\?|\?|~~|~|!=|>=|<=|=|>|<|\*)(.*)$", re.DOTALL)
