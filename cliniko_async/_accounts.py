@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, Unpack
 
 import httpx
 
 from ._client import Cliniko, check_http_client
 from ._config import ClientConfig
-from ._limiter import LimiterBackend, RateLimit
-from ._session import RequestOptions, Session, _Family
-from ._transport import DEFAULT_MAX_RESPONSE_SIZE, SharedTransport, owned_client
+from ._limiter import RateLimit
+from ._options import (
+    ClientOptions,
+    RequestSettings,
+    apply_settings,
+    client_settings,
+    signature,
+    take_connection,
+)
+from ._session import Session, _Family
+from ._transport import SharedTransport, owned_client
 from .errors import ConfigurationError
 
 __all__ = ["ClinikoAccounts"]
@@ -58,28 +66,11 @@ class ClinikoAccounts:
             patient = await accounts.for_key(clinic.api_key).patients.get(1)
     """
 
-    def __init__(
-        self,
-        *,
-        user_agent: str,
-        base_url: str | None = None,
-        rate_limit: RateLimit | None = None,
-        timeout: float | httpx.Timeout = 30.0,
-        max_retries: int = 2,
-        limiter: LimiterBackend | None = None,
-        max_sessions: int = 1024,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        deadline: float | None = None,
-        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
-    ) -> None:
-        if max_sessions < 1:
-            raise ConfigurationError(f"max_sessions must be >= 1, got {max_sessions!r}")
-        check_http_client(http_client, transport)
-        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
-            raise ConfigurationError(
-                f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
-            )
+    @signature(after={"max_sessions": (int, 1024)})
+    def __init__(self, *, max_sessions: int = 1024, **options: Unpack[ClientOptions]) -> None:
+        given: dict[str, Any] = dict(options)
+        del options
+        user_agent, base_url = take_connection("ClinikoAccounts", given)
         # Validate the shared settings once, with a placeholder key, before any request. On
         # failure these arguments leave the frame first (an API key pasted into user_agent
         # must not show in a traceback that records frame locals).
@@ -92,29 +83,52 @@ class ClinikoAccounts:
         if error is not None:
             del user_agent, base_url
             raise error.with_traceback(None)
-        self._user_agent = user_agent
-        self._base_url = base_url
+        if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1:
+            raise ConfigurationError(f"max_sessions must be an integer >= 1, got {max_sessions!r}")
+        values, request_options = client_settings("ClinikoAccounts", given)
+        http_client, transport = values["http_client"], values["transport"]
+        check_http_client(http_client, transport)
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise ConfigurationError(
+                f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
+            )
+        rate_limit = values["rate_limit"]
         self._rate_limit = rate_limit if rate_limit is not None else RateLimit()
         if not isinstance(self._rate_limit, RateLimit):
             raise ConfigurationError(
                 f"rate_limit must be a RateLimit(requests, period), got {rate_limit!r}"
             )
-        self._timeout = timeout
-        self._options = RequestOptions(
-            timeout=timeout,
-            max_retries=max_retries,
-            deadline=deadline,
-            max_response_size=max_response_size,
-        )
+        self._user_agent = user_agent
+        self._base_url = base_url
+        self._options = request_options
         # Every key's session belongs to one family: aclose() ends all their requests at once.
         self._family = _Family()
-        self._limiter = limiter
+        self._limiter = values["limiter"]
         self._http_client = http_client
         self._transport = transport
         self.max_sessions = max_sessions
         # Keyed by the key itself (as _Hidden) or (key, shard): a hit costs one dict lookup.
         self._sessions: OrderedDict[object, Cliniko] = OrderedDict()
         self._pools: dict[str, tuple[httpx.AsyncClient, httpx.AsyncBaseTransport | None]] = {}
+        self._parent: ClinikoAccounts | None = None
+
+    @signature()
+    def with_options(self, **options: Unpack[RequestSettings]) -> ClinikoAccounts:
+        """These accounts with other request settings: the keywords of
+        :meth:`Cliniko.with_options <cliniko_async.Cliniko.with_options>`.
+
+        The view shares the pools, the limiters and the family of these accounts (their
+        ``aclose()`` ends the view's requests too); ``view.for_key(key)`` is
+        ``accounts.for_key(key).with_options(...)``, cached in the view. The view's
+        ``aclose()`` ends only the requests of the sessions it handed out.
+        """
+        changed = apply_settings("with_options", self._options, options, renew_deadline=True)
+        view = ClinikoAccounts.__new__(ClinikoAccounts)
+        view.__dict__.update(self.__dict__)
+        view._options = changed
+        view._sessions = OrderedDict()
+        view._parent = self if self._parent is None else self._parent
+        return view
 
     def for_key(self, api_key: str, *, shard: str | None = None) -> Cliniko:
         """The session for ``api_key`` (created on first use, then reused)."""
@@ -131,6 +145,17 @@ class ClinikoAccounts:
 
     def _new_session(self, api_key: str, shard: str | None) -> Cliniko:
         hidden = _Hidden(api_key)
+        if self._parent is not None:  # a with_options view: the parent's session, re-optioned
+            try:
+                base = self._parent.for_key(api_key, shard=shard)
+            except ConfigurationError as exc:
+                failed = exc
+                del api_key, shard
+                raise failed.with_traceback(None) from None
+            del api_key
+            client = Cliniko._from_session(base._session.with_options(self._options))
+            self._remember(hidden, shard, client)
+            return client
         try:
             config = ClientConfig.build(
                 api_key=api_key, user_agent=self._user_agent, base_url=self._base_url, shard=shard
@@ -155,17 +180,20 @@ class ClinikoAccounts:
             family=self._family,
         )
         client = Cliniko._from_session(session)
+        self._remember(hidden, shard, client)
+        return client
+
+    def _remember(self, hidden: _Hidden, shard: str | None, client: Cliniko) -> None:
         self._sessions[hidden if shard is None else (hidden, shard)] = client
         while len(self._sessions) > self.max_sessions:
             self._sessions.popitem(last=False)
-        return client
 
     def _new_pool(self) -> tuple[httpx.AsyncClient, httpx.AsyncBaseTransport | None]:
         if self._http_client is not None:
             return self._http_client, None
         if self._transport is not None:
-            return owned_client(self._timeout, SharedTransport(self._transport))
-        return owned_client(self._timeout)
+            return owned_client(self._options.timeout, SharedTransport(self._transport))
+        return owned_client(self._options.timeout)
 
     @property
     def cached_sessions(self) -> int:
@@ -183,6 +211,11 @@ class ClinikoAccounts:
         Running requests (cached sessions or evicted ones) end at once with
         :class:`ClientClosedError`, as with :meth:`Cliniko.aclose`.
         """
+        if self._parent is not None:  # a view: end its own sessions' requests only
+            for client in self._sessions.values():
+                client._session.close()
+            self._sessions.clear()
+            return
         self._family.close()
         self._sessions.clear()
         await self._family.drained()

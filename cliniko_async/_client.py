@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 import httpx
 
 from ._config import ClientConfig
-from ._limiter import LimiterBackend, RateLimit
-from ._session import RequestOptions, Session
-from ._transport import DEFAULT_LIMITS, DEFAULT_MAX_RESPONSE_SIZE, owned_client
+from ._limiter import RateLimit
+from ._options import (
+    ClientOptions,
+    RequestSettings,
+    apply_settings,
+    client_settings,
+    signature,
+    take_connection,
+)
+from ._session import Session
+from ._transport import DEFAULT_LIMITS, owned_client
 from .errors import ConfigurationError
 from .resources import AsyncResources
 
@@ -62,51 +70,40 @@ class Cliniko(AsyncResources):
     retried.
     """
 
+    @signature(before={"api_key": str, "shard": (str | None, None)})
     def __init__(
-        self,
-        *,
-        api_key: str,
-        user_agent: str,
-        base_url: str | None = None,
-        shard: str | None = None,
-        rate_limit: RateLimit | None = None,
-        timeout: float | httpx.Timeout = 30.0,
-        max_retries: int = 2,
-        http_client: httpx.AsyncClient | None = None,
-        limiter: LimiterBackend | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        deadline: float | None = None,
-        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        self, *, api_key: str, shard: str | None = None, **options: Unpack[ClientOptions]
     ) -> None:
+        given: dict[str, Any] = dict(options)
+        del options
+        user_agent, base_url = take_connection("Cliniko", given)
         try:
             config = ClientConfig.build(
                 api_key=api_key, user_agent=user_agent, base_url=base_url, shard=shard
             )
         finally:
-            # Not kept in this frame: a traceback recording frame locals must not show them.
+            # Not kept in this frame: a traceback recording frame locals must not show them
+            # (a key pasted into user_agent, base_url or shard included).
             del api_key, user_agent, base_url, shard
+        values, request_options = client_settings("Cliniko", given)
+        rate_limit = values["rate_limit"]
         rate_limit = rate_limit if rate_limit is not None else RateLimit()
         if not isinstance(rate_limit, RateLimit):
             raise ConfigurationError(
                 f"rate_limit must be a RateLimit(requests, period), got {rate_limit!r}"
             )
-        options = RequestOptions(
-            timeout=timeout,
-            max_retries=max_retries,
-            deadline=deadline,
-            max_response_size=max_response_size,
-        )
+        http_client, transport = values["http_client"], values["transport"]
         check_http_client(http_client, transport)
         self._owns_http = http_client is None
         send_to: httpx.AsyncBaseTransport | None = None
         if http_client is None:
-            http_client, send_to = owned_client(timeout, transport)
+            http_client, send_to = owned_client(request_options.timeout, transport)
         self._session_obj = Session(
             config,
             http_client,
             rate_limit=rate_limit,
-            options=options,
-            limiter_backend=limiter,
+            options=request_options,
+            limiter_backend=values["limiter"],
             transport=send_to,
         )
         self._resource_host = self
@@ -138,32 +135,19 @@ class Cliniko(AsyncResources):
         """The key's rate limit."""
         return self._session_obj.rate_limit
 
-    def with_options(
-        self,
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        max_retries: int | None = None,
-        deadline: float | None = None,
-        max_response_size: int | None = None,
-    ) -> Cliniko:
+    @signature()
+    def with_options(self, **options: Unpack[RequestSettings]) -> Cliniko:
         """A client sharing this one's connection pool and limiter, with other settings.
 
-        ``await cliniko.with_options(timeout=5, max_retries=0).patients.get(1)``. A new
-        ``timeout`` without a ``deadline`` gets the default deadline for that timeout.
+        ``await cliniko.with_options(timeout=5, max_retries=0).patients.get(1)``. Takes the
+        request settings of the constructor (``options=RequestOptions(...)`` too); those left
+        out keep this client's values. A new ``timeout`` without a ``deadline`` gets the
+        default deadline for that timeout.
         """
-        old = self._session_obj.options
-        options = RequestOptions(
-            timeout=old.timeout if timeout is None else timeout,
-            max_retries=old.max_retries if max_retries is None else max_retries,
-            backoff_base=old.backoff_base,
-            backoff_max=old.backoff_max,
-            max_rate_limit_wait=old.max_rate_limit_wait,
-            deadline=(old.deadline if timeout is None else None) if deadline is None else deadline,
-            max_response_size=(
-                old.max_response_size if max_response_size is None else max_response_size
-            ),
+        changed = apply_settings(
+            "with_options", self._session_obj.options, options, renew_deadline=True
         )
-        return Cliniko._from_session(self._session_obj.with_options(options))
+        return Cliniko._from_session(self._session_obj.with_options(changed))
 
     async def request(self, method: str, path: str, *, params: Any = None, json: Any = None) -> Any:
         """Send a raw request through the pipeline (auth, limiter, retries); return its JSON."""

@@ -24,14 +24,12 @@ import threading
 import weakref
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from ._client import Cliniko
-from ._limiter import LimiterBackend, RateLimit
+from ._limiter import RateLimit
+from ._options import ClientOptions, RequestSettings, signature
 from ._session import Session
-from ._transport import DEFAULT_MAX_RESPONSE_SIZE
 from .errors import ClinikoError
 from .resources import SyncResources
 
@@ -245,41 +243,16 @@ class SyncCliniko(SyncResources):
     its own) replace the client's own pool, which is rebuilt in a forked child.
     """
 
+    @signature(before={"api_key": str, "shard": (str | None, None)})
     def __init__(
-        self,
-        *,
-        api_key: str,
-        user_agent: str,
-        base_url: str | None = None,
-        shard: str | None = None,
-        rate_limit: RateLimit | None = None,
-        timeout: float | httpx.Timeout = 30.0,
-        max_retries: int = 2,
-        http_client: httpx.AsyncClient | None = None,
-        limiter: LimiterBackend | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        deadline: float | None = None,
-        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        self, *, api_key: str, shard: str | None = None, **options: Unpack[ClientOptions]
     ) -> None:
         # Validates everything (http_client and transport included) before any thread starts.
         try:
-            client = Cliniko(
-                api_key=api_key,
-                user_agent=user_agent,
-                base_url=base_url,
-                shard=shard,
-                rate_limit=rate_limit,
-                timeout=timeout,
-                max_retries=max_retries,
-                http_client=http_client,
-                limiter=limiter,
-                transport=transport,
-                deadline=deadline,
-                max_response_size=max_response_size,
-            )
+            client = Cliniko(api_key=api_key, shard=shard, **options)
         finally:
             # Not kept for a traceback that records frame locals (a key pasted into any).
-            del api_key, user_agent, base_url, shard
+            del api_key, shard, options
         runtime = _Runtime(client)
         _RUNTIMES.add(runtime)
         self._setup(client, runtime)
@@ -315,18 +288,16 @@ class SyncCliniko(SyncResources):
         """The key's rate limit."""
         return self._async.rate_limit
 
-    def with_options(
-        self, *, timeout: float | httpx.Timeout | None = None, max_retries: int | None = None
-    ) -> SyncCliniko:
+    @signature()
+    def with_options(self, **options: Unpack[RequestSettings]) -> SyncCliniko:
         """A client sharing this one's loop thread, pool and limiter, with other settings.
 
-        ``cliniko.with_options(timeout=5, max_retries=0).patients.get(1)``. Closing the view
+        ``cliniko.with_options(timeout=5, max_retries=0).patients.get(1)``: the keywords of
+        :meth:`Cliniko.with_options <cliniko_async.Cliniko.with_options>`. Closing the view
         only closes the view; closing the client it came from closes both.
         """
         clone = SyncCliniko.__new__(SyncCliniko)
-        clone._setup(
-            self._async.with_options(timeout=timeout, max_retries=max_retries), self._runtime
-        )
+        clone._setup(self._async.with_options(**options), self._runtime)
         clone._finalizer = None
         return clone
 

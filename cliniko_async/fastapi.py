@@ -28,13 +28,14 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ._accounts import ClinikoAccounts
 from ._client import Cliniko
+from ._options import ClientOptions
 from .errors import (
     APITimeoutError,
     AuthenticationError,
@@ -63,13 +64,18 @@ logger = logging.getLogger("cliniko_async.fastapi")
 DEFAULT_RETRY_AFTER = 60
 
 
-def cliniko_lifespan(**client_kwargs: Any) -> Lifespan:
-    """A lifespan that opens one :class:`Cliniko` at startup (``app.state.cliniko``)."""
-    Cliniko(**client_kwargs)  # validate the settings now, at import time, not on first request
+def cliniko_lifespan(
+    *, api_key: str, shard: str | None = None, **options: Unpack[ClientOptions]
+) -> Lifespan:
+    """A lifespan that opens one :class:`Cliniko` at startup (``app.state.cliniko``).
+
+    Takes :class:`Cliniko`'s keywords (type-checked as on ``Cliniko`` itself).
+    """
+    Cliniko(api_key=api_key, shard=shard, **options)  # validate now, not on the first request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with Cliniko(**client_kwargs) as cliniko:
+        async with Cliniko(api_key=api_key, shard=shard, **options) as cliniko:
             app.state.cliniko = cliniko
             try:
                 yield
@@ -101,12 +107,15 @@ def get_cliniko(request: Request) -> Cliniko:
     return cliniko
 
 
-def accounts_lifespan(**accounts_kwargs: Any) -> Lifespan:
-    """A lifespan that opens one :class:`ClinikoAccounts` (``app.state.cliniko_accounts``)."""
+def accounts_lifespan(*, max_sessions: int = 1024, **options: Unpack[ClientOptions]) -> Lifespan:
+    """A lifespan that opens one :class:`ClinikoAccounts` (``app.state.cliniko_accounts``).
+
+    Takes :class:`ClinikoAccounts`'s keywords (type-checked as on ``ClinikoAccounts`` itself).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with ClinikoAccounts(**accounts_kwargs) as accounts:
+        async with ClinikoAccounts(max_sessions=max_sessions, **options) as accounts:
             app.state.cliniko_accounts = accounts
             try:
                 yield

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any, get_type_hints
+
+import attrs
 import pytest
 
-from cliniko_async import Cliniko, ConfigurationError
+from cliniko_async import (
+    Cliniko,
+    ClinikoAccounts,
+    ConfigurationError,
+    RateLimit,
+    RequestOptions,
+    SyncCliniko,
+)
 from cliniko_async._config import ApiKey, ClientConfig
+from cliniko_async._options import ClientOptions, RequestSettings
 
 from ._mockserver import API_KEY, USER_AGENT
 
@@ -127,3 +139,83 @@ def test_bad_rate_limit_and_options() -> None:
         Cliniko(api_key=API_KEY, user_agent=USER_AGENT, max_retries=-1)
     with pytest.raises(ConfigurationError):
         Cliniko(api_key=API_KEY, user_agent=USER_AGENT, timeout=0)
+
+
+# -- one keyword list for Cliniko, SyncCliniko and ClinikoAccounts ----------------------------
+
+
+def _keywords(func: object) -> dict[str, object]:
+    params = inspect.signature(func).parameters  # type: ignore[arg-type]
+    return {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def test_the_three_clients_take_one_keyword_list_with_the_same_defaults() -> None:
+    """The signatures help() and editors show, compared: they cannot drift apart."""
+    shared = _keywords(Cliniko)
+    assert set(shared) - {"api_key", "shard"} == set(get_type_hints(ClientOptions))
+    assert _keywords(SyncCliniko) == shared
+    accounts = _keywords(ClinikoAccounts)
+    assert accounts.pop("max_sessions") == 1024
+    assert accounts == {n: d for n, d in shared.items() if n not in ("api_key", "shard")}
+    assert shared["timeout"] == 30.0 and shared["max_retries"] == 2
+    assert shared["user_agent"] is inspect.Parameter.empty  # required
+    assert "options" in shared and "max_rate_limit_wait" in shared and "backoff_base" in shared
+    # with_options: the request settings, the same on all three (left out: unchanged)
+    settings = _keywords(Cliniko.with_options)
+    assert set(settings) == set(get_type_hints(RequestSettings)) < set(shared)
+    assert _keywords(SyncCliniko.with_options) == settings
+    assert _keywords(ClinikoAccounts.with_options) == settings
+    assert repr(settings["timeout"]) == "<unchanged>"
+    shown = str(inspect.signature(Cliniko))
+    assert "timeout: float | httpx.Timeout = 30.0, max_retries: int = 2" in shown
+
+
+@pytest.mark.parametrize("cls", [Cliniko, SyncCliniko, ClinikoAccounts])
+def test_an_unknown_or_missing_keyword_is_a_type_error_on_every_client(cls: Any) -> None:
+    key = {} if cls is ClinikoAccounts else {"api_key": API_KEY}
+    with pytest.raises(TypeError, match="unexpected keyword argument 'timeuot'"):
+        cls(**key, user_agent=USER_AGENT, timeuot=5)
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'user_agent'"):
+        cls(**key)
+
+
+async def test_request_options_and_keywords_beside_them_on_every_client() -> None:
+    opts = RequestOptions(timeout=7.0, max_retries=5, backoff_base=0.1, max_rate_limit_wait=3.0)
+    async with Cliniko(
+        api_key=API_KEY, user_agent=USER_AGENT, options=opts, max_retries=1
+    ) as cliniko:
+        got = cliniko._session_obj.options
+        assert (got.timeout, got.max_retries, got.backoff_base, got.max_rate_limit_wait) == (
+            7.0, 1, 0.1, 3.0,
+        )  # fmt: skip
+        view = cliniko.with_options(backoff_max=2.0)
+        assert view._session_obj.options == attrs.evolve(got, backoff_max=2.0)
+        assert cliniko.with_options(options=RequestOptions())._session_obj.options == (
+            RequestOptions()
+        )
+        # a new timeout without a deadline: the default deadline for it, not the old one
+        timed = Cliniko(api_key=API_KEY, user_agent=USER_AGENT, timeout=1.0, deadline=50.0)
+        assert timed.with_options(timeout=2.0)._session_obj.options.deadline is None
+        await timed.aclose()
+        with pytest.raises(TypeError, match="unexpected keyword argument 'http_client'"):
+            cliniko.with_options(http_client=None)  # type: ignore[call-arg]
+        with pytest.raises(ConfigurationError, match="options must be"):
+            cliniko.with_options(options=RateLimit())  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="max_retries"):
+            cliniko.with_options(max_retries=-1)
+    with SyncCliniko(api_key=API_KEY, user_agent=USER_AGENT, options=opts) as sync:
+        assert sync._session.options == opts
+        assert sync.with_options(max_retries=0)._session.options.max_retries == 0
+    async with ClinikoAccounts(user_agent=USER_AGENT, options=opts, deadline=9.0) as accounts:
+        client = accounts.for_key(API_KEY)
+        assert client._session.options == attrs.evolve(opts, deadline=9.0)
+        accounts_view = accounts.with_options(max_retries=0)
+        assert isinstance(accounts_view, ClinikoAccounts)
+        other = accounts_view.for_key(API_KEY)
+        assert other is accounts_view.for_key(API_KEY)  # cached in the view
+        assert other._session.options == attrs.evolve(opts, deadline=9.0, max_retries=0)
+        assert other._session.limiter is client._session.limiter  # one budget per key
+        assert accounts.for_key(API_KEY)._session.options.max_retries == 5  # unchanged
+        await accounts_view.aclose()  # the view's sessions only
+        assert other._session.closed and not client._session.closed
+    assert client._session.closed

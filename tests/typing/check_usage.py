@@ -5,7 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import assert_type
 
-from cliniko_async import Cliniko, Page, Paginator, RawResponse, SyncCliniko, q
+from cliniko_async import (
+    Cliniko,
+    ClinikoAccounts,
+    Page,
+    Paginator,
+    RateLimit,
+    RawResponse,
+    RequestOptions,
+    SyncCliniko,
+    q,
+)
 from cliniko_async._sync_pagination import SyncPaginator
 from cliniko_async.models import (
     IndividualAppointment,
@@ -55,3 +65,16 @@ def sync_code(cliniko: SyncCliniko) -> None:
         assert_type(patient, Patient)
     assert_type(cliniko.patients.archive(1), None)
     assert_type(cliniko.patients.with_raw_response.get(1), RawResponse[Patient])
+
+
+def options_code() -> None:
+    """One keyword list on every client: the same calls type-check on all three."""
+    opts = RequestOptions(timeout=5.0, max_retries=0)
+    assert_type(Cliniko(api_key="k", user_agent="a", options=opts, deadline=20.0), Cliniko)
+    assert_type(SyncCliniko(api_key="k", user_agent="a", rate_limit=RateLimit(10, 1)), SyncCliniko)
+    accounts = ClinikoAccounts(user_agent="a", max_rate_limit_wait=5.0, max_sessions=10)
+    assert_type(accounts, ClinikoAccounts)
+    cliniko = Cliniko(api_key="k", user_agent="a")
+    assert_type(cliniko.with_options(timeout=1.0, options=opts), Cliniko)
+    assert_type(SyncCliniko(api_key="k", user_agent="a").with_options(backoff_max=1.0), SyncCliniko)
+    assert_type(accounts.with_options(max_retries=5), ClinikoAccounts)

@@ -9,7 +9,8 @@ this file (it is left out of the project's own mypy and pyright runs) and compar
 
 from __future__ import annotations
 
-from cliniko_async import Cliniko, SyncCliniko
+from cliniko_async import Cliniko, ClinikoAccounts, RateLimit, SyncCliniko
+from cliniko_async.fastapi import accounts_lifespan, cliniko_lifespan
 from cliniko_async.models import (
     IndividualAppointmentCancelInput,
     IndividualAppointmentInput,
@@ -49,3 +50,26 @@ async def wrong_calls(cliniko: Cliniko, sync: SyncCliniko) -> None:
     patient = await cliniko.patients.get(1)
     _typo = patient.reminder_type == "Sms"  # E: mypy[comparison-overlap] pyright[reportUnnecessaryComparison]
     _status: str = (await cliniko.invoices.get(1)).status or ""  # E: mypy[assignment] pyright[reportAssignmentType]
+
+
+def wrong_options(cliniko: Cliniko, sync: SyncCliniko, accounts: ClinikoAccounts) -> None:
+    """The constructors and with_options share one keyword list: each wrong on all three."""
+    Cliniko(api_key="k", user_agent="a", timeuot=5)  # E: mypy[call-arg] pyright[reportCallIssue]
+    SyncCliniko(api_key="k", user_agent="a", timeuot=5)  # E: mypy[call-arg] pyright[reportCallIssue]
+    ClinikoAccounts(user_agent="a", timeuot=5)  # E: mypy[call-arg] pyright[reportCallIssue]
+    Cliniko(api_key="k", user_agent="a", max_retries="2")  # E: mypy[arg-type] pyright[reportArgumentType]
+    SyncCliniko(api_key="k", user_agent="a", max_retries="2")  # E: mypy[arg-type] pyright[reportArgumentType]
+    ClinikoAccounts(user_agent="a", max_retries="2")  # E: mypy[arg-type] pyright[reportArgumentType]
+    Cliniko(api_key="k", user_agent="a", rate_limit=200)  # E: mypy[arg-type] pyright[reportArgumentType]
+    ClinikoAccounts(user_agent="a", options=RateLimit())  # E: mypy[arg-type] pyright[reportArgumentType]
+    Cliniko(api_key="k")  # E: mypy[call-arg] pyright[reportCallIssue]
+    ClinikoAccounts(user_agent="a", api_key="k")  # E: mypy[call-arg] pyright[reportCallIssue]
+    cliniko.with_options(max_retrys=0)  # E: mypy[call-arg] pyright[reportCallIssue]
+    sync.with_options(max_retrys=0)  # E: mypy[call-arg] pyright[reportCallIssue]
+    accounts.with_options(max_retrys=0)  # E: mypy[call-arg] pyright[reportCallIssue]
+    cliniko.with_options(deadline="1")  # E: mypy[arg-type] pyright[reportArgumentType]
+    sync.with_options(deadline="1")  # E: mypy[arg-type] pyright[reportArgumentType]
+    accounts.with_options(deadline="1")  # E: mypy[arg-type] pyright[reportArgumentType]
+    cliniko.with_options(http_client=None)  # E: mypy[call-arg] pyright[reportCallIssue]
+    cliniko_lifespan(api_key="k", user_agent="a", timeout="5")  # E: mypy[arg-type] pyright[reportArgumentType]
+    accounts_lifespan(user_agent="a", timeuot=5)  # E: mypy[call-arg] pyright[reportCallIssue]
