@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
 from . import Cliniko, RateLimit, q
 from .models import PatientInput, PatientUpdateInput
-from .testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT, IN_PROCESS_BASE_URL, FakeCliniko
+from .testing import (
+    DEFAULT_API_KEY,
+    DEFAULT_USER_AGENT,
+    IN_PROCESS_BASE_URL,
+    FakeCliniko,
+    mutate,
+    settle,
+)
 
 Progress = Callable[[int, int], None]
+#: What the demo's mirror copies (every resource would take the demo's 50-per-2-s key a while).
+MIRROR_RESOURCES = ("patients", "practitioners", "businesses", "appointment_types")
 
 
 def _print_progress(done: int, total: int) -> None:
@@ -76,6 +88,10 @@ async def run_demo(
             q=[q("starts_at") >= since, q("patient_id") == 7], sort="starts_at"
         ).collect()
         summary["filtered query"] = f"{len(found)} appointments of patient 7 since {since:%Y-%m-%d}"
+
+        # 5. The mirror, as `cliniko --sandbox mirror` runs it: a first run copies the account
+        #    into SQLite, 1% of its records change, and the next run fetches only the changes.
+        summary.update(await _mirror_twice(cliniko, fake))
         stats = fake.stats(DEFAULT_API_KEY)
         summary["rate limit"] = (
             f"{len(stats.accepted)} requests, {stats.rejected} x 429, "
@@ -84,6 +100,36 @@ async def run_demo(
     await http.aclose()
     summary["total time"] = f"{time.perf_counter() - t0:.1f} s"
     return summary
+
+
+async def _mirror_twice(cliniko: Cliniko, fake: FakeCliniko) -> dict[str, str]:
+    from .mirror import Mirror
+
+    settle(fake)  # the seeded records' timestamps: none in the fake's future
+    out: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        database = f"sqlite:///{Path(tmp) / 'cliniko.db'}"
+        async with Mirror(
+            cliniko, database, resources=MIRROR_RESOURCES, clock=fake.clock.wall
+        ) as mirror:
+            first = await mirror.run()
+            out["mirror: first run"] = (
+                f"{first.totals.inserted:,} rows of {', '.join(MIRROR_RESOURCES)} into SQLite, "
+                f"{first.requests} requests"
+            )
+            seen = await mirror.last_change()
+            changed = Counter(m.kind for m in mutate(fake, fraction=0.01, seed=1,
+                                                     resources=MIRROR_RESOURCES))  # fmt: skip
+            out["mirror: 1% changes"] = _kinds(changed)
+            second = await mirror.run()
+            feed = Counter([change.kind async for change in mirror.changes(since=seen)])
+            out["mirror: second run"] = f"{_kinds(feed)}, {second.requests} requests"
+    return out
+
+
+def _kinds(counts: Counter[str]) -> str:
+    kinds = ("created", "updated", "archived", "cancelled", "deleted")
+    return ", ".join(f"{counts[k]} {k}" for k in kinds if counts[k]) or "nothing"
 
 
 def main() -> int:
