@@ -118,11 +118,13 @@ async def _mirror_twice(cliniko: Cliniko, fake: FakeCliniko) -> dict[str, str]:
                 f"{first.requests} requests"
             )
             seen = await mirror.last_change()
-            changed = Counter(m.kind for m in mutate(fake, fraction=0.01, seed=1,
-                                                     resources=MIRROR_RESOURCES))  # fmt: skip
+            done = mutate(fake, fraction=0.01, seed=1, resources=MIRROR_RESOURCES)
+            changed: Counter[str] = Counter(m.kind for m in done)
             out["mirror: 1% changes"] = _kinds(changed)
             second = await mirror.run()
-            feed = Counter([change.kind async for change in mirror.changes(since=seen)])
+            feed: Counter[str] = Counter(
+                [change.kind async for change in mirror.changes(since=seen)]
+            )
             out["mirror: second run"] = f"{_kinds(feed)}, {second.requests} requests"
     return out
 

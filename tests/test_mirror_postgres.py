@@ -137,7 +137,8 @@ async def test_two_accounts_in_one_database_stay_apart(database: str) -> None:
     accounts are two rows, and one account's run never touches the other's."""
     one = _fake(patients=30, appointments=10, records_per_resource=3, rate_limit=None)
     two = _fake(patients=30, appointments=10, records_per_resource=3, rate_limit=None, seed=5)
-    settle(one), settle(two)
+    settle(one)
+    settle(two)
     resources = ["patients", "businesses"]
     async with _client(one, rate_limit=FAST) as c1, _client(two, rate_limit=FAST) as c2:
         async with (

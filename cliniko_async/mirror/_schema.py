@@ -76,17 +76,18 @@ def columns(model: type[Model]) -> tuple[Column, ...]:
     out: list[Column] = [Column("id", "id", "id", "id")]
     taken = {"id", *META}
     for field in attrs.fields(model):
-        if field.name in ("extra", "id"):
+        attr: str = field.name
+        if attr in ("extra", "id"):
             continue
-        wire = renames.get(field.name, field.name)
-        kind = _kind(hints[field.name])
+        wire = renames.get(attr, attr)
+        kind = _kind(hints[attr])
         name = f"{wire}_id" if kind == "link" else wire
         if name in taken:
             name = f"{wire}_link_id" if kind == "link" else f"{wire}_value"
         if name in taken:
             continue
         taken.add(name)
-        out.append(Column(name, field.name, wire, kind))
+        out.append(Column(name, attr, wire, kind))
     _COLUMNS[model] = tuple(out)
     return _COLUMNS[model]
 
