@@ -3,7 +3,8 @@
 Each measurement is a whole fresh process (``python -c ...``): interpreter start, imports,
 client, one GET to a loopback server (the raw-asyncio stand-in of bench_accounts, in its own
 process) and exit. The two sides alternate, RUNS times; best and median are reported and the
-median is judged.
+median is judged. The package is byte-compiled first, as installing it does (httpx's .pyc files
+were written by its install).
 
 - raw httpx: ``httpx.AsyncClient()``, ``await client.get(url)``, ``response.json()``;
 - Cliniko: ``Cliniko(...)``, ``await cliniko.patients.get(1)`` (its whole pipeline: limiter,
@@ -67,8 +68,9 @@ def once(code: str, url: str) -> float:
 
 
 def main() -> None:
-    from ._common import result
+    from ._common import compile_package, result
 
+    compiled = compile_package()
     times: dict[str, list[float]] = {name: [] for name in CASES}
     with standin_server(limited=False) as url:
         for code in CASES.values():  # warm the OS file cache and the .pyc files
@@ -76,6 +78,7 @@ def main() -> None:
         for _ in range(RUNS):
             for name, code in CASES.items():
                 times[name].append(once(code, url))
+    print(compiled)
     print(f"Whole fresh processes, {RUNS} alternating runs each (ms):")
     print("  case                           best   median")
     best = {name: min(ts) * 1e3 for name, ts in times.items()}

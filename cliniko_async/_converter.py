@@ -243,14 +243,13 @@ class _UtcIsoString:
     """Marks datetime fields: a ``...Z`` string is parsed inline, anything else takes the hook."""
 
 
-def _sparse_hook(cls: type[Model]) -> Callable[[dict[str, Any]], Model]:
+def _sparse_hook(cls: type[Model], hints: dict[str, Any]) -> Callable[[dict[str, Any]], Model]:
     """Structure a record carrying few of the model's fields by walking the keys it has.
 
     The generated function hands such records here: a loop over a handful of keys costs less
-    than one ``dict.get`` per field of a large model.
+    than one ``dict.get`` per field of a large model. ``hints``: ``cls``'s type hints.
     """
     renames = cls.__renames__
-    hints = typing.get_type_hints(cls)
     table: dict[str, tuple[Callable[[Any, Any], None], type, Callable[[Any, Any], Any], Any]] = {}
     for a in attrs.fields(cls):
         if a.name != "extra":
@@ -395,7 +394,7 @@ class _ModelCode:
         emit("        data = dict(data)")
         fields = [a for a in attrs.fields(cls) if a.name != "extra"]
         if len(fields) >= _SPARSE_FROM:  # few keys of a large model: loop over those
-            self.names["_sparse"] = _sparse_hook(cls)
+            self.names["_sparse"] = _sparse_hook(cls, hints)
             emit(f"    if len(data) < {len(fields) // 3}:")
             emit("        return _sparse(data)")
         emit("    obj = _new(_Builder)")
@@ -458,18 +457,31 @@ def _is_tagged_union(t: Any) -> bool:
 
 
 def _tagged_union_hook(t: Any) -> Callable[..., Model]:
-    """Pick the member by its tag (``type``); an unknown tag falls back to the first member."""
+    """Pick the member by its tag (``type``); an unknown tag falls back to the first member.
+
+    A member's structure function is built the first time its tag is seen (a program that
+    never meets a checkbox field never builds the checkbox models' functions: start-up).
+    """
     tag, variants = TAGGED_UNIONS[t]
-    hooks = {value: (converter.get_structure_hook(cls), cls) for value, cls in variants.items()}
-    fallback = next(iter(hooks.values()))
+    first = next(iter(variants))
+    hooks: dict[str, tuple[Callable[..., Any], type[Model]]] = {}
+
+    def member(value: str) -> tuple[Callable[..., Any], type[Model]]:
+        found = hooks.get(value)
+        if found is None:
+            if value not in variants:
+                return member(first)
+            cls = variants[value]
+            found = hooks[value] = (converter.get_structure_hook(cls), cls)
+        return found
 
     def hook(data: Any, _: Any = None) -> Model:
         if data.__class__ is dict and (value := data.get(tag)).__class__ is str:
-            handler, cls = hooks.get(value, fallback)
+            handler, cls = hooks.get(value) or member(value)
             return handler(data, cls)  # type: ignore[no-any-return]
         if not isinstance(data, Mapping):
             raise ModelDecodeError(f"expected an object, got {type(data).__name__}")
-        handler, cls = hooks.get(str(data.get(tag)), fallback)
+        handler, cls = member(str(data.get(tag)))
         result: Model = handler(data, cls)
         return result
 
