@@ -135,6 +135,9 @@ def lazy_init(doc: str, exports: dict[str, str], *, extra: str = "") -> str:
 #: A record's ``id`` as ``id: int`` (required, not Optional); needs the converter's check that
 #: raises ModelDecodeError for a record with no id and no links.self (see render_class).
 GUARANTEED_IDS = False
+#: Records whose schema lists an ``id`` that Cliniko never sends (quirks.md 1.5: a referral
+#: source's only identity is ``links.self``, ``/patients/{id}/referral_source``).
+NO_ID = frozenset({"ReferralSource"})
 #: Names for response objects the spec leaves anonymous.
 INLINE_RESPONSES = {"conflicts": "Conflicts", "next_available_time": "NextAvailableTime"}
 #: Fields whose documented examples disagree with the spec's type (quirks.md section 3.3).
@@ -658,7 +661,7 @@ class ModelGenerator:
             # A record's id (every schema that has one says ``nullable: false``): ``int``, not
             # Optional, and required: the converter raises ModelDecodeError for a record that
             # has neither an id nor a links.self to take it from (quirks.md 1.5).
-            guaranteed = GUARANTEED_IDS and not c.input and f.wire == "id"
+            guaranteed = GUARANTEED_IDS and not c.input and f.wire == "id" and c.name not in NO_ID
             guaranteed = guaranteed and f.type == "int" and not f.nullable and not described
             str_enum = f.type == "str" or self.enum_bases.get(f.type) == "str"
             if c.input and f.name in c.required:  # a required constructor argument
@@ -845,7 +848,9 @@ def op_signature(o: Operation) -> tuple[str, str]:
     if o.ctor in ("ListOp", "GetOp"):
         keywords: list[str] = []
         takes_q = bool(o.filters) or o.ctor == "ListOp"  # every list: generic callers pass q
-        if takes_q:
+        if takes_q and not o.filters:  # a list Cliniko documents no filters for: only q=None
+            keywords.append("q: None = None")  # type-checks (the CLI's export passes q=[])
+        elif takes_q:
             keywords.append("q: QueryFilters | None = None")
         if o.ctor == "ListOp" and o.sortable:
             sort = sort_alias(o.filter_constant) if o.filter_constant else "str"

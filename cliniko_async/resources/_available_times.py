@@ -15,7 +15,6 @@ from .._resource import Async, GetOp, ListOp, ModeT, Resource, Sync
 from ..models._available_times import AvailableTime, NextAvailableTime
 
 if TYPE_CHECKING:
-    from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._resource import ParamValue
@@ -69,7 +68,7 @@ class AvailableTimesResource(Resource[ModeT]):
         practitioner_id: int,
         appointment_type_id: int,
         *,
-        q: QueryFilters | None = None,
+        q: None = None,
         per_page: int | None = None,
         params: Mapping[str, ParamValue] | None = None,
     ) -> Paginator[AvailableTime]: ...
@@ -80,7 +79,7 @@ class AvailableTimesResource(Resource[ModeT]):
         practitioner_id: int,
         appointment_type_id: int,
         *,
-        q: QueryFilters | None = None,
+        q: None = None,
         per_page: int | None = None,
         params: Mapping[str, ParamValue] | None = None,
     ) -> SyncPaginator[AvailableTime]: ...
@@ -90,7 +89,7 @@ class AvailableTimesResource(Resource[ModeT]):
         practitioner_id: int,
         appointment_type_id: int,
         *,
-        q: QueryFilters | None = None,
+        q: None = None,
         per_page: int | None = None,
         params: Mapping[str, ParamValue] | None = None,
     ) -> Paginator[AvailableTime] | SyncPaginator[AvailableTime]:

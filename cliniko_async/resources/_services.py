@@ -15,7 +15,6 @@ from .._resource import Async, ListOp, ModeT, Resource, Sync
 from ..models._services import Service
 
 if TYPE_CHECKING:
-    from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._sync_pagination import SyncPaginator
 
@@ -53,7 +52,7 @@ class ServicesResource(Resource[ModeT]):
     def list(
         self: ServicesResource[Async],
         *,
-        q: QueryFilters | None = None,
+        q: None = None,
         sort: str | Sequence[str] | None = None,
         order: Literal["asc", "desc"] | None = None,
         per_page: int | None = None,
@@ -62,7 +61,7 @@ class ServicesResource(Resource[ModeT]):
     def list(
         self: ServicesResource[Sync],
         *,
-        q: QueryFilters | None = None,
+        q: None = None,
         sort: str | Sequence[str] | None = None,
         order: Literal["asc", "desc"] | None = None,
         per_page: int | None = None,
@@ -70,7 +69,7 @@ class ServicesResource(Resource[ModeT]):
     def list(
         self,
         *,
-        q: QueryFilters | None = None,
+        q: None = None,
         sort: str | Sequence[str] | None = None,
         order: Literal["asc", "desc"] | None = None,
         per_page: int | None = None,
@@ -97,7 +96,7 @@ class ServicesResource(Resource[ModeT]):
         self: ServicesResource[Async],
         business_id: int,
         *,
-        q: QueryFilters | None = None,
+        q: None = None,
         sort: str | Sequence[str] | None = None,
         order: Literal["asc", "desc"] | None = None,
         per_page: int | None = None,
@@ -107,7 +106,7 @@ class ServicesResource(Resource[ModeT]):
         self: ServicesResource[Sync],
         business_id: int,
         *,
-        q: QueryFilters | None = None,
+        q: None = None,
         sort: str | Sequence[str] | None = None,
         order: Literal["asc", "desc"] | None = None,
         per_page: int | None = None,
@@ -116,7 +115,7 @@ class ServicesResource(Resource[ModeT]):
         self,
         business_id: int,
         *,
-        q: QueryFilters | None = None,
+        q: None = None,
         sort: str | Sequence[str] | None = None,
         order: Literal["asc", "desc"] | None = None,
         per_page: int | None = None,

@@ -9,7 +9,7 @@ this file (it is left out of the project's own mypy and pyright runs) and compar
 
 from __future__ import annotations
 
-from cliniko_async import Cliniko, ClinikoAccounts, RateLimit, SyncCliniko
+from cliniko_async import Cliniko, ClinikoAccounts, RateLimit, SyncCliniko, q
 from cliniko_async.fastapi import accounts_lifespan, cliniko_lifespan
 from cliniko_async.models import (
     IndividualAppointmentCancelInput,
@@ -47,6 +47,7 @@ async def wrong_calls(cliniko: Cliniko, sync: SyncCliniko) -> None:
     PatientInputPatientPhoneNumber(phone_type="Pager")  # E: mypy[arg-type] pyright[reportArgumentType]
     IndividualAppointmentCancelInput(cancellation_reason=55)  # E: mypy[arg-type] pyright[reportArgumentType]
     IndividualAppointmentCancelInput()  # E: mypy[call-arg] pyright[reportCallIssue]
+    cliniko.services.list(q=[q("id") == 1])  # E: mypy[arg-type] pyright[reportArgumentType]
     patient = await cliniko.patients.get(1)
     _typo = patient.reminder_type == "Sms"  # E: mypy[comparison-overlap] pyright[reportUnnecessaryComparison]
     _status: str = (await cliniko.invoices.get(1)).status or ""  # E: mypy[assignment] pyright[reportAssignmentType]
