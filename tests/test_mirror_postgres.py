@@ -221,3 +221,24 @@ async def test_a_schema_1_database_gains_the_account_column(database: str) -> No
         assert accounts == 1
     finally:
         await db.close()
+
+
+def test_the_command_mirrors_an_account_of_a_shared_database(database: str) -> None:
+    """``cliniko --sandbox mirror postgresql://... --account NAME``: rows under that account
+    (``--status`` shows them there and nowhere else); SQLite refuses an account."""
+    from click.testing import CliRunner
+
+    from cliniko_async.cli._app import Settings
+    from cliniko_async.cli._mirror import mirror_command
+
+    settings = Settings(None, None, None, True)
+    runner = CliRunner()
+    args = [database, "--resources", "patients", "--account", "clinic-7"]
+    first = runner.invoke(mirror_command, args, obj=settings, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    status = runner.invoke(mirror_command, [*args, "--status"], obj=settings)
+    assert "incremental" in status.output and "2000" in status.output
+    other = runner.invoke(mirror_command, [*args[:-1], "clinic-8", "--status"], obj=settings)
+    assert "not started" in other.output and "2000" not in other.output
+    bad = runner.invoke(mirror_command, ["sqlite:///x.db", "--account", "a"], obj=settings)
+    assert bad.exit_code != 0 and "needs a postgresql://" in str(bad.exception)

@@ -79,11 +79,11 @@ def summary(result: MirrorResult) -> Table:
     return table
 
 
-async def _status(database_url: str, resources: list[str] | None) -> Table:
+async def _status(database_url: str, resources: list[str] | None, account: str = "") -> Table:
     from ..mirror import open_store, plan
 
     plans = plan(resources)
-    store = open_store(database_url)
+    store = open_store(database_url, account=account)
     try:
         await store.open(plans)
         cursors = {c.resource: c for c in await store.cursors()}
@@ -109,6 +109,7 @@ async def _mirror(
     *,
     fake: FakeCliniko | None = None,
     runs: int | None = None,
+    account: str = "",
 ) -> list[MirrorResult]:
     """Run the mirror (again every ``watch`` seconds; ``runs`` times at most). With ``fake``
     (the sandbox), its clock is the mirror's and 1% of its records change between runs."""
@@ -116,7 +117,9 @@ async def _mirror(
 
     clock = fake.clock.wall if fake is not None else time.time
     done: list[MirrorResult] = []
-    async with Mirror(cliniko, database_url, resources=resources, clock=clock) as mirror:
+    async with Mirror(
+        cliniko, database_url, resources=resources, clock=clock, account=account
+    ) as mirror:
         if mirror.added:
             stderr.print(f"added columns: {', '.join(mirror.added)}")
         while True:
@@ -137,7 +140,11 @@ async def _mirror(
 
 
 async def _sandbox_mirror(
-    database_url: str, resources: list[str] | None, watch: float | None, runs: int | None = None
+    database_url: str,
+    resources: list[str] | None,
+    watch: float | None,
+    runs: int | None = None,
+    account: str = "",
 ) -> list[MirrorResult]:
     """``cliniko --sandbox mirror``: the embedded fake, in-process, changing between runs."""
     from .._client import Cliniko
@@ -156,7 +163,9 @@ async def _sandbox_mirror(
         api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=IN_PROCESS_BASE_URL,
         transport=fake.transport(),
     ) as cliniko:  # fmt: skip
-        return await _mirror(cliniko, database_url, resources, watch, fake=fake, runs=runs)
+        return await _mirror(
+            cliniko, database_url, resources, watch, fake=fake, runs=runs, account=account
+        )
 
 
 @click.command(name="mirror")
@@ -170,9 +179,18 @@ async def _sandbox_mirror(
     help="Run again every SECONDS, until interrupted.",
 )  # fmt: skip
 @click.option("--status", is_flag=True, help="Show each resource's cursor and rows; no requests.")
+@click.option(
+    "--account", default="", metavar="NAME",
+    help="PostgreSQL: whose rows (the _account column), so many keys share one database.",
+)  # fmt: skip
 @click.pass_obj
 def mirror_command(
-    settings: Any, database_url: str, resources: str | None, watch: float | None, status: bool
+    settings: Any,
+    database_url: str,
+    resources: str | None,
+    watch: float | None,
+    status: bool,
+    account: str,
 ) -> None:
     """Keep the account in a database (SQLite, or PostgreSQL with asyncpg): a full copy, then
     only what changed. With --sandbox: the embedded fake, 1% of it changing between --watch runs.
@@ -180,15 +198,16 @@ def mirror_command(
     Every run commits each page with the resource's cursor, so an interrupted run resumes
     where it stopped. Tables: one per resource (typed columns and the record's JSON in
     `_raw`; deleted records stay as tombstones with `_deleted_at`), plus `_mirror_changes`
-    (the change log), `_mirror_cursors` and `_mirror_meta`.
+    (the change log), `_mirror_cursors` and `_mirror_meta`. In PostgreSQL every table has an
+    `_account` column: --account NAME keeps many keys' accounts in one database.
     """
     from ._app import _run
 
     names = [n.strip() for n in resources.split(",") if n.strip()] if resources else None
     if status:
-        stderr.print(asyncio.run(_status(database_url, names)))
+        stderr.print(asyncio.run(_status(database_url, names, account)))
         return
     if settings.sandbox:
-        asyncio.run(_sandbox_mirror(database_url, names, watch))
+        asyncio.run(_sandbox_mirror(database_url, names, watch, account=account))
         return
-    _run(settings, lambda cliniko: _mirror(cliniko, database_url, names, watch))
+    _run(settings, lambda cliniko: _mirror(cliniko, database_url, names, watch, account=account))
