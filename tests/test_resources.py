@@ -6,10 +6,12 @@ import datetime as dt
 import json
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
 from cliniko_async import UNSET, Cliniko, ConfigurationError, Link, NotFoundError, q
+from cliniko_async.errors import ModelDecodeError
 from cliniko_async.models import (
     IndividualAppointment,
     IndividualAppointmentCancelInput,
@@ -237,3 +239,25 @@ async def test_individual_appointments_every_operation(setup: Any) -> None:
     with pytest.warns(DeprecationWarning, match="cancelled_at"):
         assert len(await cliniko.individual_appointments.list_cancelled().collect()) == 1
     assert UNSET is not None and not UNSET
+
+
+async def test_enum_values_cliniko_adds_later_decode_unchanged(setup: Any) -> None:
+    """Response enums are Literal[...] for type checkers only: a value the spec does not list
+    yet reaches the caller as sent (a whole page never fails on one new value)."""
+    from cliniko_async import models
+    from cliniko_async._converter import structure
+
+    cliniko, _ = setup
+    known = await cliniko.patients.update(1, {"reminder_type": "SMS"})
+    assert known.reminder_type == "SMS"
+    new = await cliniko.patients.update(1, {"reminder_type": "Carrier pigeon"})
+    assert new.reminder_type == "Carrier pigeon"
+    invoice = structure({"id": "3", "status": 50, "status_description": "Disputed"}, models.Invoice)
+    assert (invoice.status, invoice.status_description) == (50, "Disputed")
+    with pytest.raises(ModelDecodeError):  # the type is still checked: an int, not a word
+        structure({"id": "3", "status": "paid"}, models.Invoice)
+    # at run time the aliases are the base types; the listed values stay in the metadata
+    runtime = {name: getattr(models, name) for name in ("PatientReminderType", "InvoiceStatus")}
+    assert runtime == {"PatientReminderType": str, "InvoiceStatus": int}
+    field = attrs.fields_dict(Patient)["reminder_type"]
+    assert field.metadata["enum"] == ("None", "SMS", "Email", "SMS & Email")
