@@ -481,3 +481,120 @@ def test_accounts_pools_across_two_asyncio_runs_and_closed_once(served: str) -> 
         asyncio.run(accounts.aclose())
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+# -- the per-request path, cut down (issue 14): the same results and checks ---------------------
+
+
+def test_paths_are_rendered_from_checked_ids() -> None:
+    from cliniko_async._resource import ActionOp, GetOp
+    from cliniko_async.models import Patient
+
+    one = GetOp("/patients/{id}", Patient)
+    action = ActionOp("POST", "/patients/{id}/archive")
+    two = GetOp("/patients/{patient_id}/attachments/{id}", Patient)
+    none = GetOp("/settings", Patient)
+    for op in (one, action, two, none):
+        op.__set_name__(type("Things", (), {}), "op")
+    assert one.render_path((12,)) == "/patients/12"
+    assert one.render_path(("0012",)) == "/patients/12"
+    assert one.render_path((2**63 - 1,)) == f"/patients/{2**63 - 1}"
+    assert action.render_path(("7",)) == "/patients/7/archive"
+    assert two.render_path((1, "2")) == "/patients/1/attachments/2"
+    assert none.render_path(()) == "/settings"
+    fullwidth = "\uff11\uff12"  # "12" in fullwidth digits
+    bad_ids: list[Any] = [0, -1, True, 2**63, "1/2", fullwidth, "12\n", 1.0, None]
+    for bad in bad_ids:
+        with pytest.raises(ConfigurationError, match="nothing was sent"):
+            one.render_path((bad,))
+    with pytest.raises(ConfigurationError, match="nothing was sent"):
+        two.render_path((1, False))
+    with pytest.raises(ConfigurationError, match=r"takes 2 id argument\(s\)"):
+        two.render_path((1,))
+
+
+def test_a_plain_get_still_checks_required_params() -> None:
+    from cliniko_async._resource import GetOp, _encode_params
+    from cliniko_async.models import Patient
+
+    op = GetOp("/available", Patient, params=("from", "to"), required_params=("from",))
+    op.__set_name__(type("Things", (), {}), "op")
+    with pytest.raises(ConfigurationError, match="needs the query parameter"):
+        _encode_params(op, op.filters, op.params, None, None, None, None)
+    assert _encode_params(op, op.filters, op.params, None, None, None, {"from": "x"}) == [
+        ("from", "x")
+    ]
+    plain = GetOp("/patients/{id}", Patient)
+    assert _encode_params(plain, plain.filters, plain.params, None, None, None, None) == []
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"id": "not a number", "first_name": "A"},  # the converter's own ModelDecodeError
+        {"id": "1", "created_at": "not a datetime"},  # ValueError from fromisoformat
+        ["not", "an", "object"],
+    ],
+)
+async def test_a_record_that_does_not_fit_its_model_is_a_decode_error(record: object) -> None:
+    from cliniko_async import DecodeError
+
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, json=record))
+    async with client("http://127.0.0.1/v1", transport=transport) as cliniko:
+        for _ in range(2):  # the model's structure function is looked up once, then reused
+            with pytest.raises(DecodeError, match="did not match the Patient model"):
+                await cliniko.patients.get(1)
+
+
+@STACKS
+def test_responses_come_back_read_and_closed(served: str, warm_up: int) -> None:
+    async def main() -> None:
+        transport = AiohttpTransport(warm_up=warm_up)
+        async with client(served, transport=transport) as cliniko:
+            for _ in range(3):
+                response, data = await cliniko._session.request("GET", "/patients/1", raw=True)
+                assert response.is_closed and response.content and data["id"] == "1"
+            raw = await cliniko.patients.with_raw_response.get(1)
+            assert raw.status_code == 200 and raw.parsed.id == 1
+
+    asyncio.run(main())
+
+
+def test_url_text_is_cached_for_paths_only(served: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cliniko_async import _transport
+
+    monkeypatch.setattr(_transport, "_URL_TEXTS", {})
+
+    async def main() -> None:
+        async with client(served, transport=AiohttpTransport(warm_up=0)) as cliniko:
+            await cliniko.patients.get(1)
+            before = len(_transport._URL_TEXTS)
+            assert before == 1
+            seen = [p async for p in cliniko.patients.list(per_page=5).pages()][:3]
+            for _ in range(5):
+                assert (await cliniko.patients.get(1)).id == 1
+                assert (await cliniko.patients.get(2)).id == 2
+            # /patients/2 added once; the list's pages (each with a query) added nothing.
+            assert len(_transport._URL_TEXTS) == before + 1
+            assert len(seen) == 3 and seen[1].items[0].id != seen[0].items[0].id
+
+    asyncio.run(main())
+
+
+def test_a_slot_taken_fast_still_fills_the_bucket() -> None:
+    from cliniko_async._limiter import LocalLimiter, RateLimit
+
+    now = [100.0]
+    limiter = LocalLimiter(RateLimit(10, 10.0, burst=2), clock=lambda: now[0])
+
+    async def main() -> None:
+        for _ in range(2):  # the burst
+            (await limiter.acquire()).release()
+        waiting = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.01)
+        assert not waiting.done()  # the bucket is full: the third waits for it to leak
+        now[0] += 1.0  # one request leaks out per second
+        limiter._service(now[0])  # (its timer runs on the real clock: wake it by hand)
+        (await asyncio.wait_for(waiting, 5)).release()
+
+    asyncio.run(main())
