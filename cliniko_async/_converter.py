@@ -261,6 +261,7 @@ def _sparse_hook(cls: type[Model], hints: dict[str, Any]) -> Callable[[dict[str,
             table[renames.get(a.name) or a.name] = (slot.__set__, fast, handler, inner)
     set_extra = inspect.getattr_static(cls, "extra").__set__
     set_id = inspect.getattr_static(cls, "id").__set__ if "id" in table else None
+    id_required = set_id is not None and _id_required(cls)
 
     def structure(data: dict[str, Any]) -> Model:
         obj = _new(cls)
@@ -286,10 +287,12 @@ def _sparse_hook(cls: type[Model], hints: dict[str, Any]) -> Callable[[dict[str,
                     set_slot(obj, handler(value, t))
         if extra is not None:
             set_extra(obj, Extra(extra))
-        if set_id is not None and data.get("id") is None and "links" in table:
-            own = getattr(obj, "links", None)  # no id: take it from links.self
-            if isinstance(own, Link) and own.id is not None:
+        if set_id is not None and data.get("id") is None:
+            own = getattr(obj, "links", None) if "links" in table else None
+            if isinstance(own, Link) and own.id is not None:  # no id: take it from links.self
                 set_id(obj, own.id)
+            elif id_required:
+                raise ModelDecodeError(_NO_ID.format(cls.__name__))
         return obj
 
     return structure
@@ -412,11 +415,19 @@ class _ModelCode:
         emit("        extra = {k: x for k, x in data.items() if k not in _known}")
         emit("        if extra:")
         emit("            obj.extra = _Extra(extra)")
-        if "id" in wires and "links" in wires:  # no id: take it from links.self
+        required = "id" in wires and _id_required(cls)
+        if "id" in wires and ("links" in wires or required):
             emit("    if get('id') is None:")
-            emit("        own = getattr(obj, 'links', None)")
-            emit("        if own.__class__ is _Link and own.id is not None:")
-            emit("            obj.id = own.id")
+            if "links" in wires:  # no id: take it from links.self
+                emit("        own = getattr(obj, 'links', None)")
+                emit("        if own.__class__ is _Link and own.id is not None:")
+                emit("            obj.id = own.id")
+            if required:  # neither: the record is not what the model guarantees
+                self.names["_no_id"] = _NO_ID.format(cls.__name__)
+                indent = "            " if "links" in wires else "        "
+                if "links" in wires:
+                    emit("        else:")
+                emit(f"{indent}raise _Error(_no_id)")
         emit("    obj.__class__ = _cls  # done: the frozen model from here on")
         emit("    return obj")
         source = "\n".join(self.lines) + "\n"
@@ -425,6 +436,16 @@ class _ModelCode:
         fn: Callable[..., Model] = self.names["structure"]
         fn.__qualname__ = f"structure_{cls.__name__}"
         return fn
+
+
+#: A record whose model guarantees an ``id`` (``id: int``, no default) arrived without one.
+_NO_ID = "{}: the record has no id (and no links.self to take it from)"
+
+
+def _id_required(cls: type[Model]) -> bool:
+    """Whether ``cls`` guarantees an ``id``: its field has no default (the generator's
+    ``id: int`` for the records the spec always gives one)."""
+    return attrs.fields_dict(cls)["id"].default is attrs.NOTHING
 
 
 def _is_model_type(t: Any) -> bool:

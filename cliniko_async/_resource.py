@@ -304,7 +304,7 @@ def _encode_params(
             f"{op.qualname()}() needs the query parameter(s) {', '.join(missing)}: pass "
             f"params={{{', '.join(repr(m) + ': ...' for m in missing)}}}"
         )
-    out = [("q[]", f) for f in encode_filters(q, filters)]
+    out = [("q[]", f) for f in encode_filters(q, filters, operation=f"{op.qualname()}()")]
     if (sort is not None or order is not None) and getattr(op, "key", None) in UNSORTABLE_LISTS:
         raise ConfigurationError(
             f"{op.qualname()}(): Cliniko returns {getattr(op, 'key', '')} in a fixed order and "

@@ -116,7 +116,7 @@ def test_request_bodies() -> None:
 def test_datetimes_arrive_aware_utc(sent: str, expected: dt.datetime | None) -> None:
     """Every form a datetime field may carry (the ``...Z`` one takes the inline fast path),
     in a sparse record (the key loop) and in a full one (the generated straight-line code)."""
-    for record in ({"created_at": sent}, {**FULL, "created_at": sent}):
+    for record in ({"id": "1", "created_at": sent}, {**FULL, "created_at": sent}):
         value = structure(record, Patient).created_at
         assert value == expected
         assert value is None or value.tzinfo is dt.UTC
@@ -165,7 +165,7 @@ unknown_keys = st.dictionaries(
 
 
 @settings(max_examples=200, deadline=None)
-@given(extra=unknown_keys, drop=st.sets(st.sampled_from(sorted(PATIENT)), max_size=len(PATIENT)))
+@given(extra=unknown_keys, drop=st.sets(st.sampled_from(sorted(set(PATIENT) - {"id"}))))
 def test_unknown_added_and_optional_removed_never_break(
     extra: dict[str, Any], drop: set[str]
 ) -> None:

@@ -30,6 +30,7 @@ from cliniko_async._converter import structure, unstructure, without_none
 from cliniko_async._model import TAGGED_UNIONS, Model
 from cliniko_async._resource import ListOp
 from cliniko_async._types import Link, LinkOrLinks
+from cliniko_async.errors import ModelDecodeError
 from cliniko_async.resources import RESOURCES
 from cliniko_async.resources._upload import UploadOp
 from cliniko_async.testing import DEFAULT_API_KEY, DEFAULT_USER_AGENT, FakeCliniko
@@ -287,10 +288,20 @@ def test_added_and_missing_fields_never_break_structuring(
         if keys:
             record.pop(keys[i % len(keys)], None)
     record.update(added)
+    if record.get("id") is None and "links" not in record and _has_id(cls):
+        with pytest.raises(ModelDecodeError, match="has no id"):  # a record's id is guaranteed
+            structure(record, cls)
+        return
     first = structure(record, cls)
     assert dict(first.extra) == added
     again = structure(unstructure(first), cls)
     assert again == first and dict(again.extra) == added
+
+
+def _has_id(cls: type[Model]) -> bool:
+    """Whether ``cls`` guarantees an ``id`` (``id: int``, no default)."""
+    found = attrs.fields_dict(cls).get("id")
+    return found is not None and found.default is attrs.NOTHING
 
 
 def test_tagged_unions_pick_their_member_and_fall_back() -> None:
@@ -298,7 +309,7 @@ def test_tagged_unions_pick_their_member_and_fall_back() -> None:
     tag, variants = TAGGED_UNIONS[union]
     assert tag == "type" and variants["date"] is models.PatientCustomFieldDate
     patient = structure(
-        {"custom_fields": {"sections": [{"token": "t", "fields": [
+        {"id": "1", "custom_fields": {"sections": [{"token": "t", "fields": [
             {"type": "date", "token": "a", "value": "2026-01-02"},
             {"type": "rating", "token": "b", "value": "5", "stars": 5},
         ]}]}},
