@@ -37,7 +37,8 @@ TEST_DEPS = [
     "pyright==1.1.414",
     "asyncpg-stubs",
     "nox",
-    "schemathesis>=4.32,<5",  # tests/test_schemathesis.py: the spec against the served fake (v4 API)
+    # tests/test_schemathesis.py: the spec against the served fake (its v4 API)
+    "schemathesis>=4.32,<5",
     "taskiq>=0.13",  # examples/mirror_many_clinics.py: the mirror's job-runner recipe (tested)
     "taskiq-redis>=1.2",  # its Redis broker (arq would pin redis<6, which the limiter cannot use)
 ]
