@@ -28,6 +28,7 @@ __all__ = [
     "ClientOptions",
     "RequestSettings",
     "apply_settings",
+    "check_keywords",
     "client_settings",
     "take_connection",
     "signature",
@@ -130,11 +131,18 @@ def apply_settings(
     return attrs.evolve(base, **changes) if changes else base
 
 
+def check_keywords(owner: str, options: Mapping[str, object]) -> None:
+    """A constructor's ``**options`` as Python checks a plain signature: TypeError for an
+    unknown keyword or a missing ``user_agent``."""
+    _check_known(owner, options, CLIENT_KEYWORDS)
+    if "user_agent" not in options:
+        raise TypeError(f"{owner}() missing 1 required keyword-only argument: 'user_agent'")
+
+
 def take_connection(owner: str, options: dict[str, Any]) -> tuple[object, str | None]:
     """Pop ``user_agent`` and ``base_url`` off a constructor's ``**options`` (they go to
     ``ClientConfig.build``, which keeps a pasted key out of every traceback)."""
-    if "user_agent" not in options:
-        raise TypeError(f"{owner}() missing 1 required keyword-only argument: 'user_agent'")
+    check_keywords(owner, options)
     return options.pop("user_agent"), options.pop("base_url", None)
 
 
