@@ -112,7 +112,7 @@ async def test_twenty_keys_two_worker_processes_one_postgres(
             done = await asyncio.to_thread(
                 subprocess.run,
                 [sys.executable, *enqueue_cmd[1:]],
-                cwd=ROOT, env=env, capture_output=True, text=True, timeout=150,
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
             )  # fmt: skip
         finally:
             os.killpg(workers.pid, signal.SIGTERM)
