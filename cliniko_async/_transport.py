@@ -89,6 +89,7 @@ class _LoopPool:
         self.in_flight = 0  # on httpcore, before the switch
         self.sent = 0
         self.timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        self.last_timeout: tuple[dict[str, float | None], aiohttp.ClientTimeout] | None = None
         self.closing = asyncio.Event()
         self.guard = loop.create_task(self._guard(), name="cliniko_async pool guard")
 
@@ -134,6 +135,15 @@ class _LoopPool:
                         await asyncio.sleep(0)
 
     def timeout(self, spec: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        # The pipeline sends the same timeout dict with every request: found by identity.
+        last = self.last_timeout
+        if last is not None and last[0] is spec:
+            return last[1]
+        found = self._timeout(spec)
+        self.last_timeout = (spec, found)
+        return found
+
+    def _timeout(self, spec: dict[str, float | None]) -> aiohttp.ClientTimeout:
         key = (spec.get("connect"), spec.get("read"), spec.get("pool"))
         found = self.timeouts.get(key)
         if found is None:
@@ -289,15 +299,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 # Not chained: aiohttp's exception and its frames hold the request's headers.
                 raise _map_error(exc, request) from None
             raise
-        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
-        if response.reason:
-            extensions["reason_phrase"] = response.reason.encode("ascii", "replace")
         result = httpx.Response(
             response.status,
-            headers=response.raw_headers,
+            headers=_headers(response.raw_headers),
             stream=httpx.ByteStream(body),
             request=request,
-            extensions=extensions,
+            extensions=_response_extensions(response.reason),
         )
         if decoded:
             # Identity, or gzip/deflate decoded here under the cap: the body is the content.
@@ -382,11 +389,34 @@ def _url_text(url: httpx.URL) -> str:
     return text
 
 
+def _headers(raw: tuple[tuple[bytes, bytes], ...]) -> httpx.Headers:
+    """aiohttp's raw response headers as ``httpx.Headers`` (what ``Headers(raw)`` builds, from
+    byte pairs, without checking each name and value for str)."""
+    headers = httpx.Headers()
+    headers._list = [(name, name.lower(), value) for name, value in raw]
+    return headers
+
+
+#: reason phrase -> the response extensions httpx would hold for it (a handful of phrases).
+_EXTENSIONS: dict[str | None, dict[str, Any]] = {}
+
+
+def _response_extensions(reason: str | None) -> dict[str, Any]:
+    found = _EXTENSIONS.get(reason)
+    if found is None:
+        found = {"http_version": b"HTTP/1.1"}
+        if reason:
+            found["reason_phrase"] = reason.encode("ascii", "replace")
+        if len(_EXTENSIONS) < 64:
+            _EXTENSIONS[reason] = found
+    return found  # httpx.Response copies it
+
+
 def _aiohttp_headers(request: httpx.Request, *, streamed: bool) -> list[tuple[str, str]]:
-    raw = request.headers.raw
+    raw = request.headers._list  # (name, lower-case name, value), as httpx keeps them
     if streamed:  # aiohttp keeps Content-Length when there is one, and chunks the body otherwise
-        raw = [(k, v) for k, v in raw if k.lower() != b"transfer-encoding"]
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+        raw = [h for h in raw if h[1] != b"transfer-encoding"]
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, _, v in raw]
 
 
 #: The most one zlib call may produce (the output buffer it builds).

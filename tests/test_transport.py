@@ -598,3 +598,20 @@ def test_a_slot_taken_fast_still_fills_the_bucket() -> None:
         (await asyncio.wait_for(waiting, 5)).release()
 
     asyncio.run(main())
+
+
+def test_response_headers_are_what_httpx_would_build() -> None:
+    from cliniko_async._transport import _headers, _response_extensions
+
+    raw = ((b"Content-Type", b"application/json"), (b"X-RateLimit-Remaining", b"199"),
+           (b"set-cookie", b"a=1"), (b"Set-Cookie", b"b=2"))  # fmt: skip
+    ours, theirs = _headers(raw), httpx.Headers(raw)
+    assert ours.raw == theirs.raw and ours.multi_items() == theirs.multi_items()
+    assert ours["x-ratelimit-remaining"] == "199" and ours.get_list("SET-COOKIE") == ["a=1", "b=2"]
+    response = httpx.Response(429, headers=ours, extensions=_response_extensions("Too Many"))
+    assert response.reason_phrase == "Too Many" and response.headers == theirs
+    assert _response_extensions("Too Many") == {
+        "http_version": b"HTTP/1.1",
+        "reason_phrase": b"Too Many",
+    }
+    assert "reason_phrase" not in _response_extensions("")
