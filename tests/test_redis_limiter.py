@@ -177,8 +177,10 @@ async def test_keys_expire_and_never_hold_the_api_key(redis_url: str) -> None:
     for k in keys:
         assert API_KEY.encode() not in k
         ttl = await client.pttl(k)
-        # Every key expires: the generation after a day, the others within period + 61 s.
-        assert 0 < ttl <= (86_400_000 if k.endswith(b":epoch") else 62_000), k
+        # Every key expires: the generation and the member record (process tokens, whose
+        # entries expire one by one) after a day, the others within period + 61 s.
+        long_lived = k.endswith((b":epoch", b":members"))
+        assert 0 < ttl <= (86_400_000 if long_lived else 62_000), k
         if await client.type(k) == b"zset":
             members = [str(m) for m in await client.zrange(k, 0, -1)]
             assert all(API_KEY not in m for m in members)
@@ -359,6 +361,130 @@ async def test_a_restarted_redis_gets_the_leases_back(own_redis: RedisServer) ->
     await admin.aclose()
     await a.aclose()
     await b.aclose()
+
+
+async def freeze(lim: RedisLimiter) -> None:
+    """Stop a limiter's pump: it stands for a process whose event loop is blocked (it neither
+    checks nor re-registers until something kicks it again)."""
+    task = lim._pump_task
+    with lim._lock:
+        lim._pump_gen += 1
+        lim._pump_loop = None
+        event = lim._wake_event
+    if event is not None:
+        event.set()
+    if task is not None:
+        await asyncio.wait({task}, timeout=2.0)
+
+
+async def views_show(*lims: RedisLimiter) -> None:
+    """Wait until every limiter's view of the members shows all of them."""
+    tokens = {lim._token for lim in lims}
+
+    async def seen() -> bool:
+        return all(tokens <= set(getattr(lim, "_view", tokens)) for lim in lims)
+
+    await until(seen, within=5.0)
+
+
+async def watch_recovery(admin: aioredis.Redis, key: str, within: float) -> tuple[float, int]:
+    """Poll the recovering marker from when it appears until it is gone: (seconds it lived as
+    seen from here, the last PTTL seen before it went: large when it was ended, ~0 when it
+    expired)."""
+    name = f"{{cliniko-async:{key}}}:recovering"
+    start = time.monotonic()
+    while (last := int(await admin.pttl(name))) <= 0:
+        assert time.monotonic() - start < within, "recovery never started"
+        await asyncio.sleep(0.005)
+    born = time.monotonic()
+    while (ttl := int(await admin.pttl(name))) > 0:
+        last = ttl
+        assert time.monotonic() - start < within, "recovery never ended"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - born, last
+
+
+async def test_recovery_ends_as_soon_as_every_member_re_registered(own_redis: RedisServer) -> None:
+    """The stall after a state loss ends when every process that held leases put them back,
+    not at its fixed length (1.75 s for a 60 s period)."""
+    a, b = RedisLimiterBackend(own_redis.url), RedisLimiterBackend(own_redis.url)
+    rl = RateLimit(40, 60.0)
+    key = fp()
+    la, lb = limiter(a, key, rl), limiter(b, key, rl)
+    await asyncio.gather(*(la.acquire() for _ in range(3)))
+    await asyncio.gather(*(lb.acquire() for _ in range(3)))
+    await views_show(la, lb)
+    admin = aioredis.Redis.from_url(own_redis.url)
+    watching = asyncio.ensure_future(watch_recovery(admin, key, within=10.0))
+    await asyncio.sleep(0.05)
+    await admin.flushall()
+    lived, last_ttl = await watching
+    assert last_ttl > 600, (lived, last_ttl)  # ended by the last re-registration, not expired
+    assert lived < la.recovery - 0.6
+    assert int(await admin.zcard(f"{{cliniko-async:{key}}}:slots")) == 6  # nothing forgotten
+    start = time.monotonic()
+    await la.acquire()
+    assert time.monotonic() - start < 0.5
+    await admin.aclose()
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_a_member_that_did_not_re_register_keeps_the_stall(own_redis: RedisServer) -> None:
+    """Safety: a process holding leases that has not put them back (its loop is blocked) keeps
+    the key recovering for the whole stall, though every other member re-registered."""
+    a, b, c = (RedisLimiterBackend(own_redis.url) for _ in range(3))
+    rl = RateLimit(40, 60.0)
+    key = fp()
+    la, lb, lc = limiter(a, key, rl), limiter(b, key, rl), limiter(c, key, rl)
+    for lim in (la, lb, lc):
+        await asyncio.gather(*(lim.acquire() for _ in range(2)))
+    await views_show(la, lb, lc)
+    await freeze(lc)
+    admin = aioredis.Redis.from_url(own_redis.url)
+    watching = asyncio.ensure_future(watch_recovery(admin, key, within=10.0))
+    await asyncio.sleep(0.05)
+    await admin.flushall()
+    flushed_at = time.monotonic()
+    waiter = asyncio.ensure_future(la.acquire())
+
+    async def others_back() -> bool:
+        return int(await admin.zcard(f"{{cliniko-async:{key}}}:slots")) == 4
+
+    await until(others_back, within=3.0)
+    lived, last_ttl = await watching
+    assert last_ttl < 300, (lived, last_ttl)  # it ran out; nobody ended it
+    await waiter
+    assert time.monotonic() - flushed_at >= la.recovery - 0.05
+    await admin.aclose()
+    for backend in (a, b, c):
+        await backend.aclose()
+
+
+async def test_a_new_member_waits_until_every_member_saw_it(own_redis: RedisServer) -> None:
+    """A process joining a busy key is admitted once each member's view shows it (so a member
+    re-registering after a loss names it); a member that never looks holds it back view_ttl."""
+    rl = RateLimit(40, 1.0)
+    # Members that look (every 50 ms): the newcomer waits about a check.
+    a, b = RedisLimiterBackend(own_redis.url), RedisLimiterBackend(own_redis.url)
+    key = fp()
+    la, lb = limiter(a, key, rl), limiter(b, key, rl)
+    await la.acquire()
+    start = time.monotonic()
+    await lb.acquire()
+    assert time.monotonic() - start < 0.5
+    await views_show(la, lb)
+    # A member that does not look (blocked): the newcomer waits view_ttl (1 s here).
+    c, d = RedisLimiterBackend(own_redis.url), RedisLimiterBackend(own_redis.url)
+    key = fp()
+    lc, ld = limiter(c, key, rl), limiter(d, key, rl)
+    await lc.acquire()
+    await freeze(lc)
+    start = time.monotonic()
+    await ld.acquire()
+    assert time.monotonic() - start >= ld.view_ttl - 0.05
+    for backend in (a, b, c, d):
+        await backend.aclose()
 
 
 async def test_a_stalled_redis_holds_requests_back_then_serves_them(
