@@ -51,6 +51,11 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "quantity": {"minimum": -4000000000, "maximum": 4000000000, "exclusiveMaximum": True},
     },
     "AttendeeCancelInput": {"cancellation_reason": {"enum": (10, 20, 30, 40, 50, 60)}},
+    "AvailabilityBlockInputRepeatRule": {
+        "number_of_repeats": {"minimum": 0, "maximum": 100, "exclusiveMinimum": True},
+        "repeat_type": {"enum": ("Daily", "Monthly", "Weekly")},
+        "repeating_interval": {"minimum": 0, "maximum": 100, "exclusiveMinimum": True},
+    },
     "BillableItemInput": {
         "item_code": {"maxLength": 100},
         "item_type": {"enum": ("Product", "Service", "Other")},
@@ -79,6 +84,7 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "state": {"maxLength": 255},
         "type_code": {"enum": (0, 1, 2)},
     },
+    "ContactInputPhoneNumber": {"phone_type": {"enum": ("Fax", "Home", "Mobile", "Other", "Work")}},
     "FullPatientExportInput": {"description": {"maxLength": 255}},
     "GroupAppointmentInput": {
         "max_attendees": {
@@ -88,7 +94,17 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
             "exclusiveMaximum": True,
         }
     },
+    "GroupAppointmentInputRepeatRule": {
+        "number_of_repeats": {"minimum": 0, "maximum": 51, "exclusiveMinimum": True},
+        "repeat_type": {"enum": ("Daily", "Monthly", "Weekly")},
+        "repeating_interval": {"minimum": 0, "maximum": 100, "exclusiveMinimum": True},
+    },
     "IndividualAppointmentCancelInput": {"cancellation_reason": {"enum": (10, 20, 30, 40, 50, 60)}},
+    "IndividualAppointmentInputRepeatRule": {
+        "number_of_repeats": {"minimum": 0, "maximum": 51, "exclusiveMinimum": True},
+        "repeat_type": {"enum": ("Daily", "Monthly", "Weekly")},
+        "repeating_interval": {"minimum": 0, "maximum": 100, "exclusiveMinimum": True},
+    },
     "MedicalAlertInput": {"name": {"maxLength": 255, "minLength": 1}},
     "MemoCommunicationInput": {
         "category_code": {"enum": (12,)},
@@ -101,15 +117,20 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "referral_type": {"enum": ("dva", "medicare")},
     },
     "PatientCustomFieldCheckboxesInput": {"type": {"enum": ("checkboxes",)}},
+    "PatientCustomFieldCheckboxesInputOther": {"value": {"maxLength": 255}},
     "PatientCustomFieldDateInput": {"type": {"enum": ("date",)}},
     "PatientCustomFieldParagraphInput": {"type": {"enum": ("paragraph",)}},
     "PatientCustomFieldRadiobuttonsInput": {"type": {"enum": ("radiobuttons",)}},
+    "PatientCustomFieldRadiobuttonsInputOther": {"value": {"maxLength": 255}},
     "PatientCustomFieldTextInput": {"type": {"enum": ("text",)}},
     "PatientFormInput": {"name": {"maxLength": 255}},
+    "PatientFormInputContentSection": {"name": {"maxLength": 255}},
     "PatientFormQuestionCheckboxesInput": {
         "name": {"maxLength": 255},
         "type": {"enum": ("checkboxes",)},
     },
+    "PatientFormQuestionCheckboxesInputAnswer": {"value": {"maxLength": 255}},
+    "PatientFormQuestionCheckboxesInputOther": {"value": {"maxLength": 255}},
     "PatientFormQuestionDateInput": {"name": {"maxLength": 255}, "type": {"enum": ("date",)}},
     "PatientFormQuestionParagraphInput": {
         "answer": {"maxLength": 10000},
@@ -120,6 +141,8 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "name": {"maxLength": 255},
         "type": {"enum": ("radiobuttons",)},
     },
+    "PatientFormQuestionRadiobuttonsInputAnswer": {"value": {"maxLength": 255}},
+    "PatientFormQuestionRadiobuttonsInputOther": {"value": {"maxLength": 255}},
     "PatientFormQuestionSignatureInput": {
         "name": {"maxLength": 255},
         "type": {"enum": ("signature",)},
@@ -130,10 +153,12 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "type": {"enum": ("text",)},
     },
     "PatientFormTemplateInput": {"name": {"maxLength": 255}},
+    "PatientFormTemplateInputContentSection": {"name": {"maxLength": 255}},
     "PatientFormTemplateQuestionCheckboxesInput": {
         "name": {"maxLength": 255},
         "type": {"enum": ("checkboxes",)},
     },
+    "PatientFormTemplateQuestionCheckboxesInputAnswer": {"value": {"maxLength": 255}},
     "PatientFormTemplateQuestionDateInput": {
         "name": {"maxLength": 255},
         "type": {"enum": ("date",)},
@@ -146,6 +171,7 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "name": {"maxLength": 255},
         "type": {"enum": ("radiobuttons",)},
     },
+    "PatientFormTemplateQuestionRadiobuttonsInputAnswer": {"value": {"maxLength": 255}},
     "PatientFormTemplateQuestionSignatureInput": {
         "name": {"maxLength": 255},
         "type": {"enum": ("signature",)},
@@ -178,6 +204,16 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "referral_source": {"maxLength": 255},
         "reminder_type": {"enum": ("None", "SMS", "Email", "SMS & Email")},
         "title": {"maxLength": 255},
+    },
+    "PatientInputPatientPhoneNumber": {
+        "phone_type": {"enum": ("Fax", "Home", "Mobile", "Other", "Work")}
+    },
+    "PatientInputPronouns": {
+        "accusative": {"maxLength": 50},
+        "nominative": {"maxLength": 50},
+        "predicative_possessive": {"maxLength": 50},
+        "pronominal_possessive": {"maxLength": 50},
+        "reflexive": {"maxLength": 50},
     },
     "PatientUpdateInput": {
         "address_1": {"maxLength": 255},
@@ -246,6 +282,7 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "amount": {"minimum": 0, "maximum": 4000000000, "exclusiveMaximum": True},
         "rate": {"minimum": 0, "maximum": 4000000000, "exclusiveMaximum": True},
     },
+    "TreatmentNoteInputContentSection": {"name": {"maxLength": 255}},
     "TreatmentNoteQuestionBodychartsInput": {
         "name": {"maxLength": 255},
         "type": {"enum": ("bodycharts",)},
@@ -254,6 +291,8 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "name": {"maxLength": 255},
         "type": {"enum": ("checkboxes",)},
     },
+    "TreatmentNoteQuestionCheckboxesInputAnswer": {"value": {"maxLength": 255}},
+    "TreatmentNoteQuestionCheckboxesInputOther": {"value": {"maxLength": 255}},
     "TreatmentNoteQuestionDateInput": {"name": {"maxLength": 255}, "type": {"enum": ("date",)}},
     "TreatmentNoteQuestionParagraphInput": {
         "name": {"maxLength": 255},
@@ -263,8 +302,11 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "name": {"maxLength": 255},
         "type": {"enum": ("radiobuttons",)},
     },
+    "TreatmentNoteQuestionRadiobuttonsInputAnswer": {"value": {"maxLength": 255}},
+    "TreatmentNoteQuestionRadiobuttonsInputOther": {"value": {"maxLength": 255}},
     "TreatmentNoteQuestionTextInput": {"name": {"maxLength": 255}, "type": {"enum": ("text",)}},
     "TreatmentNoteTemplateInput": {"name": {"maxLength": 255}},
+    "TreatmentNoteTemplateInputContentSection": {"name": {"maxLength": 255}},
     "TreatmentNoteTemplateQuestionBodychartsInput": {
         "name": {"maxLength": 255},
         "type": {"enum": ("bodycharts",)},
@@ -273,6 +315,7 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "name": {"maxLength": 255},
         "type": {"enum": ("checkboxes",)},
     },
+    "TreatmentNoteTemplateQuestionCheckboxesInputAnswer": {"value": {"maxLength": 255}},
     "TreatmentNoteTemplateQuestionDateInput": {
         "name": {"maxLength": 255},
         "type": {"enum": ("date",)},
@@ -285,9 +328,15 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "name": {"maxLength": 255},
         "type": {"enum": ("radiobuttons",)},
     },
+    "TreatmentNoteTemplateQuestionRadiobuttonsInputAnswer": {"value": {"maxLength": 255}},
     "TreatmentNoteTemplateQuestionTextInput": {
         "name": {"maxLength": 255},
         "type": {"enum": ("text",)},
+    },
+    "UnavailableBlockInputRepeatRule": {
+        "number_of_repeats": {"minimum": 0, "maximum": 51, "exclusiveMinimum": True},
+        "repeat_type": {"enum": ("Daily", "Monthly", "Weekly")},
+        "repeating_interval": {"minimum": 0, "maximum": 100, "exclusiveMinimum": True},
     },
     "UnavailableBlockTypeInput": {
         "color": {"pattern": "^#(\\h{6}|\\h{3})$"},

@@ -116,7 +116,7 @@ def _validate_model(
     if depth > _MAX_DEPTH:
         raise Invalid(422, {where or "body": "is nested too deeply"})
     fields = _fields(cls)
-    limits = LIMITS.get(cls.__name__, {}) if depth == 0 else {}
+    limits = LIMITS.get(cls.__name__, {})  # nested models too (a question inside a section)
     errors: dict[str, str] = {}
     out: dict[str, Any] = {}
     required = set(cls.__required__) if create or depth > 0 else set()
@@ -171,7 +171,11 @@ def _value(
             problems.append(exc)
     if problems and any(p.status == 404 for p in problems):
         raise next(p for p in problems if p.status == 404)
-    raise problems[0] if problems else Invalid(422, {where: "is invalid"})
+    if not problems:
+        raise Invalid(422, {where: "is invalid"})
+    # A union (a question of any type): the member that got furthest into the value explains it
+    # best (a checkboxes question's too-long answer, not the text question's other type).
+    raise max(problems, key=lambda p: max((len(k) for k in p.errors), default=0))
 
 
 def _one(

@@ -411,6 +411,13 @@ async def test_each_response_carries_exactly_one_date_header() -> None:
          "duration_in_minutes"),
         ("/unavailable_block_types", {"name": "Lunch", "color": "#hhhhhh"}, 422, "color"),
         ("/taxes", {"name": "GST", "rate": "-1"}, 422, "rate"),
+        # ... inside nested models too: a question of a section, an answer of a question
+        ("/treatment_note_templates", {"name": "T", "content": {"sections": [{"name": "S",
+         "questions": [{"name": "Q" * 256, "type": "text"}]}]}}, 422,
+         "content.sections[0].questions[0].name"),
+        ("/treatment_note_templates", {"name": "T", "content": {"sections": [{"name": "S",
+         "questions": [{"name": "Q", "type": "checkboxes", "answers": [{"value": "V" * 256}]}]}]}},
+         422, "content.sections[0].questions[0].answers[0].value"),
     ],
 )  # fmt: skip
 async def test_bodies_cliniko_refuses_are_refused_and_never_stored(
@@ -512,31 +519,18 @@ def schema_properties(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def spec_limits() -> dict[str, dict[str, dict[str, Any]]]:
-    """The constraints of each top-level field of each request body, from openapi.yaml."""
-    import re
-
+    """The constraints of each field of each request body model, from openapi.yaml: the
+    top-level bodies and the models nested in them (``answer`` of a checkboxes question)."""
     from cliniko_async import models
     from cliniko_async._model import Input
-    from tests import _spec
 
-    # the docstring's first line names the schema (an update twin's too: it has the same limits)
-    doc = re.compile(r"^Request body: (?:Cliniko schema )?``(\w+)``(?: for an update\b.*)?\.?$")
-    spec = _spec.spec()
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for name in sorted(dir(models)):
         cls = getattr(models, name)
         if not (isinstance(cls, type) and issubclass(cls, Input) and cls is not Input):
             continue
-        found = doc.match((cls.__doc__ or "").strip().split("\n", 1)[0])
-        if not found:
-            continue
-        source = found.group(1)
-        if "Cliniko schema" in (cls.__doc__ or ""):
-            schema = spec["components"]["schemas"][source]
-        elif source in spec["components"]["requestBodies"]:
-            schema = spec["components"]["requestBodies"][source]["content"]["application/json"]
-            schema = schema["schema"]
-        else:
+        schema = input_schema(name)
+        if schema is None:
             continue
         fields = {}
         for wire, prop in sorted(schema_properties(schema).items()):
@@ -546,6 +540,46 @@ def spec_limits() -> dict[str, dict[str, dict[str, Any]]]:
         if fields:
             out[name] = fields
     return out
+
+
+def input_schema(name: str) -> dict[str, Any] | None:
+    """The spec's schema of the request body model ``name``, read from its docstring's first
+    line: ``Request body: [Cliniko schema] ``X``[ for an update...].`` names a schema or a
+    request body; ``Request body: ``field`` of Parent.`` a property of the parent's schema
+    (``answer`` of a question: an item of its ``answers``)."""
+    import re
+
+    from cliniko_async import models
+    from tests import _spec
+
+    spec = _spec.spec()
+    first = (getattr(models, name, None).__doc__ or "").strip().split("\n", 1)[0]
+    top = re.match(
+        r"^Request body: (?:Cliniko schema )?``(\w+)``(?: for an update\b.*)?\.?$", first
+    )
+    if top:
+        source = top.group(1)
+        if "Cliniko schema" in first:
+            return dict(spec["components"]["schemas"][source])
+        if source in spec["components"]["requestBodies"]:
+            body = spec["components"]["requestBodies"][source]["content"]["application/json"]
+            return dict(body["schema"])
+        return None
+    nested = re.match(r"^Request body: ``(\w+)`` of (\w+)\.?$", first)
+    if nested is None:
+        return None
+    field, parent = nested.groups()
+    parent_schema = spec["components"]["schemas"].get(parent) or input_schema(parent)
+    if parent_schema is None:
+        return None
+    props = schema_properties(parent_schema)
+    if field in props:
+        found = props[field]
+    elif f"{field}s" in props:  # an item of an array: ``answer`` of ``answers``
+        found = _spec.resolve(props[f"{field}s"].get("items", {}))
+    else:
+        return None
+    return found if "properties" in found or "allOf" in found else None
 
 
 def record_limits() -> dict[str, dict[str, dict[str, Any]]]:
