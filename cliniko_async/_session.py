@@ -38,7 +38,13 @@ from ._json import loads as _loads
 from ._limiter import KeyLimiter, LimiterBackend, LocalLimiterBackend, RateLimit, RateLimitPaused
 from ._links import resolve_link
 from ._retries import backoff, rate_limit_delay
-from ._transport import DEFAULT_MAX_RESPONSE_SIZE, MAX_SIZE_EXTENSION, ResponseTooLarge, read_capped
+from ._transport import (
+    DEFAULT_MAX_RESPONSE_SIZE,
+    MAX_SIZE_EXTENSION,
+    AiohttpTransport,
+    ResponseTooLarge,
+    read_capped,
+)
 from .errors import (
     STATUS_ERRORS,
     APIConnectionError,
@@ -138,7 +144,7 @@ def _snippet(content: bytes, limit: int = 120) -> str:
 class _Credentials:
     """The request headers that carry the key. Nothing that prints objects shows them."""
 
-    __slots__ = ("client", "direct", "public")
+    __slots__ = ("_aiohttp", "client", "direct", "public")
 
     def __init__(self, config: ClientConfig, host: str) -> None:
         common = {
@@ -155,6 +161,20 @@ class _Credentials:
         )
         #: what a request's headers become once it is sent: the same without the key
         self.public = httpx.Headers({"Host": host, **common})
+        #: ``direct`` as aiohttp takes them (our pool on aiohttp: no httpx.Request is built)
+        self._aiohttp = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.direct.raw]
+
+    def aiohttp(self, content: bytes | None, method: str) -> list[tuple[str, str]]:
+        """:meth:`for_body`'s headers (or ``direct``'s) as aiohttp takes them."""
+        if content is None:
+            if method not in _BODY_METHODS:
+                return self._aiohttp  # aiohttp copies them: the list is never changed
+            return [*self._aiohttp, ("Content-Length", "0")]
+        return [
+            *self._aiohttp,
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(content))),
+        ]
 
     def for_body(self, content: bytes | None) -> httpx.Headers:
         headers = self.direct.copy()
@@ -607,6 +627,17 @@ class Session:
             finally:
                 request.headers.pop("Authorization", None)
             return response
+        if transport.__class__ is AiohttpTransport:  # ours, on aiohttp: no httpx.Request
+            direct = await transport.send_direct(
+                method,
+                url,
+                tuple(params) if params else None,
+                content,
+                credentials,
+                self._extensions,
+            )
+            if direct is not None:
+                return direct
         # stream= rather than content=: httpx adds no headers, ours are complete.
         request = httpx.Request(
             method,

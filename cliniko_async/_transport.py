@@ -27,7 +27,8 @@ import os
 import ssl
 import urllib.request
 import zlib
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import httpx
 
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
     "MAX_SIZE_EXTENSION",
     "AiohttpTransport",
+    "DirectHeaders",
     "ResponseTooLarge",
     "SharedTransport",
     "env_proxies",
@@ -107,7 +109,9 @@ class _LoopPool:
             cookie_jar=aiohttp.DummyCookieJar(),  # keys share pools: never carry cookies over
             auto_decompress=False,  # httpx.Response decodes Content-Encoding
             trust_env=False,  # proxies are read once below (trust_env reads .netrc per request)
-            skip_auto_headers=("User-Agent",),
+            # No User-Agent of its own; no Content-Type on a request without a body (POST
+            # .../archive): what httpx sends. Ours and an upload's are sent as given.
+            skip_auto_headers=("User-Agent", "Content-Type"),
         )
         # aiohttp resends an idempotent request once when the connection drops, inside one
         # limiter permit: one permit must be one request, and the pipeline retries itself.
@@ -254,9 +258,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             ):
                 return await self._send_httpcore(pool, request)
             session = pool.start_aiohttp(self.limits)
-        url = request.url
-        scheme = url.scheme
-        limit: int = request.extensions.get(MAX_SIZE_EXTENSION, DEFAULT_MAX_RESPONSE_SIZE)
         data: bytes | httpx.AsyncByteStream | None
         streamed = False
         try:
@@ -264,14 +265,80 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:  # a streamed body (an upload): sent as it is read
             data = request.stream  # type: ignore[assignment]
             streamed = True
-        timeout = pool.timeout(request.extensions.get("timeout") or {})
+        response = await self._exchange(
+            pool,
+            session,
+            request.method,
+            request.url,
+            lambda: _aiohttp_headers(request, streamed=streamed),
+            data,
+            request.extensions,
+            lambda: request,
+        )
+        response.request = request
+        return response
+
+    async def send_direct(
+        self,
+        method: str,
+        url: httpx.URL,
+        params: tuple[tuple[str, str], ...] | None,
+        content: bytes | None,
+        credentials: DirectHeaders,
+        extensions: dict[str, Any],
+    ) -> httpx.Response | None:
+        """The pipeline's request without an ``httpx.Request`` (None: send one instead).
+
+        Once the loop's pool is on aiohttp, the request goes straight to it: ``credentials``
+        hands over the headers as aiohttp takes them (built once), inside the call. An
+        ``httpx.Request`` without the key is built only for an error or a compressed body;
+        the response has none. Before the switch (httpcore): None.
+        """
+        pool = self._pool()
+        session = pool.session
+        if session is None:
+            return None
+        if params:
+            url = httpx.URL(url, params=params)  # as httpx.Request(url, params=...) does
+
+        def public() -> httpx.Request:  # for errors: the request as sent, without the key
+            return httpx.Request(method, url, headers=credentials.public)
+
+        response = await self._exchange(
+            pool,
+            session,
+            method,
+            url,
+            lambda: credentials.aiohttp(content, method),
+            content or None,
+            extensions,
+            public,
+        )
+        response.is_closed = True  # read whole: nothing left to close
+        return response
+
+    async def _exchange(
+        self,
+        pool: _LoopPool,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: httpx.URL,
+        headers: Callable[[], list[tuple[str, str]]],
+        data: bytes | httpx.AsyncByteStream | None,
+        extensions: dict[str, Any],
+        request: Callable[[], httpx.Request],
+    ) -> httpx.Response:
+        """One exchange on aiohttp, the body read under the cap (``request()``: for errors)."""
+        scheme = url.scheme
+        limit: int = extensions.get(MAX_SIZE_EXTENSION, DEFAULT_MAX_RESPONSE_SIZE)
+        timeout = pool.timeout(extensions.get("timeout") or {})
         try:
             # The headers (the Authorization one included) are built inside the call: no local
             # of this frame holds them for a traceback that records frame locals.
             response = await session.request(
-                request.method,
+                method,
                 _url_text(url),
-                headers=_aiohttp_headers(request, streamed=streamed),
+                headers=headers(),
                 data=data,
                 allow_redirects=False,
                 timeout=timeout,
@@ -288,7 +355,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     # aiohttp reads exactly Content-Length bytes: already under the cap.
                     body, decoded = await response.read(), True
                 else:
-                    body, decoded = await _read_aiohttp(response, limit, request)
+                    body, decoded = await _read_aiohttp(response, limit, request())
             except BaseException:
                 response.close()  # the rest of the body is never read: drop the connection
                 raise
@@ -297,13 +364,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except Exception as exc:
             if isinstance(exc, pool.errors):
                 # Not chained: aiohttp's exception and its frames hold the request's headers.
-                raise _map_error(exc, request) from None
+                raise _map_error(exc, request()) from None
             raise
         result = httpx.Response(
             response.status,
             headers=_headers(response.raw_headers),
             stream=httpx.ByteStream(body),
-            request=request,
             extensions=_response_extensions(response.reason),
         )
         if decoded:
@@ -312,7 +378,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # stream: slower, not wrong; a compressed body would then be decoded twice.)
             result._content = body
         else:
-            _decode_with_httpx(result, limit, request)
+            result.request = request()
+            _decode_with_httpx(result, limit, result.request)
         return result
 
     async def _send_httpcore(self, pool: _LoopPool, request: httpx.Request) -> httpx.Response:
@@ -360,6 +427,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def pools(self) -> int:
         """How many event loops have a pool open in this process."""
         return sum(1 for pool in self._pools.values() if not pool.guard.done())
+
+
+class DirectHeaders(Protocol):
+    """What :meth:`AiohttpTransport.send_direct` needs from the pipeline's credentials."""
+
+    @property
+    def public(self) -> httpx.Headers:
+        """The request's headers without the key (for an error's request)."""
+        ...
+
+    def aiohttp(self, content: bytes | None, method: str) -> list[tuple[str, str]]:
+        """The headers of a ``method`` request with ``content``, key included, as aiohttp
+        takes them."""
+        ...
 
 
 class ResponseTooLarge(httpx.TransportError):
