@@ -10,8 +10,9 @@ import attrs
 import httpx
 import pytest
 
-from cliniko_async import UNSET, Cliniko, ConfigurationError, Link, NotFoundError, q
-from cliniko_async.errors import ModelDecodeError
+from cliniko_async import UNSET, Cliniko, ClinikoError, ConfigurationError, Link, NotFoundError, q
+from cliniko_async._converter import structure
+from cliniko_async.errors import DecodeError, ModelDecodeError
 from cliniko_async.models import (
     IndividualAppointment,
     IndividualAppointmentCancelInput,
@@ -245,7 +246,6 @@ async def test_enum_values_cliniko_adds_later_decode_unchanged(setup: Any) -> No
     """Response enums are Literal[...] for type checkers only: a value the spec does not list
     yet reaches the caller as sent (a whole page never fails on one new value)."""
     from cliniko_async import models
-    from cliniko_async._converter import structure
 
     cliniko, _ = setup
     known = await cliniko.patients.update(1, {"reminder_type": "SMS"})
@@ -261,3 +261,37 @@ async def test_enum_values_cliniko_adds_later_decode_unchanged(setup: Any) -> No
     assert runtime == {"PatientReminderType": str, "InvoiceStatus": int}
     field = attrs.fields_dict(Patient)["reminder_type"]
     assert field.metadata["enum"] == ("None", "SMS", "Email", "SMS & Email")
+
+
+async def test_a_record_without_its_id_is_a_decode_error_not_a_none() -> None:
+    """``Patient.id`` is ``int`` (never None): a record with neither an id nor a links.self
+    to take it from fails to decode, as a ClinikoError, on every path (large and sparse
+    records, single and listed); a record with only its link gets its id from there."""
+    full = patient_json(5)
+    del full["id"], full["links"]
+    bodies = {
+        "/v1/patients/5": full,  # the generated straight-line structure function
+        "/v1/patients/6": {"first_name": "Ada"},  # a sparse record: the key loop
+        "/v1/patients/7": {"first_name": "Ada", "links": {"self": f"{HOST}/patients/7"}},
+        "/v1/patients": {"patients": [patient_json(1), {"first_name": "B"}], "links": {}},
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=bodies[request.url.path])
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    async with Cliniko(
+        api_key=API_KEY, user_agent=USER_AGENT, base_url=BASE_URL, http_client=http
+    ) as cliniko:
+        for pid in (5, 6):
+            with pytest.raises(DecodeError, match="Patient: the record has no id"):
+                await cliniko.patients.get(pid)
+        assert (await cliniko.patients.get(7)).id == 7  # /patients/deleted's shape
+        with pytest.raises(DecodeError, match="has no id"):
+            await cliniko.patients.list().collect()
+    await http.aclose()
+    assert issubclass(DecodeError, ClinikoError)
+    with pytest.raises(ModelDecodeError, match="has no id"):  # structure() called directly
+        structure({"first_name": "Ada"}, Patient)
+    with pytest.raises(TypeError, match="id"):
+        Patient()  # type: ignore[call-arg]  # a record is built with its id

@@ -140,7 +140,7 @@ def lazy_init(doc: str, exports: dict[str, str], *, extra: str = "") -> str:
 
 #: A record's ``id`` as ``id: int`` (required, not Optional); needs the converter's check that
 #: raises ModelDecodeError for a record with no id and no links.self (see render_class).
-GUARANTEED_IDS = False
+GUARANTEED_IDS = True
 #: Records whose schema lists an ``id`` that Cliniko never sends (quirks.md 1.5: a referral
 #: source's only identity is ``links.self``, ``/patients/{id}/referral_source``).
 NO_ID = frozenset({"ReferralSource"})

@@ -27,7 +27,7 @@ class AppointmentTypeProduct(Model):
     created_at: dt.datetime | None = None
     discount_percentage: Decimal | None = None
     discounted_amount: Decimal | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     is_monetary_discount: bool | None = None
     links: Link | None = None
     product: Link | None = None

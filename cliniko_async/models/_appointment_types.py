@@ -68,7 +68,7 @@ class AppointmentType(Model):
     deposit_price: Decimal | None = None
     description: str | None = None
     duration_in_minutes: int | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     max_attendees: int | None = None
     name: str | None = None

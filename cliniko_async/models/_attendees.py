@@ -85,7 +85,7 @@ class Attendee(Model):
         default=None,
         metadata={"description": "Please use the `sent_email_reminders_count` attribute instead"},
     )
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     invoice_status: AttendeeInvoiceStatus | None = attrs.field(
         default=None, metadata={"description": "10: Open; 20: Paid; 30: Closed; 40: Open credit"}
     )

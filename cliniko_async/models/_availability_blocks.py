@@ -49,7 +49,7 @@ class AvailabilityBlock(Model):
     business: Link | None = None
     created_at: dt.datetime | None = None
     ends_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     practitioner: Link | None = None
     repeat_rule: AvailabilityBlockRepeatRule | None = None

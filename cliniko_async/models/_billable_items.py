@@ -36,7 +36,7 @@ class BillableItem(Model):
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     item_code: str | None = None
     item_type: BillableItemItemType | None = attrs.field(
         default=None, metadata={"enum": ("Product", "Service", "Other")}

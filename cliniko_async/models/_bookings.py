@@ -87,7 +87,7 @@ class Booking(Model):
     email_reminder_sent: bool | None = None
     ends_at: dt.datetime | None = None
     has_patient_appointment_notes: bool | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     invoice_status: int | None = None
     links: Link | None = None
     max_attendees: int | None = None

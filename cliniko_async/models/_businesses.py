@@ -55,7 +55,7 @@ class Business(Model):
     deleted_at: dt.datetime | None = None
     display_name: str | None = None
     email_reply_to: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     label: str | None = None
     links: Link | None = None
     post_code: str | None = None

@@ -448,7 +448,7 @@ class Communication(Model):
         default=None, metadata={"enum": ("Received", "Sent")}
     )
     from_: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     invoice: Link | None = None
     letter: Link | None = None
     links: Link | None = None
@@ -554,7 +554,7 @@ class EmailCommunication(Model):
         default=None, metadata={"enum": ("Received", "Sent")}
     )
     from_: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     invoice: Link | None = None
     letter: Link | None = None
     links: Link | None = None
@@ -601,7 +601,7 @@ class MemoCommunication(Model):
         default=None, metadata={"enum": ("Received", "Sent")}
     )
     from_: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     to: str | None = None
@@ -733,7 +733,7 @@ class SmsCommunication(Model):
         default=None, metadata={"enum": ("Received", "Sent")}
     )
     from_: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     invoice: Link | None = None
     letter: Link | None = None
     links: Link | None = None

@@ -24,7 +24,7 @@ class ConcessionPrice(Model):
     billable_item: Link | None = None
     concession_type: Link | None = None
     created_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     price: Decimal | None = None
     updated_at: dt.datetime | None = None

@@ -23,7 +23,7 @@ class ConcessionType(Model):
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     updated_at: dt.datetime | None = None

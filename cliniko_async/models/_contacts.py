@@ -74,7 +74,7 @@ class Contact(Model):
     )
     email: str | None = None
     first_name: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     last_name: str | None = None
     links: Link | None = None
     notes: str | None = None

@@ -47,7 +47,7 @@ class DailyAvailability(Model):
     business: Link | None = None
     created_at: dt.datetime | None = None
     day_of_week: DailyAvailabilityDayOfWeek | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     practitioner: Link | None = None
     time_zone: str | None = attrs.field(

@@ -55,7 +55,7 @@ class GroupAppointment(Model):
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
     ends_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     max_attendees: int | None = None
     notes: str | None = None

@@ -29,7 +29,7 @@ class InvoiceItem(Model):
     deleted_at: dt.datetime | None = None
     discount_percentage: Decimal | None = None
     discounted_amount: Decimal | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     invoice: Link | None = None
     is_monetary_discount: bool | None = None
     links: Link | None = None

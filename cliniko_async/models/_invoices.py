@@ -74,7 +74,7 @@ class Invoice(Model):
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
     discounted_amount: Decimal | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     invoice_items: Link | None = None
     invoice_to: str | None = None
     issue_date: dt.date | None = None

@@ -24,7 +24,7 @@ class MedicalAlert(Model):
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     patient: Link | None = None

@@ -79,7 +79,7 @@ class PatientAttachment(Model):
     created_at: dt.datetime | None = None
     description: str | None = None
     filename: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     pinned_at: dt.datetime | None = None
@@ -100,7 +100,7 @@ class UploadedPatientAttachment(Model):
     created_at: dt.datetime | None = None
     description: str | None = None
     filename: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     pinned_at: dt.datetime | None = None

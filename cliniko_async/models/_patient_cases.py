@@ -44,7 +44,7 @@ class PatientCase(Model):
     contact: Link | None = None
     created_at: dt.datetime | None = None
     expiry_date: dt.date | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     include_cancelled_attendees: bool | None = None
     include_dna_attendees: bool | None = None
     invoices: Link | None = None

@@ -276,7 +276,7 @@ class PatientFormTemplate(Model):
     content: PatientFormTemplateContent | None = None
     created_at: dt.datetime | None = None
     email_to_patient_on_completion: bool | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     restricted_to_practitioner: bool | None = None

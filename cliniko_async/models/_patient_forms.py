@@ -302,7 +302,7 @@ class PatientForm(Model):
     created_at: dt.datetime | None = None
     edited_at: dt.datetime | None = None
     email_to_patient_on_completion: bool | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     patient: Link | None = None

@@ -72,7 +72,7 @@ class FullPatientExport(Model):
     created_at: dt.datetime | None = None
     description: str | None = None
     filename: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     pinned_at: dt.datetime | None = None
@@ -291,7 +291,7 @@ class Patient(Model):
     first_name: str | None = None
     gender: str | None = None
     gender_identity: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     invoice_default_to: str | None = None
     invoice_email: str | None = None
     invoice_extra_information: str | None = None

@@ -23,7 +23,7 @@ class PractitionerReferenceNumber(Model):
 
     business: Link | None = None
     created_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     practitioner: Link | None = None

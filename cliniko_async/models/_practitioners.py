@@ -29,7 +29,7 @@ class Practitioner(Model):
     designation: str | None = None
     display_name: str | None = None
     first_name: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     invoices: Link | None = None
     label: str | None = None
     last_name: str | None = None

@@ -22,7 +22,7 @@ class ProductSupplier(Model):
     """Cliniko schema ``ProductSupplier``."""
 
     created_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     updated_at: dt.datetime | None = None

@@ -26,7 +26,7 @@ class Product(Model):
     archived_at: dt.datetime | None = None
     cost_price: Decimal | None = None
     created_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     item_code: str | None = None
     links: Link | None = None
     name: str | None = None

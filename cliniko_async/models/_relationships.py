@@ -46,7 +46,7 @@ class Relationship(Model):
 
     archived_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     related_patient: Link | None = None

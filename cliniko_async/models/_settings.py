@@ -269,7 +269,7 @@ class PublicSettingsAccount(Model):
     )
     currency_symbol: str | None = None
     has_time_travelers: bool | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     name: str | None = None
     subdomain: str | None = None
     time_zone_support: bool | None = None
@@ -495,7 +495,7 @@ class SettingsAccount(Model):
     email_from: str | None = None
     first_name: str | None = None
     has_time_travelers: bool | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     last_name: str | None = None
     name: str | None = None
     subdomain: str | None = None

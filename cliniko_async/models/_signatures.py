@@ -21,7 +21,7 @@ class Signature(Model):
     """Cliniko schema ``Signature``."""
 
     created_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     image: str | None = None
     links: Link | None = None
     updated_at: dt.datetime | None = None

@@ -54,7 +54,7 @@ class StockAdjustment(Model):
     archived_at: dt.datetime | None = None
     comment: str | None = None
     created_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     notes: str | None = None
     product: Link | None = None

@@ -24,7 +24,7 @@ class Tax(Model):
 
     amount: Decimal | None = None
     created_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     rate: Decimal | None = None

@@ -206,7 +206,7 @@ class TreatmentNoteTemplate(Model):
     content: TreatmentNoteTemplateContent | None = None
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     print_settings: TreatmentNoteTemplatePrintSettings | None = None

@@ -206,7 +206,7 @@ class TreatmentNote(Model):
     deleted_at: dt.datetime | None = None
     draft: bool | None = None
     finalized_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     patient: Link | None = None
     pinned_at: dt.datetime | None = None

@@ -25,7 +25,7 @@ class UnavailableBlockType(Model):
     color: str | None = None
     created_at: dt.datetime | None = None
     duration_in_minutes: int | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     name: str | None = None
     system_controlled: bool | None = None

@@ -52,7 +52,7 @@ class UnavailableBlock(Model):
     created_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
     ends_at: dt.datetime | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     links: Link | None = None
     notes: str | None = None
     practitioner: Link | None = None

@@ -47,7 +47,7 @@ class User(Model):
     created_at: dt.datetime | None = None
     email: str | None = None
     first_name: str | None = None
-    id: int | None = attrs.field(default=None, metadata={"format": "int64"})
+    id: int = attrs.field(metadata={"format": "int64"})
     last_name: str | None = None
     links: Link | None = None
     phone_numbers: tuple[PhoneNumber, ...] | None = None

@@ -161,4 +161,4 @@ def worker(cliniko: SyncCliniko) -> None:
         assert_type(memo, Communication)
     assert_type(cliniko.individual_appointments.archive(1), None)
     assert_type(cliniko.patient_attachments.upload(1, "scan.pdf"), UploadedPatientAttachment)
-    assert_type(MemoCommunication().id, int | None)
+    assert_type(MemoCommunication(id=1).id, int)  # a record always has its id

@@ -49,6 +49,7 @@ async def wrong_calls(cliniko: Cliniko, sync: SyncCliniko) -> None:
     IndividualAppointmentCancelInput()  # E: mypy[call-arg] pyright[reportCallIssue]
     cliniko.services.list(q=[q("id") == 1])  # E: mypy[arg-type] pyright[reportArgumentType]
     patient = await cliniko.patients.get(1)
+    _no_id: None = patient.id  # E: mypy[assignment] pyright[reportAssignmentType]
     _typo = patient.reminder_type == "Sms"  # E: mypy[comparison-overlap] pyright[reportUnnecessaryComparison]
     _status: str = (await cliniko.invoices.get(1)).status or ""  # E: mypy[assignment] pyright[reportAssignmentType]
 

@@ -38,5 +38,8 @@ async def revealed(cliniko: Cliniko, sync: SyncCliniko) -> None:
     reveal_type(sync.patients.list())  # R: SyncPaginator[Patient]
     reveal_type(sync.patients.with_raw_response.archive(1))  # R: RawResponse[None]
     patient = await cliniko.patients.get(1)
+    reveal_type(patient.id)  # R: int
+    reveal_type(sync.individual_appointments.get(1).id)  # R: int
+    reveal_type(patient.first_name)  # R: str | None
     reveal_type(patient.reminder_type)  # R: Literal['None', 'SMS', 'Email', 'SMS & Email'] | None
     reveal_type((await cliniko.invoices.get(1)).status)  # R: Literal[10, 20, 30, 40] | None
