@@ -59,7 +59,9 @@ class Model:
             defaults = _DEFAULTS.get(cls)
             if defaults is None:
                 defaults = _DEFAULTS[cls] = {a.name: a.default for a in attrs.fields(cls)}
-            if name in defaults:
+            # A field without a default (a record's id) is always set: the converter refuses
+            # a record without it. Unset all the same, it is missing, not attrs.NOTHING.
+            if name in defaults and defaults[name] is not attrs.NOTHING:
                 return defaults[name]
             raise AttributeError(f"{cls.__name__!r} object has no attribute {name!r}")
 
