@@ -461,6 +461,35 @@ async def test_a_member_that_did_not_re_register_keeps_the_stall(own_redis: Redi
         await backend.aclose()
 
 
+async def test_a_stale_view_vouches_for_nobody(own_redis: RedisServer) -> None:
+    """Safety: a view of the members not confirmed within view_ttl may miss a newcomer (one
+    that waited view_ttl to be admitted), so it does not end recovery: the full stall."""
+    a, b = RedisLimiterBackend(own_redis.url), RedisLimiterBackend(own_redis.url)
+    rl = RateLimit(40, 60.0)
+    key = fp()
+    la, lb = limiter(a, key, rl), limiter(b, key, rl)
+    await asyncio.gather(*(la.acquire() for _ in range(2)))
+    await asyncio.gather(*(lb.acquire() for _ in range(2)))
+    await views_show(la, lb)
+    for lim in (la, lb):  # their views were last confirmed long ago, and are not any more
+        lim._take_view = lambda view, sent: None  # type: ignore[method-assign]
+        lim._view_at = time.monotonic() - 2 * lim.view_ttl
+    admin = aioredis.Redis.from_url(own_redis.url)
+    watching = asyncio.ensure_future(watch_recovery(admin, key, within=10.0))
+    await asyncio.sleep(0.05)
+    await admin.flushall()
+
+    async def both_back() -> bool:
+        return int(await admin.zcard(f"{{cliniko-async:{key}}}:slots")) == 4
+
+    await until(both_back, within=3.0)
+    lived, last_ttl = await watching
+    assert last_ttl < 300, (lived, last_ttl)  # nobody vouched: it ran out
+    await admin.aclose()
+    await a.aclose()
+    await b.aclose()
+
+
 async def test_a_new_member_waits_until_every_member_saw_it(own_redis: RedisServer) -> None:
     """A process joining a busy key is admitted once each member's view shows it (so a member
     re-registering after a loss names it); a member that never looks holds it back view_ttl."""
