@@ -32,14 +32,13 @@ from ._converter import structurer, unstructure_body
 from ._filters import FilterType, QueryFilters, encode_filters
 from ._json import jsonable
 from ._links import resolve_link
-from ._pagination import Paginator, check_per_page
-from ._raw import RawResponse
 from ._session import QueryParams, Session
 from .errors import ClinikoError, ConfigurationError, DecodeError, ModelDecodeError
 
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
+    from ._pagination import Paginator
     from ._sync_pagination import SyncPaginator
 
 __all__ = [
@@ -378,6 +377,8 @@ class AsyncList(_Bound[M]):
         per_page: int | None = None,
         params: Mapping[str, ParamValue] | None = None,
     ) -> Paginator[M]:
+        from ._pagination import Paginator, check_per_page  # (imported by the first list)
+
         op: ListOp[M] = self._op
         op.warn_if_deprecated()
         check_per_page(per_page)
@@ -421,6 +422,8 @@ async def _single(
 ) -> Any:
     path = op.render_path(ids)
     if raw:
+        from ._raw import RawResponse  # (imported by the first with_raw_response call)
+
         response, data = await session.request(
             op.method, path, params=query, json_body=body, raw=True
         )

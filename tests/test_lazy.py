@@ -70,6 +70,29 @@ def test_touching_one_resource_imports_its_models_only() -> None:
     assert "cliniko_async.models._treatment_notes" not in loaded
 
 
+def test_a_get_imports_neither_pagination_nor_raw_responses() -> None:
+    # (the first request through the whole pipeline, answered from memory)
+    get = """
+        import asyncio, httpx
+        from cliniko_async import Cliniko
+
+        def answer(request):
+            return httpx.Response(200, json={"id": "1", "first_name": "A"})
+
+        async def main():
+            async with Cliniko(api_key="MS0xLXRlc3Q-au1", user_agent="Tests (dev@example.com)",
+                               transport=httpx.MockTransport(answer)) as cliniko:
+                assert (await cliniko.patients.get(1)).first_name == "A"
+
+        asyncio.run(main())
+    """
+    loaded = fresh(textwrap.dedent(get) + LOADED)
+    assert isinstance(loaded, list)
+    assert "cliniko_async._session" in loaded and "cliniko_async._converter" in loaded
+    assert "cliniko_async._pagination" not in loaded
+    assert "cliniko_async._raw" not in loaded
+
+
 def test_from_models_import_one_name_loads_its_module_not_all() -> None:
     loaded = fresh("from cliniko_async.models import PatientInput\n" + LOADED)
     assert isinstance(loaded, list)
