@@ -16,8 +16,8 @@ from ._options import (
     RequestSettings,
     apply_settings,
     client_settings,
+    keyword_error,
     signature,
-    take_connection,
 )
 from ._session import Session, _Family
 from ._transport import SharedTransport, owned_client
@@ -70,7 +70,11 @@ class ClinikoAccounts:
     def __init__(self, *, max_sessions: int = 1024, **options: Unpack[ClientOptions]) -> None:
         given: dict[str, Any] = dict(options)
         del options
-        user_agent, base_url = take_connection("ClinikoAccounts", given)
+        problem = keyword_error("ClinikoAccounts", given)
+        if problem is not None:
+            del given  # not in the traceback's frame locals
+            raise problem
+        user_agent, base_url = given.pop("user_agent"), given.pop("base_url", None)
         # Validate the shared settings once, with a placeholder key, before any request. On
         # failure these arguments leave the frame first (an API key pasted into user_agent
         # must not show in a traceback that records frame locals).

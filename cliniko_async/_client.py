@@ -14,8 +14,8 @@ from ._options import (
     RequestSettings,
     apply_settings,
     client_settings,
+    keyword_error,
     signature,
-    take_connection,
 )
 from ._session import Session
 from ._transport import DEFAULT_LIMITS, owned_client
@@ -76,7 +76,11 @@ class Cliniko(AsyncResources):
     ) -> None:
         given: dict[str, Any] = dict(options)
         del options
-        user_agent, base_url = take_connection("Cliniko", given)
+        problem = keyword_error("Cliniko", given)
+        if problem is not None:
+            del api_key, shard, given  # not in the traceback's frame locals
+            raise problem
+        user_agent, base_url = given.pop("user_agent"), given.pop("base_url", None)
         try:
             config = ClientConfig.build(
                 api_key=api_key, user_agent=user_agent, base_url=base_url, shard=shard

@@ -28,9 +28,8 @@ __all__ = [
     "ClientOptions",
     "RequestSettings",
     "apply_settings",
-    "check_keywords",
+    "keyword_error",
     "client_settings",
-    "take_connection",
     "signature",
 ]
 
@@ -131,19 +130,16 @@ def apply_settings(
     return attrs.evolve(base, **changes) if changes else base
 
 
-def check_keywords(owner: str, options: Mapping[str, object]) -> None:
-    """A constructor's ``**options`` as Python checks a plain signature: TypeError for an
-    unknown keyword or a missing ``user_agent``."""
-    _check_known(owner, options, CLIENT_KEYWORDS)
+def keyword_error(owner: str, options: Mapping[str, object]) -> TypeError | None:
+    """What Python says of a call that does not fit a plain signature (an unknown keyword, no
+    ``user_agent``), as an error the constructor raises itself, once it has dropped its
+    arguments: a traceback recording frame locals must not show a key passed beside a typo."""
+    for name in options:
+        if name not in CLIENT_KEYWORDS:
+            return TypeError(f"{owner}() got an unexpected keyword argument {name!r}")
     if "user_agent" not in options:
-        raise TypeError(f"{owner}() missing 1 required keyword-only argument: 'user_agent'")
-
-
-def take_connection(owner: str, options: dict[str, Any]) -> tuple[object, str | None]:
-    """Pop ``user_agent`` and ``base_url`` off a constructor's ``**options`` (they go to
-    ``ClientConfig.build``, which keeps a pasted key out of every traceback)."""
-    check_keywords(owner, options)
-    return options.pop("user_agent"), options.pop("base_url", None)
+        return TypeError(f"{owner}() missing 1 required keyword-only argument: 'user_agent'")
+    return None
 
 
 def client_settings(

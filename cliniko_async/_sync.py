@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from ._client import Cliniko
 from ._limiter import RateLimit
-from ._options import ClientOptions, RequestSettings, check_keywords, signature
+from ._options import ClientOptions, RequestSettings, keyword_error, signature
 from ._session import Session
 from .errors import ClinikoError
 from .resources import SyncResources
@@ -248,7 +248,10 @@ class SyncCliniko(SyncResources):
         self, *, api_key: str, shard: str | None = None, **options: Unpack[ClientOptions]
     ) -> None:
         # Validates everything (http_client and transport included) before any thread starts.
-        check_keywords("SyncCliniko", options)
+        problem = keyword_error("SyncCliniko", options)
+        if problem is not None:
+            del api_key, shard, options  # not in the traceback's frame locals
+            raise problem
         try:
             client = Cliniko(api_key=api_key, shard=shard, **options)
         finally:

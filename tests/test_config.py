@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import traceback
 from typing import Any, get_type_hints
 
 import attrs
@@ -222,3 +223,39 @@ async def test_request_options_and_keywords_beside_them_on_every_client() -> Non
         await accounts_view.aclose()  # the view's sessions only
         assert other._session.closed and not client._session.closed
     assert client._session.closed
+
+
+SECRET = "MS0xLXNlY3JldC1iZXNpZGUtYS10eXBvLWtleS12YWx1ZQ-au1"
+
+
+def _construct(cls: Any, arguments: dict[str, Any]) -> None:
+    # The caller's frame (user code) holds the key: dropped before the traceback is read.
+    try:
+        cls(**arguments)
+    finally:
+        arguments.clear()
+
+
+@pytest.mark.parametrize("cls", [Cliniko, SyncCliniko, ClinikoAccounts])
+@pytest.mark.parametrize(
+    "wrong", [{"timeuot": 5}, {"user_agent": None}], ids=["typo", "no-user-agent"]
+)
+def test_a_keyword_error_keeps_the_key_out_of_the_frame_locals(
+    cls: Any, wrong: dict[str, Any]
+) -> None:
+    """The TypeError for a typo (which Python raises before any frame exists for a plain
+    signature) is raised by the constructor itself: after its arguments are dropped."""
+    arguments: dict[str, Any] = {"api_key": SECRET, "user_agent": f"{SECRET} (a@b.example)"}
+    if cls is ClinikoAccounts:
+        arguments["user_agent"] = f"Acme {SECRET} (dev@acme.example)"
+        del arguments["api_key"]
+    arguments.update(wrong)
+    if arguments["user_agent"] is None:
+        del arguments["user_agent"]
+    with pytest.raises(TypeError) as info:
+        _construct(cls, arguments)
+    rendered = "".join(
+        traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+    )
+    assert cls.__name__ + "()" in rendered and "__init__" in rendered
+    assert SECRET not in rendered and SECRET[:20] not in rendered
