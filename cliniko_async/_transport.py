@@ -109,9 +109,8 @@ class _LoopPool:
             cookie_jar=aiohttp.DummyCookieJar(),  # keys share pools: never carry cookies over
             auto_decompress=False,  # httpx.Response decodes Content-Encoding
             trust_env=False,  # proxies are read once below (trust_env reads .netrc per request)
-            # No User-Agent of its own; no Content-Type on a request without a body (POST
-            # .../archive): what httpx sends. Ours and an upload's are sent as given.
-            skip_auto_headers=("User-Agent", "Content-Type"),
+            # No skip_auto_headers here: aiohttp then costs more on every request. A request
+            # that needs it (see _skipped) names it.
         )
         # aiohttp resends an idempotent request once when the connection drops, inside one
         # limiter permit: one permit must be one request, and the pipeline retries itself.
@@ -271,6 +270,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request.method,
             request.url,
             lambda: _aiohttp_headers(request, streamed=streamed),
+            _skipped(request.method, {h[1] for h in request.headers._list}),
             data,
             request.extensions,
             lambda: request,
@@ -310,6 +310,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             method,
             url,
             lambda: credentials.aiohttp(content, method),
+            # ours carry User-Agent, and Content-Type when there is a body
+            ("Content-Type",) if content is None and method in _POST_METHODS else None,
             content or None,
             extensions,
             public,
@@ -324,6 +326,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         method: str,
         url: httpx.URL,
         headers: Callable[[], list[tuple[str, str]]],
+        skip: tuple[str, ...] | None,
         data: bytes | httpx.AsyncByteStream | None,
         extensions: dict[str, Any],
         request: Callable[[], httpx.Request],
@@ -339,6 +342,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 method,
                 _url_text(url),
                 headers=headers(),
+                skip_auto_headers=skip,
                 data=data,
                 allow_redirects=False,
                 timeout=timeout,
@@ -468,6 +472,22 @@ def _url_text(url: httpx.URL) -> str:
             _URL_TEXTS.clear()
         _URL_TEXTS[id(parsed)] = (parsed, text)
     return text
+
+
+#: The methods aiohttp gives a ``Content-Type: application/octet-stream`` when they have none.
+_POST_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _skipped(method: str, present: set[bytes]) -> tuple[str, ...] | None:
+    """The headers aiohttp must not add to a request with these (lower-case) header names:
+    no User-Agent of its own, no Content-Type on a request without a body (``POST
+    .../archive``): what httpx sends. None (aiohttp's fast path) when there are none."""
+    skip: tuple[str, ...] = ()
+    if b"user-agent" not in present:
+        skip += ("User-Agent",)
+    if b"content-type" not in present and method in _POST_METHODS:
+        skip += ("Content-Type",)
+    return skip or None
 
 
 def _headers(raw: tuple[tuple[bytes, bytes], ...]) -> httpx.Headers:

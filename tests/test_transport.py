@@ -706,3 +706,31 @@ def test_requests_straight_to_aiohttp_carry_the_same_headers_and_bodies() -> Non
     assert direct[3][2] == b'{"first_name":"Zo\\u00eb"}'
     assert direct[3][1]["content-type"] == "application/json"
     assert direct[4][1]["content-length"] == "0" and "content-type" not in direct[4][1]
+
+
+def test_aiohttp_adds_no_user_agent_or_content_type_of_its_own() -> None:
+    async def main() -> list[tuple[str, dict[str, str], bytes]]:
+        with recording_server() as (url, seen):
+            transport = AiohttpTransport(warm_up=0)
+            try:
+                for request in (
+                    httpx.Request("POST", url + "/patients/1/archive"),  # no body, no UA
+                    httpx.Request("GET", url + "/patients/1", headers={"User-Agent": "Mine"}),
+                    httpx.Request(
+                        "PUT", url + "/x", content=b"{}", headers={"Content-Type": "a/b"}
+                    ),
+                ):
+                    await transport.handle_async_request(request)
+            finally:
+                await transport.aclose()
+            return seen
+
+    seen = asyncio.run(main())
+    assert [method for method, _, _ in seen] == [
+        "POST /v1/patients/1/archive",
+        "GET /v1/patients/1",
+        "PUT /v1/x",
+    ]
+    assert "user-agent" not in seen[0][1] and "content-type" not in seen[0][1]
+    assert seen[1][1]["user-agent"] == "Mine"
+    assert seen[2][1]["content-type"] == "a/b" and seen[2][2] == b"{}"
