@@ -34,10 +34,11 @@ one unused for a day) waits that long once.
 
 *Members.* To know who must re-register, the key keeps a member record: each process (by a
 random token) with the time its last lease can expire (its last admission + ``period +
-max_in_flight``), the newest version of the record it has seen (its *ack*), and a version
-that grows when a member joins or expires. Every reply shows a member its *view* (the tokens)
-when the version changed, and each reply confirms it otherwise; the view is "fresh" for
-``view_ttl = max(1 s, 2 x recovery)`` after the request that last confirmed it was sent.
+max_in_flight``), the newest version of the record it has seen (its *ack*), when Redis last
+heard from it, and a version that grows when a member joins or expires. Every reply shows a
+member its *view* (the tokens) when the version changed, and confirms it otherwise; the view
+is "fresh" for ``view_ttl = max(1 s, 2 x recovery)`` after the request that last confirmed it
+was sent.
 A process re-registering after a loss vouches for its view if it is fresh; the tokens it names
 become members of the new generation and must re-register too (a process holding no lease
 counts once it asks for one). Recovery ends early only when at least one process vouched and
@@ -47,15 +48,17 @@ every named member re-registered; a member that is dead or slow keeps the full s
 g for a view that was current at some moment s >= v (v: when the request confirming it was
 sent), with g - v <= view_ttl. R re-registers first and vouches in a second command, sent after
 the reply from the new state: so g > c. A new member is admitted only once every
-other live member acked a version that shows it, or view_ttl after it joined (at j):
+other member that Redis heard from within view_ttl acked a version that shows it, or view_ttl
+after it joined (at j); let M's first lease be at a < c:
 
-- If every member acked M before M's first lease, R did too, unless R joined later; either way
-  R received a view showing M (a joiner's first view shows every live member), and a newer view
-  still shows M while M may hold a lease (its entry expires only after its last lease can). So M
-  is named and recovery waits for it.
-- If M was admitted without R's ack, it waited: its first lease came after j + view_ttl, before
-  c. R's view does not show M only if it is older than M's joining: s < j. Then
-  g - v >= g - s > c - j > view_ttl, so R does not vouch.
+- If R acked M (it acks only a version it received), or joined after M (a joiner's first view
+  shows every live member), R received a view showing M, and a newer view still shows M while
+  M may hold a lease (its entry expires only after its last lease can). So M is named and
+  recovery waits for it.
+- If M was admitted without R's ack, then a >= j + view_ttl, or Redis last heard from R at
+  h < a - view_ttl (and R's view is no newer than that: s <= h). R's view does not show M only
+  if it is older than M's joining: s < j. Either way a - s > view_ttl, so
+  g - v >= g - s > a - s > view_ttl: R does not vouch.
 
 So a re-registration that ends recovery never misses a member holding a lease, as long as views
 (and joins) come from the generation that was lost. A view is not taken while the key recovers,
@@ -67,7 +70,8 @@ is covered by the stall alone, as before: leases that the local fallback granted
 process that was no member (so nobody names it) less than ``view_ttl`` before a loss. What a
 process joining a busy key pays for it: its first admission waits until every member saw it
 (about one check, ``period / 40``), at most ``view_ttl`` when one of them is blocked or died
-within the last ``period + max_in_flight``.
+lately (one Redis has not heard from for ``view_ttl`` holds nobody back). A member that died
+less than ``period + max_in_flight`` ago is still named, so a loss then costs the full stall.
 
 A restart then costs the time Redis is away, plus up to half a check until each process's next
 probe (redis-py is told not to retry or back off: the probe is ours) and the re-registrations'
@@ -82,8 +86,8 @@ at ``local_fraction`` of the limit (so N processes together stay under it when
 request to any process, after the last reply this one saw too, and such a request holds its slot
 until a period after its response: at most ``period + max_in_flight`` after admission. So the
 fallback grants nothing for ``period + max_in_flight`` after this process found Redis
-unreachable (also when it never reached it); this process keeps probing Redis every ``check``
-seconds meanwhile, and the moment it answers, every request waiting on the fallback queues in
+unreachable (also when it never reached it); this process keeps probing Redis twice per
+``check`` meanwhile, and the moment it answers, every request waiting on the fallback queues in
 Redis again (a local permit granted meanwhile is not used). The leases the fallback did grant
 are registered in Redis once it is back. So a restart that takes less than
 ``period + max_in_flight`` sends nothing locally: it costs the time Redis is away plus the
@@ -136,16 +140,18 @@ EPOCH_TTL_MS = 86_400_000
 
 _NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
 
-# The member record (a hash per key): token -> 'expiry ack joined-version joined-at' (ms on the
-# server's clock; joined-version 0 once admitted), '~' -> the member set's version. A member's
-# view is the set of tokens, tagged 'epoch:version'.
+# The member record (a hash per key): token -> 'expiry ack joined-version joined-at last-seen'
+# (ms on the server's clock; joined-version 0 once admitted), '~' -> the member set's version.
+# A member's view is the set of tokens, tagged 'epoch:version'.
 _MEMBERS = """
 local function parse(v)
-  local a, b, c, d = string.match(v, '(%S+) (%S+) (%S+) (%S+)')
-  return {tonumber(a), tonumber(b), tonumber(c), tonumber(d)}
+  local r = {}
+  for n in string.gmatch(v, '%S+') do r[#r + 1] = tonumber(n) end
+  for i = #r + 1, 5 do r[i] = 0 end
+  return r
 end
 local function put(key, token, r)
-  redis.call('HSET', key, token, string.format('%d %d %d %d', r[1], r[2], r[3], r[4]))
+  redis.call('HSET', key, token, string.format('%d %d %d %d %d', r[1], r[2], r[3], r[4], r[5]))
 end
 -- The live members (an expired record is dropped: that process holds no lease any more).
 local function members_of(key, now)
@@ -174,11 +180,14 @@ local function view_of(members, epoch, ver, known)
   if tag ~= known then for k in pairs(members) do out[#out + 1] = k end end
   return out
 end
--- A member acknowledges the view it received (never more than it received).
-local function ack(members, key, token, epoch, known)
+-- A member was seen now, and acknowledges the view it received (never more than it received).
+local function touch(members, key, token, epoch, known, now)
   local me = members[token]
+  if not me then return end
   local e, v = string.match(known, '^(.*):(%d+)$')
-  if me and e == epoch and tonumber(v) > me[2] then me[2] = tonumber(v) put(key, token, me) end
+  if e == epoch and tonumber(v) > me[2] then me[2] = tonumber(v) end
+  me[5] = now
+  put(key, token, me)
 end
 -- Recovery ends when a live member vouched for its view and every member named in the views
 -- re-registered (or, failing that, when the recovering key expires).
@@ -218,13 +227,13 @@ if recovering > 0 and ARGV[7] == '0' then
 end
 if recovering > 0 then return {0, math.min(recovering, poll), 0, epoch, 0, {}} end
 local members, ver = members_of(KEYS[6], now)
-ack(members, KEYS[6], token, epoch, ARGV[12])
+touch(members, KEYS[6], token, epoch, ARGV[12], now)
 local me = members[token]
 if not me then
   -- A new member: its leases count only once every live member's view shows it.
   ver = ver + 1
   redis.call('HSET', KEYS[6], '~', ver)
-  me = {now + tonumber(ARGV[2]) + tonumber(ARGV[13]), 0, ver, now}
+  me = {now + tonumber(ARGV[2]) + tonumber(ARGV[13]), 0, ver, now, now}
   members[token] = me
   put(KEYS[6], token, me)
   redis.call('PEXPIRE', KEYS[6], ARGV[10])
@@ -233,11 +242,14 @@ local view = view_of(members, epoch, ver, ARGV[12])
 local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
 if pause > now then return {0, pause - now, 1, epoch, 0, view} end
 if me[3] > 0 then
-  local settled = now >= me[4] + tonumber(ARGV[13])
+  -- Settled once every other member seen within the join wait acked it (one not seen for
+  -- that long does not vouch for an older view either), or after the join wait.
+  local wait = tonumber(ARGV[13])
+  local settled = now >= me[4] + wait
   if not settled then
     settled = true
     for k, r in pairs(members) do
-      if k ~= token and r[2] < me[3] then settled = false break end
+      if k ~= token and r[2] < me[3] and r[5] >= now - wait then settled = false break end
     end
   end
   if not settled then
@@ -328,7 +340,7 @@ local epoch = redis.call('GET', KEYS[1])
 local pause = math.max(0, tonumber(redis.call('GET', KEYS[2]) or '0') - now)
 if not epoch or redis.call('PTTL', KEYS[4]) > 0 then return {epoch, pause, {}} end
 local members, ver = members_of(KEYS[3], now)
-ack(members, KEYS[3], ARGV[1], epoch, ARGV[2])
+touch(members, KEYS[3], ARGV[1], epoch, ARGV[2], now)
 return {epoch, pause, view_of(members, epoch, ver, ARGV[2])}
 """
 )
@@ -366,10 +378,11 @@ local token, hold = ARGV[5], tonumber(ARGV[6])
 local me = members[token]
 if not me then
   ver = ver + 1
-  me = {now + longest + 1, 0, 0, now}
+  me = {now + longest + 1, 0, 0, now, now}
   members[token] = me
-elseif me[1] < now + longest then
-  me[1] = now + longest
+else
+  me[1] = math.max(me[1], now + longest)
+  me[5] = now
 end
 put(KEYS[5], token, me)
 local recovering = redis.call('PTTL', KEYS[3])
@@ -383,7 +396,7 @@ if recovering > 0 then
       redis.call('SADD', KEYS[7], other)
       if not members[other] then
         ver = ver + 1
-        members[other] = {now + hold, 0, 0, now}
+        members[other] = {now + hold, 0, 0, now, now}
         put(KEYS[5], other, members[other])
       end
     end
