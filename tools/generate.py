@@ -299,6 +299,8 @@ class ModelGenerator:
             return self.schema_class[key]
         schema = self.schemas[name]
         if "enum" in schema and "properties" not in schema:
+            # TimeZone, TimeZoneIdentifier: hundreds of names from lists kept elsewhere (Rails'
+            # zones, IANA), which grow; a Literal of them would type little and cost much
             self.aliases[name] = "str"
             self.schema_class[key] = name
             return name
