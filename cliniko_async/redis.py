@@ -76,8 +76,9 @@ less than ``period + max_in_flight`` ago is still named, so a loss then costs th
 A restart then costs the time Redis is away, plus up to half a check until each process's next
 probe (redis-py is told not to retry or back off: the probe is ours) and the re-registrations'
 round trips. Measured with 4 processes x 500 concurrent requests (limit 200 per second), Redis
-killed, down 0.3 s and answering again 0.35 s after the kill: requests flowed again 0.37-0.48 s
-after the kill (0.75-0.77 s with the fixed stall alone).
+killed and answering again (empty) 0.343-0.357 s after the kill: the last process re-registered
+and the key admitted again 0.348-0.366 s after the kill; with the fixed stall alone it admitted
+again 0.4 s after the first re-registration (0.74-0.81 s after the kill).
 
 When Redis cannot be reached (or answers with an error), ``on_unavailable="fail"`` (the
 default) raises :class:`LimiterUnavailableError`; ``"local"`` falls back to an in-process limiter
