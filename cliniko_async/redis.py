@@ -122,6 +122,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisError
 
 from ._limiter import KeyLimiter, LocalLimiter, Permit, RateLimit, RateLimitPaused
@@ -1170,6 +1171,12 @@ async def _guard(awaitable: Coroutine[Any, Any, Any] | Any) -> Any:
         return await awaitable
     except MaxConnectionsError as exc:
         raise _Busy() from exc
+    except RedisConnectionError as exc:
+        # redis-py before 7.2's asyncio pool says "Too many connections" with a plain
+        # ConnectionError (no MaxConnectionsError): a full pool all the same, not an outage.
+        if str(exc) == "Too many connections":
+            raise _Busy() from exc
+        raise
     except RuntimeError as exc:
         raise ConfigurationError(
             "the Redis client given to RedisLimiterBackend belongs to another event loop (or a "

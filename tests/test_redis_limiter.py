@@ -273,6 +273,26 @@ async def test_a_full_connection_pool_is_busy_not_unreachable(redis_url: str) ->
     await client.aclose()
 
 
+async def test_a_full_pool_of_an_older_redis_py_is_busy_not_unreachable(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py < 7.2's asyncio pool raises a plain ConnectionError("Too many connections")."""
+    import redis.asyncio.connection as aio_connection
+    import redis.exceptions
+
+    monkeypatch.setattr(aio_connection, "MaxConnectionsError", redis.exceptions.ConnectionError)
+    client = aioredis.Redis.from_url(redis_url, max_connections=2)
+    backend = RedisLimiterBackend(client)  # on="fail": an "unreachable" would raise here
+    rl = RateLimit(50, 2.0)
+    limiters = [limiter(backend, fp(), rl) for _ in range(20)]
+    permits = await asyncio.gather(*(lim.acquire() for lim in limiters for _ in range(10)))
+    assert len(permits) == 200
+    for p in permits:
+        p.release()
+    await backend.aclose()
+    await client.aclose()
+
+
 def test_four_processes_x_500_concurrent_requests(redis_url: str) -> None:
     """Real processes, 500 requests at once each, against a server counting arrivals."""
     limit, period = 200, 1.0
