@@ -27,6 +27,15 @@ process, another app), so the bucket is marked full at that moment: after the pa
 are metered back in at the sustainable rate (``limit / period``, plus what leaked during the
 pause) instead of rushing the server at the reset.
 
+A 429 without a usable reset (none, in the past, skewed, garbage) gives only a guess: a short
+jittered "fallback" pause. After it the key is *half-open*, like a circuit breaker: one request
+(the probe) goes out, every other waits until it is back. A probe that comes back without a 429
+opens the key, metered at the sustainable rate from that moment (the bucket is marked full); a
+probe that gets a 429 pauses the key again for twice as long (jittered, at most a period). So
+however many requests queue behind a fallback pause, and however slowly the server answers, only
+one arrives while the server is still refusing. A probe that never comes back (its permit lost)
+lets another go after a period.
+
 After ``fork()`` the child keeps what its parent spent (conservatively: the parent's requests in
 flight count as just answered) with a fresh lock and no waiters; from then on the processes'
 budgets are separate (share a key's budget across processes with ``cliniko_async.redis``).
@@ -38,6 +47,7 @@ import asyncio
 import bisect
 import math
 import os
+import random
 import threading
 import time
 import weakref
@@ -134,8 +144,12 @@ class KeyLimiter(Protocol):
     def pause(self, seconds: float, *, probe: bool = False) -> None:
         """Hold every request on this key for ``seconds`` (after a 429).
 
-        ``probe``: the pause's length is a guess (no usable reset header): let requests back in
-        one at a time at the sustainable rate after it, instead of what leaked meanwhile.
+        ``probe``: the pause's length is a guess (no usable reset header). After it, one request
+        (the probe) goes; the others wait until it came back without a 429, then go at the
+        sustainable rate. A 429 on the probe (``pause(..., probe=True)`` once the pause has run
+        out) doubles the pause, jittered, up to one period. A permit's ``release()`` is followed
+        in the same synchronous step by ``pause()`` when its response was a 429: that is how the
+        limiter tells a refused probe from one that came back fine.
         """
         ...
 
@@ -225,13 +239,14 @@ def _fill(bucket: AsyncLimiter) -> None:
 
 
 class _Waiter:
-    __slots__ = ("armed", "cancelled", "error", "future", "granted", "loop", "max_wait")
+    __slots__ = ("armed", "cancelled", "error", "future", "granted", "loop", "max_wait", "probe")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_wait: float) -> None:
         self.loop = loop
         self.max_wait = max_wait
         self.future: asyncio.Future[None] = loop.create_future()
         self.granted = False
+        self.probe = False  # granted as the probe of a half-open key
         self.cancelled = False
         self.error: RateLimitPaused | None = None
         self.armed = math.inf  # clock time of the wake-up this waiter's loop has scheduled
@@ -243,16 +258,17 @@ def _set(future: asyncio.Future[None]) -> None:
 
 
 class _SlotPermit:
-    __slots__ = ("_limiter", "_released")
+    __slots__ = ("_limiter", "_probe", "_released")
 
-    def __init__(self, limiter: LocalLimiter) -> None:
+    def __init__(self, limiter: LocalLimiter, probe: bool = False) -> None:
         self._limiter = limiter
+        self._probe = probe
         self._released = False
 
     def release(self) -> None:
         if not self._released:
             self._released = True
-            self._limiter._release()
+            self._limiter._release(self._probe)
 
 
 _LIMITERS: weakref.WeakSet[LocalLimiter] = weakref.WeakSet()
@@ -275,7 +291,11 @@ class LocalLimiter:
         self._in_flight = 0
         self._frees: deque[float] = deque()  # clock times at which released slots are free
         self._resume_at = -math.inf
-        self._refill_at = math.inf  # when a probing pause ends: the bucket is marked full then
+        # Half-open (after a fallback pause): one probe at a time until one comes back fine.
+        self._half_open = False
+        self._probe_until = -math.inf  # a probe is out until then (it counts as lost after)
+        self._fallback = 0.0  # length of the current fallback pause (0: none in a row)
+        self._pauses = 0  # counts pauses: a probe's "came back fine" is void after a new one
         self._waiters: deque[_Waiter] = deque()
         burst = rate_limit.burst or rate_limit.requests
         # Leaks requests/period per second; holds at most `burst`.
@@ -324,7 +344,7 @@ class LocalLimiter:
                 raise RateLimitPaused(paused)
             if not self._waiters and self._admissible(now):
                 self._grant_slot()
-                return _SlotPermit(self)
+                return _SlotPermit(self, self._half_open)
             loop = asyncio.get_running_loop()
             waiter = _Waiter(loop, max_wait)
             self._waiters.append(waiter)
@@ -339,13 +359,15 @@ class LocalLimiter:
                         waiter.armed = math.inf
                         self._service(self._clock())
                     if waiter.granted:
-                        return _SlotPermit(self)
+                        return _SlotPermit(self, waiter.probe)
                     if waiter.error is not None:
                         raise waiter.error
         except BaseException:
             with self._lock:
                 if waiter.granted:
                     self._in_flight -= 1  # admitted but never sent: the slot is free again
+                    if waiter.probe:
+                        self._probe_until = -math.inf  # another request probes instead
                 waiter.cancelled = True
                 self._service(self._clock())
             raise
@@ -358,9 +380,8 @@ class LocalLimiter:
     def _admissible(self, now: float) -> bool:
         if now < self._resume_at:
             return False
-        if now >= self._refill_at:
-            self._refill_at = math.inf
-            _fill(self._bucket)
+        if self._half_open and now < self._probe_until:
+            return False  # the probe is out: everyone else waits for its answer
         self._purge(now)
         if self._in_flight + len(self._frees) >= self._limit:
             return False
@@ -369,11 +390,16 @@ class LocalLimiter:
     def _grant_slot(self) -> None:  # only after _admissible() said yes
         _take_one(self._bucket)
         self._in_flight += 1
+        if self._half_open:
+            # The probe; should its permit be lost, another goes after a period.
+            self._probe_until = self._clock() + self._period
 
     def _next_change(self, now: float) -> float:
         """When the head of the queue may next be admitted (inf: when a slot is released)."""
         if now < self._resume_at:
             return self._resume_at
+        if self._half_open and now < self._probe_until:
+            return self._probe_until
         if self._in_flight + len(self._frees) >= self._limit:
             return self._frees[0] if self._frees else math.inf
         return now + (1 - _free_capacity(self._bucket, 1)) / self._rate
@@ -391,8 +417,11 @@ class LocalLimiter:
             waiters.popleft()
             self._grant_slot()
             head.granted = True
+            head.probe = self._half_open
             if not self._wake(head):
                 self._in_flight -= 1
+                if head.probe:
+                    self._probe_until = -math.inf
         if waiters:
             head = waiters[0]
             when = self._next_change(now)
@@ -434,12 +463,41 @@ class LocalLimiter:
 
     # -- releasing and pausing
 
-    def _release(self) -> None:
+    def _release(self, probe: bool = False) -> None:
         with self._lock:
             self._in_flight -= 1
             self._frees.append(self._clock() + self._period)
-            if self._waiters:
+            if probe and self._half_open:
+                self._probe_back(self._pauses)
+            elif self._waiters:
                 self._service(self._clock())
+
+    def _probe_back(self, pauses: int) -> None:
+        """The probe is back. Locked. Its caller reports a 429 (``pause()``) in the same step,
+        so the verdict waits for the loop's next turn; without a loop (released from plain
+        code) it is given now."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._probe_fine(pauses)
+            return
+        loop.call_soon(self._probe_verdict, pauses)
+
+    def _probe_verdict(self, pauses: int) -> None:
+        with self._lock:
+            self._probe_fine(pauses)
+
+    def _probe_fine(self, pauses: int) -> None:
+        """Locked. No 429 since the probe went (else ``pause()`` counted one): open the key,
+        metered at the sustainable rate from now (the bucket is marked full)."""
+        if pauses != self._pauses or not self._half_open or self._clock() < self._resume_at:
+            return  # refused, or the key paused again meanwhile: the next probe decides
+        self._half_open = False
+        self._probe_until = -math.inf
+        self._fallback = 0.0
+        _fill(self._bucket)
+        if self._waiters:
+            self._service(self._clock())
 
     def occupy(self, until: float) -> None:
         """Count one slot as used until clock time ``until`` (a request spent elsewhere)."""
@@ -449,10 +507,27 @@ class LocalLimiter:
     def pause(self, seconds: float, *, probe: bool = False) -> None:
         with self._lock:
             now = self._clock()
+            self._pauses += 1
+            if probe:
+                if now < self._resume_at:
+                    # The rest of one wave (sent before the key paused): nothing new.
+                    self._fallback = max(self._fallback, seconds)
+                else:
+                    if self._half_open:
+                        # After the guessed pause ran out, the probe (or a late one) got a
+                        # 429 again: pause twice as long, jittered, at most a period.
+                        longer = min(2 * self._fallback, self._period * random.uniform(0.5, 1))
+                        seconds = max(seconds, longer)
+                    self._fallback = seconds
+                self._half_open = True
+                self._probe_until = -math.inf
+            else:
+                # Cliniko said when: no guessing, no probing.
+                self._half_open = False
+                self._probe_until = -math.inf
+                self._fallback = 0.0
             self._resume_at = max(self._resume_at, now + seconds)
             _fill(self._bucket)
-            if probe:
-                self._refill_at = self._resume_at
             remaining = self._resume_at - now
             for waiter in self._waiters:
                 if not (waiter.granted or waiter.cancelled) and waiter.max_wait < remaining:

@@ -7,7 +7,6 @@ import email.utils
 import math
 import random
 import time
-import weakref
 from typing import Final
 
 import attrs
@@ -84,31 +83,12 @@ def _until(
     return None
 
 
-_STREAKS: weakref.WeakKeyDictionary[object, tuple[int, float]] = weakref.WeakKeyDictionary()
-
-
-def _fallback_streak(key: object, period: float, paused: bool) -> int:
-    """Fallback pauses on ``key`` in a row (each within a period of the last), this one included:
-    a storm of 429s without a usable reset backs the whole key off further each time. A 429
-    that comes back while the key is already paused (the rest of one wave) adds nothing."""
-    now = time.monotonic()
-    count, last = _STREAKS.get(key, (0, -math.inf))
-    if now - last > period:
-        count = 0
-    if not (paused and count):
-        count += 1
-    _STREAKS[key] = (count, now)
-    return count
-
-
 def rate_limit_delay(
     headers: httpx.Headers,
     *,
     period: float,
     attempt: int,
     fallback_cap: float,
-    key: object | None = None,
-    paused: bool = False,
 ) -> RateLimitDelay:
     """How long the key pauses after a 429 with these headers.
 
@@ -116,8 +96,9 @@ def rate_limit_delay(
     (so the local clock's skew does not matter); without a usable ``Date`` the local clock is
     used, bounded by the period. ``Retry-After`` (seconds, or an HTTP date) is the second
     source. A reset in the past, a skewed ``Date`` or no usable header: a short, bounded,
-    jittered pause for the whole key: backoff on ``attempt`` or on the key's streak of such
-    pauses, whichever is longer, at most ``fallback_cap`` and never more than a period.
+    jittered pause for the whole key: backoff on ``attempt``, at most ``fallback_cap`` and
+    never more than a period. The key's limiter owns what follows (``pause(probe=True)``): one
+    probe after the pause, and a pause twice as long each time the probe gets a 429 too.
     """
     local_now = time.time()
     server_now = _parse_http_date(headers.get("date"))
@@ -134,8 +115,6 @@ def rate_limit_delay(
         elif retry_after is not None and (when := _parse_http_date(retry_after)) is not None:
             wait, at = _until(when, server_now, local_now, period), when
     if wait is None:
-        if key is not None:
-            attempt = max(attempt, _fallback_streak(key, period, paused))
         wait = backoff(attempt, 0.5, min(fallback_cap, period))
         return RateLimitDelay(wait, _utc(local_now + wait), trusted=False)
     return RateLimitDelay(wait, _utc(at if at is not None else local_now + wait), trusted=True)

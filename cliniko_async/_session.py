@@ -549,8 +549,6 @@ class Session:
                     period=self.rate_limit.period,
                     attempt=rate_limited,
                     fallback_cap=options.backoff_max,
-                    key=self.limiter,
-                    paused=self.limiter.paused_for() > 0,
                 )
                 # The whole key pauses for as long as Cliniko said, whether or not this request
                 # waits: every other request on the key waits (or fails fast) too.

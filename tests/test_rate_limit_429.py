@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
-from cliniko_async import Cliniko, RateLimitError
+from cliniko_async import Cliniko, RateLimit, RateLimitError
 from cliniko_async._retries import MAX_KEY_PAUSE, rate_limit_delay
 
 from ._mockserver import API_KEY, BASE_URL, USER_AGENT
@@ -42,9 +44,11 @@ class Server:
     def refused(self) -> list[float]:
         return [t for t, status in self.arrivals if status == 429]
 
-    def client(self) -> Cliniko:
+    def client(self, **kwargs: Any) -> Cliniko:
         http = httpx.AsyncClient(transport=httpx.MockTransport(self.handle))
-        return Cliniko(api_key=API_KEY, user_agent=USER_AGENT, base_url=BASE_URL, http_client=http)
+        return Cliniko(
+            api_key=API_KEY, user_agent=USER_AGENT, base_url=BASE_URL, http_client=http, **kwargs
+        )
 
 
 def http_date(offset: float = 0.0) -> str:
@@ -138,6 +142,43 @@ async def test_a_nonsense_reset_is_a_short_jittered_pause_for_the_key_never_a_he
     # 50 were in flight when the first 429 came back; then the key backed off as a whole,
     # a few probes, each pause longer than the last (it used to be 75-80 x 429).
     assert len(server.refused) <= 50 + 8, len(server.refused)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        lambda: {"x-ratelimit-reset": reset(-100), "date": http_date()},  # reset in the past
+        dict,  # no headers
+        lambda: {"x-ratelimit-reset": "1" + "0" * 40, "date": http_date()},  # nonsense
+        lambda: {"x-ratelimit-reset": str(int((time.time() + 3) * 1000)), "date": http_date()},
+    ],
+)
+async def test_after_a_fallback_pause_one_probe_goes_and_the_key_opens_only_when_it_is_fine(
+    headers: HeaderFn,
+) -> None:
+    # A fast key (1000/s) and a slow server that refuses everything for 3 s: after each guessed
+    # pause, metering at the sustainable rate would send ~100 requests (rate x round trip)
+    # into the server's pause before the first answer came back (red finding F1: 88 at once).
+    latency = 0.1
+    server = Server(headers, refusing=3.0, latency=latency)
+    async with server.client(rate_limit=RateLimit(1000, 1.0)) as cliniko:
+        results = await gather_requests(cliniko, 100)
+    assert all(r == {"id": "1"} for r in results), results[:3]
+    # The first wave (all 100, in flight together) is refused at t=0; after that, only probes
+    # go while the server refuses, one at a time: each after the previous one's answer.
+    probes = [t for t, _ in server.arrivals if 0 < t < server.until]
+    assert len(probes) <= 5, probes
+    gaps = [b - a for a, b in itertools.pairwise(probes)]
+    assert all(gap >= latency for gap in gaps), probes
+    # A probe that got a 429 paused the key twice as long as before (at most a period).
+    pauses = [gap - latency for gap in gaps]  # each 429 is back `latency` after it arrived
+    assert all(b >= min(2 * a, 0.5) - 1e-6 for a, b in itertools.pairwise(pauses))
+    # The first probe after the server's pause came back fine: only then the rest, metered at
+    # the sustainable rate (1 per ms), not all at once.
+    fine = [t for t, status in server.arrivals if status == 200]
+    assert fine[1] >= fine[0] + latency - 1e-6
+    assert all(b - a >= 1e-3 - 1e-6 for a, b in itertools.pairwise(fine[1:]))
+    assert len(server.refused) == 100 + len(probes)
 
 
 def test_rate_limit_delay_units() -> None:
