@@ -200,8 +200,20 @@ class _Op:
 
     method: str
     model: type[Any] | None
-    body: BodyType | None = None
+    #: The request body's model, or its name in :mod:`cliniko_async.models` (imported on first
+    #: use, so a program that only reads records never imports the request-body models).
+    _body_ref: BodyType | str | None = None
     required_params: tuple[str, ...] = ()
+
+    @property
+    def body(self) -> BodyType | None:
+        """The request body's model (None: a mapping or nothing)."""
+        ref = self._body_ref
+        if isinstance(ref, str):
+            from . import models
+
+            ref = self._body_ref = getattr(models, ref)
+        return ref
 
     def __init__(self, path: str, *, deprecated: str | None = None) -> None:
         self.path = path
@@ -632,11 +644,16 @@ class _RecordSendOp(_SendOp[M]):
     """A request with a body that answers with the record."""
 
     def __init__(
-        self, path: str, model: type[M], body: BodyType | None, *, deprecated: str | None = None
+        self,
+        path: str,
+        model: type[M],
+        body: BodyType | str | None,
+        *,
+        deprecated: str | None = None,
     ) -> None:
         super().__init__(path, deprecated=deprecated)
         self.model: type[M] = model
-        self.body = body
+        self._body_ref = body
 
 
 class CreateOp(_RecordSendOp[M]):
@@ -660,7 +677,7 @@ class ActionOp(_SendOp[R]):
         method: str,
         path: str,
         model: None = None,
-        body: BodyType | None = None,
+        body: BodyType | str | None = None,
         *,
         deprecated: str | None = None,
     ) -> None: ...
@@ -670,7 +687,7 @@ class ActionOp(_SendOp[R]):
         method: str,
         path: str,
         model: type[M],
-        body: BodyType | None = None,
+        body: BodyType | str | None = None,
         *,
         deprecated: str | None = None,
     ) -> None: ...
@@ -679,11 +696,11 @@ class ActionOp(_SendOp[R]):
         method: str,
         path: str,
         model: type[Any] | None = None,
-        body: BodyType | None = None,
+        body: BodyType | str | None = None,
         *,
         deprecated: str | None = None,
     ) -> None:
         super().__init__(path, deprecated=deprecated)
         self.method = method
         self.model = model
-        self.body = body
+        self._body_ref = body

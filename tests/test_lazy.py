@@ -163,3 +163,16 @@ def test_resources_table_and_generated_header() -> None:
     assert all(issubclass(cls, Resource) for cls in resources.RESOURCES.values())
     header = (PACKAGE / "resources" / "_patients.py").read_text()[:400]
     assert "openapi.yaml sha256" in header
+
+
+def test_an_operation_body_named_by_string_resolves_on_first_use() -> None:
+    """Generated operations may name their body model; it is imported when first needed."""
+    from cliniko_async._resource import ActionOp, CreateOp
+
+    create = CreateOp("/patients", models.Patient, "PatientInput")
+    assert create._body_ref == "PatientInput"  # nothing resolved yet
+    assert create.body is models.PatientInput
+    assert create._body_ref is models.PatientInput  # resolved once, then kept
+    action = ActionOp("PATCH", "/patients/{patient_id}/archive", None, "PatientInput")
+    assert action.body is models.PatientInput
+    assert CreateOp("/patients", models.Patient, None).body is None
