@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import math
 import time
 from typing import Any
@@ -252,3 +253,99 @@ async def test_burst_smooths_a_fresh_key_through_aiolimiter() -> None:
     # 10 at once, then 10 per second (100 per 10 s).
     assert sorted(t - start for t in done)[9] < 0.01
     assert 0.9 <= max(done) - start <= 1.1
+
+
+# --- half-open after a fallback pause (a 429 without a usable reset) ----------------------------
+
+
+async def _admitted(limiter: LocalLimiter, n: int) -> tuple[list[asyncio.Task[Any]], list[float]]:
+    """``n`` waiters; the loop times at which each got its permit, in order."""
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    async def one() -> Any:
+        permit = await limiter.acquire()
+        times.append(loop.time())
+        return permit
+
+    tasks = [asyncio.ensure_future(one()) for _ in range(n)]
+    await asyncio.sleep(0)
+    return tasks, times
+
+
+async def test_after_a_fallback_pause_one_probe_then_metered_once_it_came_back_fine() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = LocalLimiter(RateLimit(1000, 1.0), clock=loop.time)
+    start = loop.time()
+    limiter.pause(0.5, probe=True)
+    tasks, times = await _admitted(limiter, 50)
+    await asyncio.sleep(1.4)  # the probe is out: nobody else goes meanwhile (up to a period)
+    assert [t - start for t in times] == [pytest.approx(0.5)]
+    probe = tasks[0].result()
+    probe.release()  # came back fine (no pause() in the same step)
+    back = loop.time()
+    await asyncio.sleep(1.0)
+    assert len(times) == 50
+    # Then metered at the sustainable rate (1 per ms) from the probe's answer, not all at once.
+    assert times[1] >= back + 1e-3 - 1e-6
+    assert all(b - a >= 1e-3 - 1e-6 for a, b in itertools.pairwise(times[1:]))
+    for task in tasks:
+        task.result().release()
+
+
+async def test_a_refused_probe_doubles_the_pause_and_a_wave_adds_nothing() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = LocalLimiter(RateLimit(1000, 20.0), clock=loop.time)
+    limiter.pause(0.5, probe=True)
+    limiter.pause(0.3, probe=True)  # the rest of the wave, while paused: no longer
+    assert limiter.paused_for() == pytest.approx(0.5)
+    tasks, _ = await _admitted(limiter, 10)
+    expected = 0.5
+    for _ in range(4):
+        await asyncio.sleep(limiter.paused_for() + 0.01)
+        probes = [t for t in tasks if t.done()]
+        assert len(probes) == 1
+        tasks.remove(probes[0])
+        # The probe got a 429 too: its release and the pause come in one step.
+        probes[0].result().release()
+        limiter.pause(0.4, probe=True)
+        expected *= 2
+        assert limiter.paused_for() == pytest.approx(expected)  # 1, 2, 4, 8 (period 20)
+    await asyncio.sleep(limiter.paused_for() + 0.01)
+    assert sum(t.done() for t in tasks) == 1
+    limiter.pause(0.4, probe=True)  # once more: 16, or less at the cap (a period, jittered)
+    assert 10.0 <= limiter.paused_for() <= 16.0
+    # Cliniko says when (a usable reset; pauses only ever grow): no probing after that pause.
+    limiter.pause(1.0)
+    await asyncio.sleep(limiter.paused_for() + 0.1)
+    assert all(t.done() for t in tasks)
+    for task in tasks:
+        task.result().release()
+
+
+async def test_a_lost_or_cancelled_probe_lets_another_go() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = LocalLimiter(RateLimit(1000, 10.0), clock=loop.time)
+    limiter.pause(0.5, probe=True)
+    first = asyncio.ensure_future(limiter.acquire())
+    second = asyncio.ensure_future(limiter.acquire())
+    tasks, times = await _admitted(limiter, 3)
+    await asyncio.sleep(0.6)
+    assert first.done() and not second.done() and not times
+    # A probe that never comes back (its permit lost): another goes after a period, not before.
+    await asyncio.sleep(9.8)
+    assert not second.done()
+    await asyncio.sleep(0.2)
+    assert second.done() and not times
+    second.result().release()
+    limiter.pause(0.5, probe=True)  # the second probe got a 429: twice as long
+    assert limiter.paused_for() == pytest.approx(1.0)
+    # The third probe is cancelled as it is admitted, before it ran: the next one probes.
+    loop.call_at(loop.time() + limiter.paused_for(), tasks[0].cancel)
+    await asyncio.sleep(1.1)
+    assert tasks[0].cancelled() and len(times) == 1
+    tasks[1].result().release()  # came back fine: the key opens
+    await asyncio.sleep(0.1)
+    assert len(times) == 2
+    # first (lost), second and tasks[1] (released within a period), tasks[2]; not the cancelled
+    assert limiter.in_use == 4
