@@ -31,7 +31,7 @@ A 429 without a usable reset (none, in the past, skewed, garbage) gives only a g
 jittered "fallback" pause. After it the key is *half-open*, like a circuit breaker: one request
 (the probe) goes out, every other waits until it is back. A probe that comes back without a 429
 opens the key, metered at the sustainable rate from that moment (the bucket is marked full); a
-probe that gets a 429 pauses the key again for twice as long (jittered, at most a period). So
+probe that gets a 429 pauses the key again for twice as long (at most 8 s, jittered). So
 however many requests queue behind a fallback pause, and however slowly the server answers, only
 one arrives while the server is still refusing. A probe that never comes back (its permit lost)
 lets another go after a period.
@@ -147,9 +147,9 @@ class KeyLimiter(Protocol):
         ``probe``: the pause's length is a guess (no usable reset header). After it, one request
         (the probe) goes; the others wait until it came back without a 429, then go at the
         sustainable rate. A 429 on the probe (``pause(..., probe=True)`` once the pause has run
-        out) doubles the pause, jittered, up to one period. A permit's ``release()`` is followed
-        in the same synchronous step by ``pause()`` when its response was a 429: that is how the
-        limiter tells a refused probe from one that came back fine.
+        out) doubles the pause, up to 8 s (or a period), jittered. A permit's ``release()`` is
+        followed in the same synchronous step by ``pause()`` when its response was a 429: that
+        is how the limiter tells a refused probe from one that came back fine.
         """
         ...
 
@@ -272,6 +272,9 @@ class _SlotPermit:
 
 
 _LIMITERS: weakref.WeakSet[LocalLimiter] = weakref.WeakSet()
+#: A refused probe doubles a fallback pause up to this (or a period if shorter), jittered: the
+#: 429 said nothing about when, so the key keeps probing now and then instead of going quiet.
+MAX_FALLBACK_PAUSE = 8.0
 _MIN_DELAY = 1e-6
 
 
@@ -515,8 +518,9 @@ class LocalLimiter:
                 else:
                     if self._half_open:
                         # After the guessed pause ran out, the probe (or a late one) got a
-                        # 429 again: pause twice as long, jittered, at most a period.
-                        longer = min(2 * self._fallback, self._period * random.uniform(0.5, 1))
+                        # 429 again: pause twice as long, at most MAX_FALLBACK_PAUSE (jittered).
+                        cap = min(self._period, MAX_FALLBACK_PAUSE) * random.uniform(0.5, 1)
+                        longer = min(2 * self._fallback, cap)
                         seconds = max(seconds, longer)
                     self._fallback = seconds
                 self._half_open = True
