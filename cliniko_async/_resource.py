@@ -484,10 +484,28 @@ async def _await(coro: Coroutine[Any, Any, R]) -> R:
     return await coro
 
 
+def _check_required_keys(op: _Op, model: BodyType, body: Mapping[Any, Any]) -> None:
+    """A mapping body for a create carries the fields Cliniko requires (by their wire names)."""
+    required: frozenset[str] = getattr(model, "__required__", frozenset())
+    if not required:
+        return
+    renames: Mapping[str, str] = getattr(model, "__renames__", {})
+    missing = sorted(
+        wire for wire in (renames.get(name, name) for name in required) if body.get(wire) is None
+    )
+    if missing:
+        raise ConfigurationError(
+            f"{op.qualname()}() body is missing required field(s) {', '.join(missing)}: "
+            f"Cliniko refuses the create without them (or pass a {_type_name(model)})"
+        )
+
+
 def _body(op: _Op, body: object, *, for_create: bool) -> Any:
     if body is None:
         return None
     if isinstance(body, Mapping):
+        if for_create and op.body is not None:
+            _check_required_keys(op, op.body, body)
         # date / datetime / Decimal / enums / nested bodies become JSON values here; anything
         # that cannot be sent raises ConfigurationError before the request.
         return jsonable(body, where=f"{op.qualname()}() body")

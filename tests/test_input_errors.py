@@ -225,3 +225,21 @@ async def test_mapping_bodies_raise_only_cliniko_errors(body: dict[str, Any]) ->
             await cliniko.patients.create(body)
         except ClinikoError:
             return
+
+
+async def test_a_mapping_body_for_a_create_needs_the_required_fields() -> None:
+    """A plain dict is checked like the model: the create's required fields, by wire name."""
+    async with client() as cliniko:
+        with pytest.raises(
+            ConfigurationError,
+            match=r"create\(\) body is missing required field\(s\) first_name, last_name",
+        ):
+            await cliniko.patients.create({"notes": "no names"})
+        with pytest.raises(ConfigurationError, match="last_name"):
+            await cliniko.patients.create({"first_name": "Ada", "last_name": None})
+        assert SENT == []
+        await cliniko.patients.create({"first_name": "Ada", "last_name": "Lovelace"})
+        assert len(SENT) == 1
+        # An update sends only what is given: no required fields there.
+        await cliniko.patients.update(1, {"notes": "only this"})
+        assert len(SENT) == 2
