@@ -419,11 +419,14 @@ class PageIterator(Generic[M]):
         total = self._first_total
         last = self._last_number
         expected = self._per_page if page.number < last else total - (last - 1) * self._per_page
-        if len(page.items) != expected or (page.number == last and page.links.next):
+        # The last page links nowhere; every other page links to the next one.
+        wrong_link = bool(page.links.next) == (page.number == last)
+        if len(page.items) != expected or wrong_link:
+            link = "links to a next page" if page.number == last else "links to no next page"
             raise self._error(
                 f"total_entries={total} on page 1 means {last} pages of {self._per_page}, but "
                 f"page {page.number} holds {len(page.items)} records"
-                + (" and links to a next page" if page.number == last and page.links.next else "")
+                + (f" and {link}" if wrong_link else "")
                 + ": records would be lost or repeated (the list changed while it was read, or "
                 "the server miscounts); read it with concurrency=1 or by_id()"
             )

@@ -300,6 +300,23 @@ async def test_huge_total_entries_with_concurrency_ends(
     assert len(server.seen) <= 12
 
 
+async def test_huge_total_entries_with_full_pages_that_stop_linking_ends(
+    hostile: Callable[[Handler], Server],
+) -> None:
+    # Every page full of fresh records; pages 1-3 link on, later ones link nowhere: only the
+    # missing link on a page total_entries says is not the last gives the lie away.
+    def handler(request: Request, server: Server) -> Any:
+        n = number(request)
+        nxt = f"/patients?page={n + 1}&per_page=2" if n <= 3 else None
+        return page([2 * n - 1, 2 * n], total=10**9, next=nxt)
+
+    server = hostile(handler)
+    _got, error = await collect(client(server), concurrency=4)
+    assert isinstance(error, PaginationError), repr(error)
+    assert "links to no next page" in str(error)
+    assert len(server.seen) <= 12
+
+
 async def test_total_entries_lower_than_the_truth_raises_instead_of_cutting(
     hostile: Callable[[Handler], Server],
 ) -> None:
@@ -382,18 +399,21 @@ async def test_mapping_bodies_with_dates_and_decimals_are_sent_as_json(
         await cliniko.patients.create(
             {
                 "first_name": "A",
+                "last_name": "B",
                 "date_of_birth": dt.date(1990, 5, 6),
                 "x": Decimal("1.50"),
                 "at": when,
             }
         )
-        with pytest.raises(ConfigurationError):
-            await cliniko.patients.create({"at": dt.datetime(2026, 1, 1)})  # naive
-        with pytest.raises(ConfigurationError):
-            await cliniko.patients.create({"tags": {1, 2}})
-        with pytest.raises(ConfigurationError):
-            await cliniko.patients.create({"n": float("nan")})
+        names = {"first_name": "A", "last_name": "B"}
+        with pytest.raises(ConfigurationError, match="naive"):
+            await cliniko.patients.create({**names, "at": dt.datetime(2026, 1, 1)})
+        with pytest.raises(ConfigurationError, match="tags"):
+            await cliniko.patients.create({**names, "tags": {1, 2}})
+        with pytest.raises(ConfigurationError, match="n"):
+            await cliniko.patients.create({**names, "n": float("nan")})
     assert len(server.bodies) == 1
     assert json.loads(server.bodies[0]) == {
-        "first_name": "A", "date_of_birth": "1990-05-06", "x": "1.50", "at": "2026-01-01T17:04:05Z"
+        "first_name": "A", "last_name": "B", "date_of_birth": "1990-05-06", "x": "1.50",
+        "at": "2026-01-01T17:04:05Z",
     }  # fmt: skip
