@@ -549,6 +549,7 @@ class LocalLimiter:
             now = time.monotonic()
         self._frees.extend([now + self._period] * self._in_flight)
         self._in_flight = 0
+        self._probe_until = -math.inf  # a half-open key's probe was the parent's: probe anew
 
     def __repr__(self) -> str:
         return f"<LocalLimiter {self.rate_limit}>"

@@ -349,3 +349,17 @@ async def test_a_lost_or_cancelled_probe_lets_another_go() -> None:
     assert len(times) == 2
     # first (lost), second and tasks[1] (released within a period), tasks[2]; not the cancelled
     assert limiter.in_use == 4
+
+
+async def test_a_forked_child_does_not_wait_for_its_parents_probe() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = LocalLimiter(RateLimit(1000, 10.0), clock=loop.time)
+    limiter.pause(0.5, probe=True)
+    await asyncio.sleep(0.6)
+    await limiter.acquire()  # the parent's probe, still out at fork time
+    limiter._after_fork()  # what os.fork() runs in the child
+    probe = await asyncio.wait_for(limiter.acquire(), 0.01)  # the child's own probe, at once
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(limiter.acquire(), 1.0)  # and only one
+    probe.release()
+    await asyncio.wait_for(limiter.acquire(), 0.01)  # it came back fine: open
