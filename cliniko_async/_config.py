@@ -151,6 +151,17 @@ class ApiKey:
         """
         return "Basic " + base64.b64encode(f"{self._secret.reveal()}:".encode()).decode("ascii")
 
+    def redact(self, data: bytes) -> bytes:
+        """``data`` with this key and its Basic token replaced by ``<redacted>``.
+
+        For text taken from a response into an error (a proxy or server that echoes the
+        request's headers back must not put the key into an exception). One expression: no
+        frame local holds the key.
+        """
+        return data.replace(self.basic_auth_header()[6:].encode(), b"<redacted>").replace(
+            self._secret.reveal().encode(), b"<redacted>"
+        )
+
     def __rich_repr__(self) -> Iterator[tuple[str, str]]:
         yield "shard", self.shard
         yield "fingerprint", self.fingerprint

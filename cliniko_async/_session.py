@@ -680,7 +680,7 @@ class Session:
                 method=method,
                 url=url,
                 status_code=response.status_code,
-                snippet=_snippet(content),
+                snippet=_snippet(self.config.api_key.redact(content)),
             ) from None
 
     def _paused_error(self, method: str, url: str, resume_in: float) -> RateLimitError:
@@ -707,10 +707,13 @@ class Session:
         reset_at: dt.datetime | None = None,
     ) -> APIStatusError:
         status = response.status_code
+        # Nothing a response echoes of the key (a proxy reflecting the request's headers)
+        # reaches the error's message, body or headers.
+        content = self.config.api_key.redact(response.content)
         try:
-            body: Any = _loads(response.content) if response.content else None
+            body: Any = _loads(content) if content else None
         except _JSONDecodeError:
-            body = _snippet(response.content, 500)
+            body = _snippet(content, 500)
         server_message = body.get("message") if isinstance(body, dict) else None
         cls = STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
         text = message or (str(server_message) if server_message else response.reason_phrase)
@@ -719,7 +722,10 @@ class Session:
             "url": url,
             "status_code": status,
             "body": body,
-            "headers": _safe_headers(response.headers),
+            "headers": {
+                k: self.config.api_key.redact(v.encode()).decode()
+                for k, v in _safe_headers(response.headers).items()
+            },
         }
         if status == 401 and message is None:
             text = (

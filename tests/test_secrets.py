@@ -25,12 +25,23 @@ async def failing(request: httpx.Request, srv: CountingServer) -> httpx.Response
         return srv.json(422, {"message": "Validation Failed", "errors": {"email": "is invalid"}})
     if path.endswith("/500"):
         return srv.json(500, {"message": "boom"})
+    if path.endswith("echo"):  # a proxy or server reflecting the request's credentials back
+        auth = request.headers["authorization"]
+        echoed = f"{auth} (key {API_KEY})"
+        headers = {"x-echo": auth, "content-type": "application/json"}
+        if path.endswith("/401echo"):
+            return httpx.Response(401, json={"message": echoed}, headers=headers)
+        if path.endswith("/500echo"):
+            return httpx.Response(500, content=f"<pre>{echoed}</pre>".encode(), headers=headers)
+        return httpx.Response(200, content=f"<html>{echoed}</html>".encode(), headers=headers)
     if path.endswith("/drop"):
         raise httpx.RemoteProtocolError("peer closed connection", request=request)
     return httpx.Response(200, content=b"<html>Error</html>")
 
 
-@pytest.mark.parametrize("path", ["/401", "/422", "/500", "/drop", "/html"])
+@pytest.mark.parametrize(
+    "path", ["/401", "/422", "/500", "/drop", "/html", "/401echo", "/500echo", "/htmlecho"]
+)
 async def test_key_not_in_errors_logs_or_tracebacks(
     path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -55,6 +66,8 @@ async def test_key_not_in_errors_logs_or_tracebacks(
         + [r.getMessage() for r in caplog.records]
         + [repr(vars(info.value))]
     )
+    if path.endswith("echo"):
+        assert "<redacted>" in text  # the echo arrived, and was masked
     assert caplog.records, "expected debug log records"
     for secret in SECRETS:
         assert secret not in text
