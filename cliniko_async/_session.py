@@ -594,6 +594,23 @@ class Session:
         params: QueryParams | None,
         content: bytes | None,
     ) -> httpx.Response:
+        """One exchange; whatever it raises carries no frame of the HTTP stack below."""
+        try:
+            return await self._exchange(method, url, params, content)
+        except BaseException as exc:
+            # The frames of aiohttp / httpcore / the user's transport keep the request's headers
+            # (Authorization among them) in their locals: a traceback recorded with its locals
+            # (Sentry, rich, capture_locals) must not reach them, not even for a cancellation.
+            _forget_frames(exc)
+            raise
+
+    async def _exchange(
+        self,
+        method: str,
+        url: httpx.URL,
+        params: QueryParams | None,
+        content: bytes | None,
+    ) -> httpx.Response:
         """One HTTP exchange, body read under the size cap. Never follows a redirect.
 
         The key goes into the request's headers as the request is built, and out of them once
@@ -737,6 +754,16 @@ class Session:
         if cls is RateLimitError:
             return RateLimitError(text, reset_at=reset_at, **common)
         return cls(text, **common)
+
+
+def _forget_frames(exc: BaseException) -> None:
+    """Drop ``exc``'s traceback, and that of each exception it chains."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
 
 
 def _safe_headers(headers: httpx.Headers) -> dict[str, str]:

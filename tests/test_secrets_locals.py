@@ -149,6 +149,31 @@ async def test_no_error_path_shows_the_key(stack: str, path: str) -> None:
         assert exc.__context__ is None and exc.__cause__ is None
 
 
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("how", ["asyncio.timeout", "wait_for", "cancel"])
+async def test_a_request_cancelled_mid_flight_shows_no_key(stack: str, how: str) -> None:
+    """The user's own timeout or cancel: the CancelledError ran through the HTTP stack's frames,
+    which hold the request's headers; none of them may be in what a tracker records."""
+    with raw_server(silent()) as url:
+        async with client(stack, url, api_key=KEY, max_retries=0) as cliniko:
+            caught: BaseException | None = None
+            try:
+                if how == "asyncio.timeout":
+                    async with asyncio.timeout(0.3):
+                        await cliniko.patients.get(1)
+                elif how == "wait_for":
+                    await asyncio.wait_for(cliniko.patients.get(1), 0.3)
+                else:
+                    task = asyncio.ensure_future(cliniko.patients.get(1))
+                    await asyncio.sleep(0.3)
+                    task.cancel()
+                    await task
+            except (TimeoutError, asyncio.CancelledError) as exc:
+                caught = exc
+    assert caught is not None
+    assert_no_secret(rendered(caught))
+
+
 def _views(obj: object) -> list[str]:
     texts = [repr(obj), str(obj), pretty_repr(obj), pretty_repr(obj, max_string=80)]
     console = Console(file=io.StringIO(), width=200, color_system=None)
