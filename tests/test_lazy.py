@@ -91,12 +91,15 @@ def test_a_get_imports_neither_pagination_nor_raw_responses() -> None:
     assert "cliniko_async._session" in loaded and "cliniko_async._converter" in loaded
     assert "cliniko_async._pagination" not in loaded
     assert "cliniko_async._raw" not in loaded
+    # a program that reads records never imports the request-body models
+    assert "cliniko_async.models._patients" in loaded
+    assert not [m for m in loaded if m.startswith("cliniko_async.models.") and "_input" in m]
 
 
 def test_from_models_import_one_name_loads_its_module_not_all() -> None:
     loaded = fresh("from cliniko_async.models import PatientInput\n" + LOADED)
     assert isinstance(loaded, list)
-    assert "cliniko_async.models._patients" in loaded
+    assert "cliniko_async.models._patients_input" in loaded  # the request bodies' module
     assert "cliniko_async.models._settings" not in loaded
 
 
@@ -170,9 +173,9 @@ def test_an_operation_body_named_by_string_resolves_on_first_use() -> None:
     from cliniko_async._resource import ActionOp, CreateOp
 
     create = CreateOp("/patients", models.Patient, "PatientInput")
-    assert create._body_ref == "PatientInput"  # nothing resolved yet
+    assert vars(create)["_body_ref"] == "PatientInput"  # nothing resolved yet
     assert create.body is models.PatientInput
-    assert create._body_ref is models.PatientInput  # resolved once, then kept
+    assert vars(create)["_body_ref"] is models.PatientInput  # resolved once, then kept
     action = ActionOp("PATCH", "/patients/{patient_id}/archive", None, "PatientInput")
     assert action.body is models.PatientInput
     assert CreateOp("/patients", models.Patient, None).body is None

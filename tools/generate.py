@@ -52,7 +52,7 @@ INPUT = "_input"
 #: Operations name their body model as a string (``CreateOp(path, Patient, "PatientInput")``),
 #: resolved on first use, so a resource's module imports its request bodies only for type
 #: checkers; needs ``_resource._Op`` to accept a body given by name.
-LAZY_BODIES = False
+LAZY_BODIES = True
 STD_IMPORTS = (
     "import datetime as dt\n"
     "from collections.abc import Sequence\n"

@@ -9,13 +9,11 @@ from decimal import Decimal
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "AppointmentTypeBillableItem",
-    "AppointmentTypeBillableItemCreateInput",
-    "AppointmentTypeBillableItemUpdateInput",
 ]
 
 
@@ -33,39 +31,3 @@ class AppointmentTypeBillableItem(Model):
     links: Link | None = None
     quantity: Decimal | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class AppointmentTypeBillableItemCreateInput(Input):
-    """Request body: ``AppointmentTypeBillableItemCreate``.
-
-    Attributes:
-        appointment_type_id: appointment type id.
-        billable_item_id: billable item id.
-    """
-
-    appointment_type_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "appointment type id"}
-    )
-    billable_item_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "billable item id"}
-    )
-    discount_percentage: Decimal | Unset | None = UNSET
-    discounted_amount: Decimal | Unset | None = UNSET
-    quantity: Decimal | Unset = UNSET
-
-
-@attrs.frozen(kw_only=True)
-class AppointmentTypeBillableItemUpdateInput(Input):
-    """Request body: ``AppointmentTypeBillableItemUpdate``.
-
-    Attributes:
-        billable_item_id: billable item id.
-    """
-
-    billable_item_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "billable item id"}
-    )
-    discount_percentage: Decimal | Unset | None = UNSET
-    discounted_amount: Decimal | Unset | None = UNSET
-    quantity: Decimal | Unset = UNSET

@@ -9,13 +9,11 @@ from decimal import Decimal
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "AppointmentTypeProduct",
-    "AppointmentTypeProductCreateInput",
-    "AppointmentTypeProductUpdateInput",
 ]
 
 
@@ -33,35 +31,3 @@ class AppointmentTypeProduct(Model):
     product: Link | None = None
     quantity: Decimal | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class AppointmentTypeProductCreateInput(Input):
-    """Request body: ``AppointmentTypeProductCreate``.
-
-    Attributes:
-        appointment_type_id: appointment type id.
-        product_id: product id.
-    """
-
-    appointment_type_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "appointment type id"}
-    )
-    discount_percentage: Decimal | Unset | None = UNSET
-    discounted_amount: Decimal | Unset | None = UNSET
-    product_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "product id"})
-    quantity: Decimal | Unset = UNSET
-
-
-@attrs.frozen(kw_only=True)
-class AppointmentTypeProductUpdateInput(Input):
-    """Request body: ``AppointmentTypeProductUpdate``.
-
-    Attributes:
-        product_id: product id.
-    """
-
-    discount_percentage: Decimal | Unset | None = UNSET
-    discounted_amount: Decimal | Unset | None = UNSET
-    product_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "product id"})
-    quantity: Decimal | Unset = UNSET

@@ -9,13 +9,11 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "AvailabilityBlock",
-    "AvailabilityBlockInput",
-    "AvailabilityBlockInputRepeatRule",
     "AvailabilityBlockRepeatRule",
     "AvailabilityBlockRepeatRuleRepeatType",
 ]
@@ -55,34 +53,3 @@ class AvailabilityBlock(Model):
     repeat_rule: AvailabilityBlockRepeatRule | None = None
     starts_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class AvailabilityBlockInputRepeatRule(Input):
-    """Request body: ``repeat_rule`` of AvailabilityBlock.
-
-    Attributes:
-        repeat_type: One of ``'Daily'``, ``'Monthly'``, ``'Weekly'``.
-    """
-
-    number_of_repeats: int | Unset | None = UNSET
-    repeat_type: Literal["Daily", "Monthly", "Weekly"] | Unset | None = UNSET
-    repeating_interval: int | Unset | None = UNSET
-
-
-@attrs.frozen(kw_only=True)
-class AvailabilityBlockInput(Input):
-    """Request body: ``AvailabilityBlock``.
-
-    Attributes:
-        business_id: business id.
-        practitioner_id: practitioner id.
-    """
-
-    business_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "business id"})
-    ends_at: dt.datetime | Unset = UNSET
-    practitioner_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "practitioner id"}
-    )
-    repeat_rule: AvailabilityBlockInputRepeatRule | Unset | None = UNSET
-    starts_at: dt.datetime | Unset = UNSET

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "BillableItem",
-    "BillableItemInput",
     "BillableItemItemType",
 ]
 
@@ -46,19 +45,3 @@ class BillableItem(Model):
     price: Decimal | None = None
     tax: Link | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class BillableItemInput(Input):
-    """Request body: ``BillableItem``.
-
-    Attributes:
-        item_type: One of ``'Product'``, ``'Service'``, ``'Other'``.
-        tax_id: tax id.
-    """
-
-    item_code: str | Unset | None = UNSET
-    item_type: Literal["Product", "Service", "Other"] | Unset = UNSET
-    name: str | Unset = UNSET
-    price: Decimal | Unset = UNSET
-    tax_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "tax id"})

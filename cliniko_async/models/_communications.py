@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "Communication",
@@ -37,7 +37,6 @@ __all__ = [
     "MemoCommunicationCategoryCode",
     "MemoCommunicationDirectionCode",
     "MemoCommunicationDirectionDescription",
-    "MemoCommunicationInput",
     "MemoCommunicationType",
     "MemoCommunicationTypeCode",
     "SmsCommunication",
@@ -747,31 +746,3 @@ class SmsCommunication(Model):
         default=None, metadata={"description": "1: SMS; 2: Email; 3: Phone call; 4: Other"}
     )
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class MemoCommunicationInput(Input):
-    """Request body: Cliniko schema ``MemoCommunicationBody``.
-
-    Attributes:
-        category_code: 12: Memo. One of ``12``.
-        direction_code: 1: Sent; 2: Received. One of ``1``, ``2``.
-        patient_id: patient id.
-        type_code: 1: SMS; 2: Email; 3: Phone call; 4: Other. One of ``1``, ``2``, ``3``, ``4``.
-    """
-
-    __renames__: ClassVar[dict[str, str]] = {"from_": "from"}
-    category_code: Literal[12] | Unset | None = attrs.field(
-        default=UNSET, metadata={"description": "12: Memo"}
-    )
-    confidential: bool | Unset | None = UNSET
-    content: str | Unset | None = UNSET
-    direction_code: Literal[1, 2] | Unset | None = attrs.field(
-        default=UNSET, metadata={"description": "1: Sent; 2: Received"}
-    )
-    from_: str | Unset | None = UNSET
-    patient_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "patient id"})
-    to: str | Unset | None = UNSET
-    type_code: Literal[1, 2, 3, 4] | Unset | None = attrs.field(
-        default=UNSET, metadata={"description": "1: SMS; 2: Email; 3: Phone call; 4: Other"}
-    )

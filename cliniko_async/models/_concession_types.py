@@ -8,12 +8,11 @@ import datetime as dt
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "ConcessionType",
-    "ConcessionTypeInput",
 ]
 
 
@@ -27,10 +26,3 @@ class ConcessionType(Model):
     links: Link | None = None
     name: str | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ConcessionTypeInput(Input):
-    """Request body: ``ConcessionType``."""
-
-    name: str | Unset = UNSET

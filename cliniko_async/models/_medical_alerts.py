@@ -8,12 +8,11 @@ import datetime as dt
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "MedicalAlert",
-    "MedicalAlertInput",
 ]
 
 
@@ -29,15 +28,3 @@ class MedicalAlert(Model):
     name: str | None = None
     patient: Link | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class MedicalAlertInput(Input):
-    """Request body: ``MedicalAlert``.
-
-    Attributes:
-        patient_id: patient id.
-    """
-
-    name: str | Unset = UNSET
-    patient_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "patient id"})

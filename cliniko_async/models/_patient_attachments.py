@@ -9,20 +9,16 @@ from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "AttachmentPresignedPost",
     "AttachmentPresignedPostFields",
     "AttachmentPresignedPostFieldsAcl",
-    "FullPatientExportInput",
     "PatientAttachment",
-    "PatientAttachmentUpdateInput",
     "UploadedPatientAttachment",
     "UploadedPatientAttachmentBody",
-    "UploadedPatientAttachmentBodyInput",
-    "UploadedPatientAttachmentInput",
 ]
 
 
@@ -116,42 +112,3 @@ class UploadedPatientAttachmentBody(Model):
     """Cliniko schema ``UploadedPatientAttachmentBody``."""
 
     description: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class UploadedPatientAttachmentInput(Input):
-    """Request body: ``UploadedPatientAttachment``.
-
-    Attributes:
-        patient_id: patient id.
-        upload_url: Must be a presigned URL returned by the presigned URL upload process.
-    """
-
-    description: str | Unset | None = UNSET
-    filename: str | Unset | None = UNSET
-    patient_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "patient id"})
-    upload_url: str | Unset = attrs.field(
-        default=UNSET,
-        metadata={
-            "description": "Must be a presigned URL returned by the presigned URL upload process"
-        },
-    )
-
-
-@attrs.frozen(kw_only=True)
-class FullPatientExportInput(Input):
-    """Request body: Cliniko schema ``FullPatientExportBody``."""
-
-    description: str | Unset | None = UNSET
-
-
-@attrs.frozen(kw_only=True)
-class UploadedPatientAttachmentBodyInput(Input):
-    """Request body: Cliniko schema ``UploadedPatientAttachmentBody``."""
-
-    description: str | Unset | None = UNSET
-
-
-PatientAttachmentUpdateInput: TypeAlias = (
-    FullPatientExportInput | UploadedPatientAttachmentBodyInput
-)

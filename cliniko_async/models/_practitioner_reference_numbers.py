@@ -8,12 +8,11 @@ import datetime as dt
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "PractitionerReferenceNumber",
-    "PractitionerReferenceNumberInput",
 ]
 
 
@@ -29,20 +28,3 @@ class PractitionerReferenceNumber(Model):
     practitioner: Link | None = None
     reference_number: str | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class PractitionerReferenceNumberInput(Input):
-    """Request body: ``PractitionerReferenceNumber``.
-
-    Attributes:
-        business_id: business id.
-        practitioner_id: practitioner id.
-    """
-
-    business_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "business id"})
-    name: str | Unset | None = UNSET
-    practitioner_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "practitioner id"}
-    )
-    reference_number: str | Unset | None = UNSET

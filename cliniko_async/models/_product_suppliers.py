@@ -8,12 +8,11 @@ import datetime as dt
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "ProductSupplier",
-    "ProductSupplierInput",
 ]
 
 
@@ -26,10 +25,3 @@ class ProductSupplier(Model):
     links: Link | None = None
     name: str | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ProductSupplierInput(Input):
-    """Request body: ``ProductSupplier``."""
-
-    name: str | Unset = UNSET

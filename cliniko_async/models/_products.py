@@ -9,13 +9,11 @@ from decimal import Decimal
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "Product",
-    "ProductInput",
-    "ProductUpdateInput",
 ]
 
 
@@ -41,51 +39,3 @@ class Product(Model):
     stock_level: Decimal | None = None
     tax: Link | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ProductInput(Input):
-    """Request body: ``Product``.
-
-    Attributes:
-        product_supplier_id: product supplier id.
-        tax_id: tax id.
-    """
-
-    cost_price: Decimal | Unset | None = UNSET
-    item_code: str | Unset | None = UNSET
-    name: str | Unset = UNSET
-    notes: str | Unset | None = UNSET
-    price: Decimal | Unset = UNSET
-    price_includes_tax: bool | Unset | None = UNSET
-    product_supplier_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "product supplier id"}
-    )
-    product_supplier_name: str | Unset = UNSET
-    serial_number: str | Unset | None = UNSET
-    stock_level: Decimal | Unset | None = UNSET
-    tax_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "tax id"})
-
-
-@attrs.frozen(kw_only=True)
-class ProductUpdateInput(Input):
-    """Request body: ``ProductUpdate``.
-
-    Attributes:
-        product_supplier_id: product supplier id.
-        tax_id: tax id.
-    """
-
-    cost_price: Decimal | Unset | None = UNSET
-    item_code: str | Unset | None = UNSET
-    name: str | Unset = UNSET
-    notes: str | Unset | None = UNSET
-    price: Decimal | Unset = UNSET
-    price_includes_tax: bool | Unset | None = UNSET
-    product_supplier_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "product supplier id"}
-    )
-    product_supplier_name: str | Unset = UNSET
-    serial_number: str | Unset | None = UNSET
-    stock_level: Decimal | Unset | None = UNSET
-    tax_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "tax id"})

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "ReferralSource",
-    "ReferralSourceInput",
     "ReferralSourceReferrerType",
 ]
 
@@ -46,19 +45,3 @@ class ReferralSource(Model):
     )
     subcategory: str | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ReferralSourceInput(Input):
-    """Request body: ``ReferralSource``.
-
-    Attributes:
-        referral_source_type_id: referral source type id.
-    """
-
-    notes: str | Unset | None = UNSET
-    referral_source_type_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "referral source type id"}
-    )
-    referrer_id: int | Unset = UNSET
-    subcategory: str | Unset | None = UNSET

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "Relationship",
-    "RelationshipInput",
     "RelationshipRelation",
     "RelationshipRelationDescription",
 ]
@@ -56,25 +55,3 @@ class Relationship(Model):
         metadata={"enum": ("Parent", "Child", "Sibling", "Spouse", "Partner", "Relative", "Other")},
     )
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class RelationshipInput(Input):
-    """Request body: ``Relationship``.
-
-    Attributes:
-        patient_id: patient id.
-        related_patient_id: patient id.
-        relation: 10: Parent; 20: Child; 30: Sibling; 40: Spouse; 50: Partner; 60: Relative; 70: Other. One of ``10``, ``20``, ``30``, ``40``, ``50``, ``60``, ``70``.
-    """
-
-    patient_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "patient id"})
-    related_patient_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "patient id"}
-    )
-    relation: Literal[10, 20, 30, 40, 50, 60, 70] | Unset = attrs.field(
-        default=UNSET,
-        metadata={
-            "description": "10: Parent; 20: Child; 30: Sibling; 40: Spouse; 50: Partner; 60: Relative; 70: Other"
-        },
-    )

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "StockAdjustment",
     "StockAdjustmentAdjustmentType",
-    "StockAdjustmentInput",
 ]
 
 
@@ -61,47 +60,3 @@ class StockAdjustment(Model):
     quantity: Decimal | None = None
     updated_at: dt.datetime | None = None
     user: Link | None = None
-
-
-@attrs.frozen(kw_only=True)
-class StockAdjustmentInput(Input):
-    """Request body: ``StockAdjustment``.
-
-    Attributes:
-        adjustment_type: The reason for modifying the stock level. **Increase types**: `Stock Purchase`, `Returned`, `Other` **Decrease types**: `Damaged`, `Out of Date`, `Item Sold`, `Other`, `Correction`. One of ``'Correction'``, ``'Damaged'``, ``'Item Sold'``, ``'Other'``, ``'Out of Date'``, ``'Returned'``, ``'Stock Purchase'``.
-        comment: Use notes attribute instead.
-        product_id: The existing product you want to adjust the stock level of.
-        quantity: A negative value is only allowed when a decreasing adjustment type has been selected and vice versa.
-    """
-
-    adjustment_type: (
-        Literal[
-            "Correction",
-            "Damaged",
-            "Item Sold",
-            "Other",
-            "Out of Date",
-            "Returned",
-            "Stock Purchase",
-        ]
-        | Unset
-    ) = attrs.field(
-        default=UNSET,
-        metadata={
-            "description": "The reason for modifying the stock level. **Increase types**: `Stock Purchase`, `Returned`, `Other` **Decrease types**: `Damaged`, `Out of Date`, `Item Sold`, `Other`, `Correction`"
-        },
-    )
-    comment: str | Unset | None = attrs.field(
-        default=UNSET, metadata={"description": "Use notes attribute instead"}
-    )
-    notes: str | Unset | None = UNSET
-    product_id: int | Unset = attrs.field(
-        default=UNSET,
-        metadata={"description": "The existing product you want to adjust the stock level of"},
-    )
-    quantity: Decimal | Unset | None = attrs.field(
-        default=UNSET,
-        metadata={
-            "description": "A negative value is only allowed when a decreasing adjustment type has been selected and vice versa"
-        },
-    )

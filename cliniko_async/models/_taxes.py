@@ -9,12 +9,11 @@ from decimal import Decimal
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "Tax",
-    "TaxInput",
 ]
 
 
@@ -29,12 +28,3 @@ class Tax(Model):
     name: str | None = None
     rate: Decimal | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class TaxInput(Input):
-    """Request body: ``Tax``."""
-
-    amount: Decimal | Unset = UNSET
-    name: str | Unset = UNSET
-    rate: Decimal | Unset = UNSET

@@ -8,12 +8,11 @@ import datetime as dt
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "UnavailableBlockType",
-    "UnavailableBlockTypeInput",
 ]
 
 
@@ -30,12 +29,3 @@ class UnavailableBlockType(Model):
     name: str | None = None
     system_controlled: bool | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class UnavailableBlockTypeInput(Input):
-    """Request body: ``UnavailableBlockType``."""
-
-    color: str | Unset = UNSET
-    duration_in_minutes: int | Unset = UNSET
-    name: str | Unset = UNSET

@@ -9,13 +9,11 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 
-from .._model import Input, Model
-from .._types import UNSET, Link, Unset
+from .._model import Model
+from .._types import Link
 
 __all__ = [
     "UnavailableBlock",
-    "UnavailableBlockInput",
-    "UnavailableBlockInputRepeatRule",
     "UnavailableBlockRepeatRule",
     "UnavailableBlockRepeatRuleRepeatType",
 ]
@@ -62,39 +60,3 @@ class UnavailableBlock(Model):
     starts_at: dt.datetime | None = None
     unavailable_block_type: Link | None = None
     updated_at: dt.datetime | None = None
-
-
-@attrs.frozen(kw_only=True)
-class UnavailableBlockInputRepeatRule(Input):
-    """Request body: ``repeat_rule`` of UnavailableBlock.
-
-    Attributes:
-        repeat_type: One of ``'Daily'``, ``'Monthly'``, ``'Weekly'``.
-    """
-
-    number_of_repeats: int | Unset | None = UNSET
-    repeat_type: Literal["Daily", "Monthly", "Weekly"] | Unset | None = UNSET
-    repeating_interval: int | Unset | None = UNSET
-
-
-@attrs.frozen(kw_only=True)
-class UnavailableBlockInput(Input):
-    """Request body: ``UnavailableBlock``.
-
-    Attributes:
-        business_id: business id.
-        practitioner_id: practitioner id.
-        unavailable_block_type_id: unavailable block type id.
-    """
-
-    business_id: int | Unset = attrs.field(default=UNSET, metadata={"description": "business id"})
-    ends_at: dt.datetime | Unset = UNSET
-    notes: str | Unset | None = UNSET
-    practitioner_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "practitioner id"}
-    )
-    repeat_rule: UnavailableBlockInputRepeatRule | Unset | None = UNSET
-    starts_at: dt.datetime | Unset = UNSET
-    unavailable_block_type_id: int | Unset = attrs.field(
-        default=UNSET, metadata={"description": "unavailable block type id"}
-    )

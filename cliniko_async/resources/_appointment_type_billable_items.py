@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._appointment_type_billable_items import (
-    AppointmentTypeBillableItem,
-    AppointmentTypeBillableItemCreateInput,
-    AppointmentTypeBillableItemUpdateInput,
-)
+from ..models._appointment_type_billable_items import AppointmentTypeBillableItem
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._appointment_type_billable_items_input import (
+        AppointmentTypeBillableItemCreateInput,
+        AppointmentTypeBillableItemUpdateInput,
+    )
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -80,12 +80,12 @@ OPERATIONS: dict[str, Any] = {
     "create": CreateOp(
         "/appointment_type_billable_items",
         AppointmentTypeBillableItem,
-        AppointmentTypeBillableItemCreateInput,
+        "AppointmentTypeBillableItemCreateInput",
     ),
     "update": UpdateOp(
         "/appointment_type_billable_items/{id}",
         AppointmentTypeBillableItem,
-        AppointmentTypeBillableItemUpdateInput,
+        "AppointmentTypeBillableItemUpdateInput",
     ),
     "delete": ActionOp("DELETE", "/appointment_type_billable_items/{id}"),
 }

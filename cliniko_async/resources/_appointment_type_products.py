@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._appointment_type_products import (
-    AppointmentTypeProduct,
-    AppointmentTypeProductCreateInput,
-    AppointmentTypeProductUpdateInput,
-)
+from ..models._appointment_type_products import AppointmentTypeProduct
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._appointment_type_products_input import (
+        AppointmentTypeProductCreateInput,
+        AppointmentTypeProductUpdateInput,
+    )
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -75,10 +75,12 @@ OPERATIONS: dict[str, Any] = {
     ),
     "get": GetOp("/appointment_type_products/{id}", AppointmentTypeProduct),
     "create": CreateOp(
-        "/appointment_type_products", AppointmentTypeProduct, AppointmentTypeProductCreateInput
+        "/appointment_type_products", AppointmentTypeProduct, "AppointmentTypeProductCreateInput"
     ),
     "update": UpdateOp(
-        "/appointment_type_products/{id}", AppointmentTypeProduct, AppointmentTypeProductUpdateInput
+        "/appointment_type_products/{id}",
+        AppointmentTypeProduct,
+        "AppointmentTypeProductUpdateInput",
     ),
     "delete": ActionOp("DELETE", "/appointment_type_products/{id}"),
 }

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._appointment_types import AppointmentType, AppointmentTypeInput
+from ..models._appointment_types import AppointmentType
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._appointment_types_input import AppointmentTypeInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -139,8 +140,8 @@ OPERATIONS: dict[str, Any] = {
     "get": GetOp(
         "/appointment_types/{id}", AppointmentType, filters=_APPOINTMENT_TYPES_GET_FILTERS
     ),
-    "create": CreateOp("/appointment_types", AppointmentType, AppointmentTypeInput),
-    "update": UpdateOp("/appointment_types/{id}", AppointmentType, AppointmentTypeInput),
+    "create": CreateOp("/appointment_types", AppointmentType, "AppointmentTypeInput"),
+    "update": UpdateOp("/appointment_types/{id}", AppointmentType, "AppointmentTypeInput"),
     "archive": ActionOp("POST", "/appointment_types/{id}/archive"),
     "delete": ActionOp(
         "DELETE",

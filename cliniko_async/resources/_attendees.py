@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._attendees import Attendee, AttendeeCancelInput, AttendeeInput, AttendeeUpdateInput
+from ..models._attendees import Attendee
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._attendees_input import AttendeeCancelInput, AttendeeInput, AttendeeUpdateInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -215,10 +216,10 @@ OPERATIONS: dict[str, Any] = {
         deprecated="documented only in Cliniko's older API reference; use list(q=[q('cancelled_at').not_null()])",
     ),
     "get": GetOp("/attendees/{id}", Attendee, filters=_ATTENDEES_GET_FILTERS),
-    "create": CreateOp("/attendees", Attendee, AttendeeInput),
-    "update": UpdateOp("/attendees/{id}", Attendee, AttendeeUpdateInput),
+    "create": CreateOp("/attendees", Attendee, "AttendeeInput"),
+    "update": UpdateOp("/attendees/{id}", Attendee, "AttendeeUpdateInput"),
     "archive": ActionOp("POST", "/attendees/{id}/archive"),
-    "cancel": ActionOp("PATCH", "/attendees/{id}/cancel", None, AttendeeCancelInput),
+    "cancel": ActionOp("PATCH", "/attendees/{id}/cancel", None, "AttendeeCancelInput"),
     "delete": ActionOp(
         "DELETE", "/attendees/{id}", deprecated="Cliniko deprecated this DELETE; use archive()"
     ),

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync
-from ..models._availability_blocks import AvailabilityBlock, AvailabilityBlockInput
+from ..models._availability_blocks import AvailabilityBlock
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._availability_blocks_input import AvailabilityBlockInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -74,7 +75,7 @@ OPERATIONS: dict[str, Any] = {
         filters=_AVAILABILITY_BLOCKS_LIST_FILTERS,
     ),
     "get": GetOp("/availability_blocks/{id}", AvailabilityBlock),
-    "create": CreateOp("/availability_blocks", AvailabilityBlock, AvailabilityBlockInput),
+    "create": CreateOp("/availability_blocks", AvailabilityBlock, "AvailabilityBlockInput"),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""
 

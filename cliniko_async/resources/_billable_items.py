@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._billable_items import BillableItem, BillableItemInput
+from ..models._billable_items import BillableItem
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._billable_items_input import BillableItemInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -80,8 +81,8 @@ OPERATIONS: dict[str, Any] = {
         "/billable_items", "billable_items", BillableItem, filters=_BILLABLE_ITEMS_LIST_FILTERS
     ),
     "get": GetOp("/billable_items/{id}", BillableItem, filters=_BILLABLE_ITEMS_GET_FILTERS),
-    "create": CreateOp("/billable_items", BillableItem, BillableItemInput),
-    "update": UpdateOp("/billable_items/{id}", BillableItem, BillableItemInput),
+    "create": CreateOp("/billable_items", BillableItem, "BillableItemInput"),
+    "update": UpdateOp("/billable_items/{id}", BillableItem, "BillableItemInput"),
     "archive": ActionOp("POST", "/billable_items/{id}/archive"),
     "delete": ActionOp(
         "DELETE", "/billable_items/{id}", deprecated="Cliniko deprecated this DELETE; use archive()"

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._businesses import Business, BusinessInput
+from ..models._businesses import Business
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._businesses_input import BusinessInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -90,8 +91,8 @@ BusinessesGetSort: TypeAlias = Literal[
 OPERATIONS: dict[str, Any] = {
     "list": ListOp("/businesses", "businesses", Business, filters=_BUSINESSES_LIST_FILTERS),
     "get": GetOp("/businesses/{id}", Business, filters=_BUSINESSES_GET_FILTERS),
-    "create": CreateOp("/businesses", Business, BusinessInput),
-    "update": UpdateOp("/businesses/{id}", Business, BusinessInput),
+    "create": CreateOp("/businesses", Business, "BusinessInput"),
+    "update": UpdateOp("/businesses/{id}", Business, "BusinessInput"),
     "archive": ActionOp("POST", "/businesses/{id}/archive"),
     "unarchive": ActionOp("POST", "/businesses/{id}/unarchive", Business),
     "delete": ActionOp(

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._communications import Communication, MemoCommunication, MemoCommunicationInput
+from ..models._communications import Communication, MemoCommunication
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._communications_input import MemoCommunicationInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -96,8 +97,8 @@ OPERATIONS: dict[str, Any] = {
         "/communications", "communications", Communication, filters=_COMMUNICATIONS_LIST_FILTERS
     ),
     "get": GetOp("/communications/{id}", Communication, filters=_COMMUNICATIONS_GET_FILTERS),
-    "create": CreateOp("/communications", MemoCommunication, MemoCommunicationInput),
-    "update": UpdateOp("/communications/{id}", MemoCommunication, MemoCommunicationInput),
+    "create": CreateOp("/communications", MemoCommunication, "MemoCommunicationInput"),
+    "update": UpdateOp("/communications/{id}", MemoCommunication, "MemoCommunicationInput"),
     "archive": ActionOp("POST", "/communications/{id}/archive"),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._concession_types import ConcessionType, ConcessionTypeInput
+from ..models._concession_types import ConcessionType
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._concession_types_input import ConcessionTypeInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -79,8 +80,8 @@ OPERATIONS: dict[str, Any] = {
         filters=_CONCESSION_TYPES_LIST_FILTERS,
     ),
     "get": GetOp("/concession_types/{id}", ConcessionType, filters=_CONCESSION_TYPES_GET_FILTERS),
-    "create": CreateOp("/concession_types", ConcessionType, ConcessionTypeInput),
-    "update": UpdateOp("/concession_types/{id}", ConcessionType, ConcessionTypeInput),
+    "create": CreateOp("/concession_types", ConcessionType, "ConcessionTypeInput"),
+    "update": UpdateOp("/concession_types/{id}", ConcessionType, "ConcessionTypeInput"),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""
 

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._contacts import Contact, ContactInput
+from ..models._contacts import Contact
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._contacts_input import ContactInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -106,8 +107,8 @@ ContactsGetSort: TypeAlias = Literal[
 OPERATIONS: dict[str, Any] = {
     "list": ListOp("/contacts", "contacts", Contact, filters=_CONTACTS_LIST_FILTERS),
     "get": GetOp("/contacts/{id}", Contact, filters=_CONTACTS_GET_FILTERS),
-    "create": CreateOp("/contacts", Contact, ContactInput),
-    "update": UpdateOp("/contacts/{id}", Contact, ContactInput),
+    "create": CreateOp("/contacts", Contact, "ContactInput"),
+    "update": UpdateOp("/contacts/{id}", Contact, "ContactInput"),
     "archive": ActionOp("POST", "/contacts/{id}/archive"),
     "delete": ActionOp(
         "DELETE", "/contacts/{id}", deprecated="Cliniko deprecated this DELETE; use archive()"

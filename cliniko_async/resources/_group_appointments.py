@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
 from ..models._common import Conflicts
-from ..models._group_appointments import GroupAppointment, GroupAppointmentInput
+from ..models._group_appointments import GroupAppointment
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._group_appointments_input import GroupAppointmentInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -175,8 +176,8 @@ OPERATIONS: dict[str, Any] = {
         "/group_appointments/{id}", GroupAppointment, filters=_GROUP_APPOINTMENTS_GET_FILTERS
     ),
     "conflicts": GetOp("/group_appointments/{id}/conflicts", Conflicts),
-    "create": CreateOp("/group_appointments", GroupAppointment, GroupAppointmentInput),
-    "update": UpdateOp("/group_appointments/{id}", GroupAppointment, GroupAppointmentInput),
+    "create": CreateOp("/group_appointments", GroupAppointment, "GroupAppointmentInput"),
+    "update": UpdateOp("/group_appointments/{id}", GroupAppointment, "GroupAppointmentInput"),
     "archive": ActionOp("POST", "/group_appointments/{id}/archive"),
     "delete": ActionOp(
         "DELETE",

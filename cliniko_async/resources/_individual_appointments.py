@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
 from ..models._common import Conflicts
-from ..models._individual_appointments import (
-    IndividualAppointment,
-    IndividualAppointmentCancelInput,
-    IndividualAppointmentInput,
-    IndividualAppointmentUpdateInput,
-)
+from ..models._individual_appointments import IndividualAppointment
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._individual_appointments_input import (
+        IndividualAppointmentCancelInput,
+        IndividualAppointmentInput,
+        IndividualAppointmentUpdateInput,
+    )
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -210,14 +210,14 @@ OPERATIONS: dict[str, Any] = {
     ),
     "conflicts": GetOp("/individual_appointments/{id}/conflicts", Conflicts),
     "create": CreateOp(
-        "/individual_appointments", IndividualAppointment, IndividualAppointmentInput
+        "/individual_appointments", IndividualAppointment, "IndividualAppointmentInput"
     ),
     "update": UpdateOp(
-        "/individual_appointments/{id}", IndividualAppointment, IndividualAppointmentUpdateInput
+        "/individual_appointments/{id}", IndividualAppointment, "IndividualAppointmentUpdateInput"
     ),
     "archive": ActionOp("POST", "/individual_appointments/{id}/archive"),
     "cancel": ActionOp(
-        "PATCH", "/individual_appointments/{id}/cancel", None, IndividualAppointmentCancelInput
+        "PATCH", "/individual_appointments/{id}/cancel", None, "IndividualAppointmentCancelInput"
     ),
     "delete": ActionOp(
         "DELETE",

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._medical_alerts import MedicalAlert, MedicalAlertInput
+from ..models._medical_alerts import MedicalAlert
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._medical_alerts_input import MedicalAlertInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -134,8 +135,8 @@ OPERATIONS: dict[str, Any] = {
         deprecated="documented only in Cliniko's older API reference; use list(q=[q('deleted_at').not_null()])",
     ),
     "get": GetOp("/medical_alerts/{id}", MedicalAlert, filters=_MEDICAL_ALERTS_GET_FILTERS),
-    "create": CreateOp("/medical_alerts", MedicalAlert, MedicalAlertInput),
-    "update": UpdateOp("/medical_alerts/{id}", MedicalAlert, MedicalAlertInput),
+    "create": CreateOp("/medical_alerts", MedicalAlert, "MedicalAlertInput"),
+    "update": UpdateOp("/medical_alerts/{id}", MedicalAlert, "MedicalAlertInput"),
     "archive": ActionOp("POST", "/medical_alerts/{id}/archive"),
     "delete": ActionOp(
         "DELETE", "/medical_alerts/{id}", deprecated="Cliniko deprecated this DELETE; use archive()"

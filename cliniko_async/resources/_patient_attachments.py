@@ -15,9 +15,7 @@ from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resourc
 from ..models._patient_attachments import (
     AttachmentPresignedPost,
     PatientAttachment,
-    PatientAttachmentUpdateInput,
     UploadedPatientAttachment,
-    UploadedPatientAttachmentInput,
 )
 from ._upload import UploadOp
 
@@ -26,6 +24,10 @@ if TYPE_CHECKING:
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._patient_attachments_input import (
+        PatientAttachmentUpdateInput,
+        UploadedPatientAttachmentInput,
+    )
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -133,10 +135,10 @@ OPERATIONS: dict[str, Any] = {
         "/patients/{patient_id}/attachment_presigned_post", AttachmentPresignedPost
     ),
     "create": CreateOp(
-        "/patient_attachments", UploadedPatientAttachment, UploadedPatientAttachmentInput
+        "/patient_attachments", UploadedPatientAttachment, "UploadedPatientAttachmentInput"
     ),
     "update": UpdateOp(
-        "/patient_attachments/{id}", PatientAttachment, PatientAttachmentUpdateInput
+        "/patient_attachments/{id}", PatientAttachment, "PatientAttachmentUpdateInput"
     ),
     "archive": ActionOp("POST", "/patient_attachments/{id}/archive"),
     "delete": ActionOp(

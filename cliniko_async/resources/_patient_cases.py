@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._patient_cases import PatientCase, PatientCaseInput
+from ..models._patient_cases import PatientCase
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._patient_cases_input import PatientCaseInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -103,8 +104,8 @@ OPERATIONS: dict[str, Any] = {
         "/patient_cases/active", "patient_cases", PatientCase, filters=_PATIENT_CASES_LIST_FILTERS
     ),
     "get": GetOp("/patient_cases/{id}", PatientCase, filters=_PATIENT_CASES_GET_FILTERS),
-    "create": CreateOp("/patient_cases", PatientCase, PatientCaseInput),
-    "update": UpdateOp("/patient_cases/{id}", PatientCase, PatientCaseInput),
+    "create": CreateOp("/patient_cases", PatientCase, "PatientCaseInput"),
+    "update": UpdateOp("/patient_cases/{id}", PatientCase, "PatientCaseInput"),
     "archive": ActionOp("POST", "/patient_cases/{id}/archive"),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""

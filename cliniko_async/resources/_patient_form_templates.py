@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._patient_form_templates import PatientFormTemplate, PatientFormTemplateInput
+from ..models._patient_form_templates import PatientFormTemplate
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._patient_form_templates_input import PatientFormTemplateInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -83,9 +84,9 @@ OPERATIONS: dict[str, Any] = {
         PatientFormTemplate,
         filters=_PATIENT_FORM_TEMPLATES_GET_FILTERS,
     ),
-    "create": CreateOp("/patient_form_templates", PatientFormTemplate, PatientFormTemplateInput),
+    "create": CreateOp("/patient_form_templates", PatientFormTemplate, "PatientFormTemplateInput"),
     "update": UpdateOp(
-        "/patient_form_templates/{id}", PatientFormTemplate, PatientFormTemplateInput
+        "/patient_form_templates/{id}", PatientFormTemplate, "PatientFormTemplateInput"
     ),
     "archive": ActionOp("POST", "/patient_form_templates/{id}/archive"),
 }

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._patient_forms import PatientForm, PatientFormInput
+from ..models._patient_forms import PatientForm
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._patient_forms_input import PatientFormInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -128,8 +129,8 @@ OPERATIONS: dict[str, Any] = {
         deprecated="Cliniko deprecated this route; use list(q=[q('attendee_id') == attendee_id])",
     ),
     "get": GetOp("/patient_forms/{id}", PatientForm, filters=_PATIENT_FORMS_GET_FILTERS),
-    "create": CreateOp("/patient_forms", PatientForm, PatientFormInput),
-    "update": UpdateOp("/patient_forms/{id}", PatientForm, PatientFormInput),
+    "create": CreateOp("/patient_forms", PatientForm, "PatientFormInput"),
+    "update": UpdateOp("/patient_forms/{id}", PatientForm, "PatientFormInput"),
     "archive": ActionOp("POST", "/patient_forms/{id}/archive"),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._patients import Patient, PatientInput, PatientUpdateInput
+from ..models._patients import Patient
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._patients_input import PatientInput, PatientUpdateInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -157,8 +158,8 @@ OPERATIONS: dict[str, Any] = {
         deprecated="documented only in Cliniko's older API reference; use list(q=[q('deleted_at').not_null()])",
     ),
     "get": GetOp("/patients/{id}", Patient, filters=_PATIENTS_GET_FILTERS),
-    "create": CreateOp("/patients", Patient, PatientInput),
-    "update": UpdateOp("/patients/{id}", Patient, PatientUpdateInput),
+    "create": CreateOp("/patients", Patient, "PatientInput"),
+    "update": UpdateOp("/patients/{id}", Patient, "PatientUpdateInput"),
     "archive": ActionOp("POST", "/patients/{id}/archive"),
     "unarchive": ActionOp("POST", "/patients/{id}/unarchive", Patient),
     "delete": ActionOp(

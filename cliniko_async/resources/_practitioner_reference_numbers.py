@@ -12,16 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._practitioner_reference_numbers import (
-    PractitionerReferenceNumber,
-    PractitionerReferenceNumberInput,
-)
+from ..models._practitioner_reference_numbers import PractitionerReferenceNumber
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._practitioner_reference_numbers_input import PractitionerReferenceNumberInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -90,12 +88,12 @@ OPERATIONS: dict[str, Any] = {
     "create": CreateOp(
         "/practitioner_reference_numbers",
         PractitionerReferenceNumber,
-        PractitionerReferenceNumberInput,
+        "PractitionerReferenceNumberInput",
     ),
     "update": UpdateOp(
         "/practitioner_reference_numbers/{id}",
         PractitionerReferenceNumber,
-        PractitionerReferenceNumberInput,
+        "PractitionerReferenceNumberInput",
     ),
     "delete": ActionOp("DELETE", "/practitioner_reference_numbers/{id}"),
 }

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._product_suppliers import ProductSupplier, ProductSupplierInput
+from ..models._product_suppliers import ProductSupplier
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._product_suppliers_input import ProductSupplierInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -66,8 +67,8 @@ OPERATIONS: dict[str, Any] = {
         filters=_PRODUCT_SUPPLIERS_LIST_FILTERS,
     ),
     "get": GetOp("/product_suppliers/{id}", ProductSupplier),
-    "create": CreateOp("/product_suppliers", ProductSupplier, ProductSupplierInput),
-    "update": UpdateOp("/product_suppliers/{id}", ProductSupplier, ProductSupplierInput),
+    "create": CreateOp("/product_suppliers", ProductSupplier, "ProductSupplierInput"),
+    "update": UpdateOp("/product_suppliers/{id}", ProductSupplier, "ProductSupplierInput"),
     "archive": ActionOp("POST", "/product_suppliers/{id}/archive"),
     "delete": ActionOp(
         "DELETE",

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._products import Product, ProductInput, ProductUpdateInput
+from ..models._products import Product
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._products_input import ProductInput, ProductUpdateInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -82,8 +83,8 @@ ProductsGetSort: TypeAlias = Literal[
 OPERATIONS: dict[str, Any] = {
     "list": ListOp("/products", "products", Product, filters=_PRODUCTS_LIST_FILTERS),
     "get": GetOp("/products/{id}", Product, filters=_PRODUCTS_GET_FILTERS),
-    "create": CreateOp("/products", Product, ProductInput),
-    "update": UpdateOp("/products/{id}", Product, ProductUpdateInput),
+    "create": CreateOp("/products", Product, "ProductInput"),
+    "update": UpdateOp("/products/{id}", Product, "ProductUpdateInput"),
     "archive": ActionOp("POST", "/products/{id}/archive"),
     "delete": ActionOp(
         "DELETE", "/products/{id}", deprecated="Cliniko deprecated this DELETE; use archive()"

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import Async, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._referral_sources import ReferralSource, ReferralSourceInput
+from ..models._referral_sources import ReferralSource
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._referral_sources_input import ReferralSourceInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -92,7 +93,7 @@ OPERATIONS: dict[str, Any] = {
         filters=_REFERRAL_SOURCES_GET_FILTERS,
     ),
     "update": UpdateOp(
-        "/patients/{patient_id}/referral_source", ReferralSource, ReferralSourceInput
+        "/patients/{patient_id}/referral_source", ReferralSource, "ReferralSourceInput"
     ),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._relationships import Relationship, RelationshipInput
+from ..models._relationships import Relationship
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._relationships_input import RelationshipInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -80,8 +81,8 @@ OPERATIONS: dict[str, Any] = {
         "/relationships", "relationships", Relationship, filters=_RELATIONSHIPS_LIST_FILTERS
     ),
     "get": GetOp("/relationships/{id}", Relationship, filters=_RELATIONSHIPS_GET_FILTERS),
-    "create": CreateOp("/relationships", Relationship, RelationshipInput),
-    "update": UpdateOp("/relationships/{id}", Relationship, RelationshipInput),
+    "create": CreateOp("/relationships", Relationship, "RelationshipInput"),
+    "update": UpdateOp("/relationships/{id}", Relationship, "RelationshipInput"),
     "archive": ActionOp("POST", "/relationships/{id}/archive"),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync
-from ..models._stock_adjustments import StockAdjustment, StockAdjustmentInput
+from ..models._stock_adjustments import StockAdjustment
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._stock_adjustments_input import StockAdjustmentInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -85,7 +86,7 @@ OPERATIONS: dict[str, Any] = {
     "get": GetOp(
         "/stock_adjustments/{id}", StockAdjustment, filters=_STOCK_ADJUSTMENTS_GET_FILTERS
     ),
-    "create": CreateOp("/stock_adjustments", StockAdjustment, StockAdjustmentInput),
+    "create": CreateOp("/stock_adjustments", StockAdjustment, "StockAdjustmentInput"),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""
 

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._taxes import Tax, TaxInput
+from ..models._taxes import Tax
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._taxes_input import TaxInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -57,8 +58,8 @@ TaxesListSort: TypeAlias = Literal[
 OPERATIONS: dict[str, Any] = {
     "list": ListOp("/taxes", "taxes", Tax, filters=_TAXES_LIST_FILTERS),
     "get": GetOp("/taxes/{id}", Tax),
-    "create": CreateOp("/taxes", Tax, TaxInput),
-    "update": UpdateOp("/taxes/{id}", Tax, TaxInput),
+    "create": CreateOp("/taxes", Tax, "TaxInput"),
+    "update": UpdateOp("/taxes/{id}", Tax, "TaxInput"),
     "delete": ActionOp("DELETE", "/taxes/{id}"),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""

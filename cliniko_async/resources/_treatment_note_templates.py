@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._treatment_note_templates import TreatmentNoteTemplate, TreatmentNoteTemplateInput
+from ..models._treatment_note_templates import TreatmentNoteTemplate
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._treatment_note_templates_input import TreatmentNoteTemplateInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -120,10 +121,10 @@ OPERATIONS: dict[str, Any] = {
         filters=_TREATMENT_NOTE_TEMPLATES_GET_FILTERS,
     ),
     "create": CreateOp(
-        "/treatment_note_templates", TreatmentNoteTemplate, TreatmentNoteTemplateInput
+        "/treatment_note_templates", TreatmentNoteTemplate, "TreatmentNoteTemplateInput"
     ),
     "update": UpdateOp(
-        "/treatment_note_templates/{id}", TreatmentNoteTemplate, TreatmentNoteTemplateInput
+        "/treatment_note_templates/{id}", TreatmentNoteTemplate, "TreatmentNoteTemplateInput"
     ),
     "archive": ActionOp("POST", "/treatment_note_templates/{id}/archive"),
     "delete": ActionOp(

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._treatment_notes import TreatmentNote, TreatmentNoteInput
+from ..models._treatment_notes import TreatmentNote
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._treatment_notes_input import TreatmentNoteInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -215,8 +216,8 @@ OPERATIONS: dict[str, Any] = {
         deprecated="documented only in Cliniko's older API reference; use list(q=[q('deleted_at').not_null()])",
     ),
     "get": GetOp("/treatment_notes/{id}", TreatmentNote, filters=_TREATMENT_NOTES_GET_FILTERS),
-    "create": CreateOp("/treatment_notes", TreatmentNote, TreatmentNoteInput),
-    "update": UpdateOp("/treatment_notes/{id}", TreatmentNote, TreatmentNoteInput),
+    "create": CreateOp("/treatment_notes", TreatmentNote, "TreatmentNoteInput"),
+    "update": UpdateOp("/treatment_notes/{id}", TreatmentNote, "TreatmentNoteInput"),
     "archive": ActionOp("POST", "/treatment_notes/{id}/archive"),
     "unarchive": ActionOp("POST", "/treatment_notes/{id}/unarchive", TreatmentNote),
     "delete": ActionOp(

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
-from ..models._unavailable_block_types import UnavailableBlockType, UnavailableBlockTypeInput
+from ..models._unavailable_block_types import UnavailableBlockType
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._unavailable_block_types_input import UnavailableBlockTypeInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -83,9 +84,11 @@ OPERATIONS: dict[str, Any] = {
         UnavailableBlockType,
         filters=_UNAVAILABLE_BLOCK_TYPES_GET_FILTERS,
     ),
-    "create": CreateOp("/unavailable_block_types", UnavailableBlockType, UnavailableBlockTypeInput),
+    "create": CreateOp(
+        "/unavailable_block_types", UnavailableBlockType, "UnavailableBlockTypeInput"
+    ),
     "update": UpdateOp(
-        "/unavailable_block_types/{id}", UnavailableBlockType, UnavailableBlockTypeInput
+        "/unavailable_block_types/{id}", UnavailableBlockType, "UnavailableBlockTypeInput"
     ),
     "archive": ActionOp("POST", "/unavailable_block_types/{id}/archive"),
 }

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 from .._filters import FilterType
 from .._resource import ActionOp, Async, CreateOp, GetOp, ListOp, ModeT, Resource, Sync, UpdateOp
 from ..models._common import Conflicts
-from ..models._unavailable_blocks import UnavailableBlock, UnavailableBlockInput
+from ..models._unavailable_blocks import UnavailableBlock
 
 if TYPE_CHECKING:
     from .._filters import QueryFilters
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
+    from ..models._unavailable_blocks_input import UnavailableBlockInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -167,8 +168,8 @@ OPERATIONS: dict[str, Any] = {
         "/unavailable_blocks/{id}", UnavailableBlock, filters=_UNAVAILABLE_BLOCKS_GET_FILTERS
     ),
     "conflicts": GetOp("/unavailable_blocks/{id}/conflicts", Conflicts),
-    "create": CreateOp("/unavailable_blocks", UnavailableBlock, UnavailableBlockInput),
-    "update": UpdateOp("/unavailable_blocks/{id}", UnavailableBlock, UnavailableBlockInput),
+    "create": CreateOp("/unavailable_blocks", UnavailableBlock, "UnavailableBlockInput"),
+    "update": UpdateOp("/unavailable_blocks/{id}", UnavailableBlock, "UnavailableBlockInput"),
     "archive": ActionOp("POST", "/unavailable_blocks/{id}/archive"),
     "delete": ActionOp(
         "DELETE",
