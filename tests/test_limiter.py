@@ -363,3 +363,23 @@ async def test_a_forked_child_does_not_wait_for_its_parents_probe() -> None:
         await asyncio.wait_for(limiter.acquire(), 1.0)  # and only one
     probe.release()
     await asyncio.wait_for(limiter.acquire(), 0.01)  # it came back fine: open
+
+
+@pytest.mark.parametrize("rate", [2000, 10_000, 1_000_000])
+def test_pausing_a_fast_key_on_a_moving_clock_returns(rate: int) -> None:
+    """A 429 on a key allowed over ~1,000 requests a second used to spin for ever: on a real
+    clock its bucket leaks between two looks, so marking it full never found it full."""
+    import threading
+
+    ticks = itertools.count()
+    limiter = LocalLimiter(RateLimit(rate, 1.0), clock=lambda: next(ticks) * 1e-4)
+    done = threading.Event()
+
+    def pause() -> None:
+        limiter.pause(2.0, probe=True)
+        limiter.pause(0.5)
+        done.set()
+
+    threading.Thread(target=pause, daemon=True).start()
+    assert done.wait(30), "pause() did not return"
+    assert limiter.paused_for() > 0
