@@ -453,7 +453,11 @@ class Session:
                 permit = await self.limiter.acquire(options.max_rate_limit_wait)
             except RateLimitPaused as paused:
                 raise self._paused_error(method, public_url, paused.resume_in) from None
-            self._check_open(method, public_url)
+            try:
+                self._check_open(method, public_url)
+            except ClientClosedError:
+                permit.release()  # closed while it waited: the slot (maybe a probe) goes back
+                raise
             failed: type[Exception] | None = None
             running[_SENDING] = True
             if deadline is not None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import os
 import threading
 import time
 import warnings
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
@@ -207,3 +209,46 @@ async def test_redis_limiter_waiters_are_woken_too(redis_url: str) -> None:
     assert time.monotonic() - started < 2
     assert all(isinstance(r, ClientClosedError) for r in results), results
     await backend.aclose()
+
+
+async def test_a_permit_granted_as_the_client_closes_is_given_back() -> None:
+    """acquire() returned, then the client turned out closed: the permit must be released
+    (a lost permit held its slot for good; a lost probe stalled a half-open key a period)."""
+    from cliniko_async._limiter import LocalLimiter
+
+    released: list[bool] = []
+    inner = LocalLimiter(RateLimit(10, 60.0))
+
+    class Permit:
+        def __init__(self, permit: Any) -> None:
+            self.permit = permit
+
+        def release(self) -> None:
+            released.append(True)
+            self.permit.release()
+
+    class Closing:
+        rate_limit = inner.rate_limit
+
+        async def acquire(self, max_wait: float = math.inf) -> Permit:
+            permit = Permit(await inner.acquire(max_wait))
+            await cliniko.aclose()  # the client closes while the request held its permit
+            return permit
+
+        def pause(self, seconds: float, *, probe: bool = False) -> None:
+            inner.pause(seconds, probe=probe)
+
+        def paused_for(self) -> float:
+            return inner.paused_for()
+
+    class Backend:
+        def limiter_for(self, fingerprint: str, rate_limit: RateLimit) -> Any:
+            return Closing()
+
+    cliniko = Cliniko(
+        api_key=KEY, user_agent=USER_AGENT, base_url="http://127.0.0.1:9/v1",
+        limiter=Backend(),
+    )  # fmt: skip
+    with pytest.raises(ClientClosedError):
+        await cliniko.patients.get(1)
+    assert released == [True]
