@@ -130,7 +130,12 @@ class Resource(Generic[ModeT]):
         per_page: int | None,
         params: Mapping[str, ParamValue] | None,
     ) -> Any:
-        if sort is not None and not isinstance(sort, str) and isinstance(sort, typing.Sequence):
+        if sort is not None and not isinstance(sort, str):
+            if not isinstance(sort, list | tuple) or not all(isinstance(f, str) for f in sort):
+                raise ConfigurationError(
+                    f"sort must be a field name or a list of field names (strings), got "
+                    f"{type(sort).__name__}: e.g. sort='last_name' or sort=['last_name', 'id']"
+                )
             sort = ",".join(sort)
         paginator = AsyncList[Any](op, self._host)(
             *ids, q=q, sort=sort, order=order, per_page=per_page, params=params

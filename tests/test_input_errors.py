@@ -243,3 +243,11 @@ async def test_a_mapping_body_for_a_create_needs_the_required_fields() -> None:
         # An update sends only what is given: no required fields there.
         await cliniko.patients.update(1, {"notes": "only this"})
         assert len(SENT) == 2
+
+
+@pytest.mark.parametrize("sort", [b"x", [1], ["first_name", 3], {"first_name"}, 5])
+async def test_a_sort_that_is_not_strings_is_a_configuration_error(sort: Any) -> None:
+    async with client() as cliniko:
+        with pytest.raises(ConfigurationError, match="sort"):
+            await cliniko.patients.list(sort=sort).collect()
+    assert SENT == []
