@@ -172,6 +172,10 @@ REQUIRED = {
         "appointment_type_id", "business_id", "patient_id", "practitioner_id", "starts_at",
     ],
     "IndividualAppointmentCancelInput": ["cancellation_reason"],
+    "MemoCommunicationInput": [
+        "category_code", "content", "direction_code", "from", "patient_id", "to", "type_code",
+    ],  # communications.md
+    "PatientCaseInput": ["name", "patient_id"],  # patient_cases.md
     "AttendeeCancelInput": ["cancellation_reason"],
 }  # fmt: skip
 FILTER_TYPES = {

@@ -95,7 +95,7 @@ if TYPE_CHECKING:
         SmsCommunicationType,
         SmsCommunicationTypeCode,
     )
-    from ._communications_input import MemoCommunicationInput
+    from ._communications_input import MemoCommunicationInput, MemoCommunicationUpdateInput
     from ._concession_prices import ConcessionPrice
     from ._concession_types import ConcessionType
     from ._concession_types_input import ConcessionTypeInput
@@ -149,7 +149,7 @@ if TYPE_CHECKING:
         UploadedPatientAttachmentInput,
     )
     from ._patient_cases import PatientCase, PatientCaseReferralType
-    from ._patient_cases_input import PatientCaseInput
+    from ._patient_cases_input import PatientCaseInput, PatientCaseUpdateInput
     from ._patient_form_templates import (
         PatientFormTemplate,
         PatientFormTemplateContent,
@@ -540,6 +540,7 @@ __all__ = [
     "MemoCommunicationInput",
     "MemoCommunicationType",
     "MemoCommunicationTypeCode",
+    "MemoCommunicationUpdateInput",
     "NextAvailableTime",
     "Patient",
     "PatientAttachment",
@@ -547,6 +548,7 @@ __all__ = [
     "PatientCase",
     "PatientCaseInput",
     "PatientCaseReferralType",
+    "PatientCaseUpdateInput",
     "PatientCustomField",
     "PatientCustomFieldCheckboxes",
     "PatientCustomFieldCheckboxesInput",
@@ -935,6 +937,7 @@ _MODULES: dict[str, str] = {
     "MemoCommunicationInput": "_communications_input",
     "MemoCommunicationType": "_communications",
     "MemoCommunicationTypeCode": "_communications",
+    "MemoCommunicationUpdateInput": "_communications_input",
     "NextAvailableTime": "_available_times",
     "Patient": "_patients",
     "PatientAttachment": "_patient_attachments",
@@ -942,6 +945,7 @@ _MODULES: dict[str, str] = {
     "PatientCase": "_patient_cases",
     "PatientCaseInput": "_patient_cases_input",
     "PatientCaseReferralType": "_patient_cases",
+    "PatientCaseUpdateInput": "_patient_cases_input",
     "PatientCustomField": "_patients",
     "PatientCustomFieldCheckboxes": "_patients",
     "PatientCustomFieldCheckboxesInput": "_patients_input",

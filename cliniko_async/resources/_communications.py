@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
-    from ..models._communications_input import MemoCommunicationInput
+    from ..models._communications_input import MemoCommunicationInput, MemoCommunicationUpdateInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -98,7 +98,7 @@ OPERATIONS: dict[str, Any] = {
     ),
     "get": GetOp("/communications/{id}", Communication, filters=_COMMUNICATIONS_GET_FILTERS),
     "create": CreateOp("/communications", MemoCommunication, "MemoCommunicationInput"),
-    "update": UpdateOp("/communications/{id}", MemoCommunication, "MemoCommunicationInput"),
+    "update": UpdateOp("/communications/{id}", MemoCommunication, "MemoCommunicationUpdateInput"),
     "archive": ActionOp("POST", "/communications/{id}/archive"),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""
@@ -216,16 +216,16 @@ class CommunicationsResource(Resource[ModeT]):
     def update(
         self: CommunicationsResource[Async],
         communication_id: int,
-        body: MemoCommunicationInput | Mapping[str, Any],
+        body: MemoCommunicationUpdateInput | Mapping[str, Any],
     ) -> Coroutine[Any, Any, MemoCommunication]: ...
     @overload
     def update(
         self: CommunicationsResource[Sync],
         communication_id: int,
-        body: MemoCommunicationInput | Mapping[str, Any],
+        body: MemoCommunicationUpdateInput | Mapping[str, Any],
     ) -> MemoCommunication: ...
     def update(
-        self, communication_id: int, body: MemoCommunicationInput | Mapping[str, Any]
+        self, communication_id: int, body: MemoCommunicationUpdateInput | Mapping[str, Any]
     ) -> Coroutine[Any, Any, MemoCommunication] | MemoCommunication:
         """Update memo communication.
 
@@ -235,7 +235,7 @@ class CommunicationsResource(Resource[ModeT]):
 
         Args:
             communication_id: the id of the communication (``{id}`` in the path).
-            body: a :class:`~cliniko_async.models.MemoCommunicationInput` (or a mapping).
+            body: a :class:`~cliniko_async.models.MemoCommunicationUpdateInput` (or a mapping).
 
         Returns:
             The :class:`~cliniko_async.models.MemoCommunication`.
@@ -342,16 +342,16 @@ class CommunicationsResourceWithRawResponse(Resource[ModeT]):
     def update(
         self: CommunicationsResourceWithRawResponse[Async],
         communication_id: int,
-        body: MemoCommunicationInput | Mapping[str, Any],
+        body: MemoCommunicationUpdateInput | Mapping[str, Any],
     ) -> Coroutine[Any, Any, RawResponse[MemoCommunication]]: ...
     @overload
     def update(
         self: CommunicationsResourceWithRawResponse[Sync],
         communication_id: int,
-        body: MemoCommunicationInput | Mapping[str, Any],
+        body: MemoCommunicationUpdateInput | Mapping[str, Any],
     ) -> RawResponse[MemoCommunication]: ...
     def update(
-        self, communication_id: int, body: MemoCommunicationInput | Mapping[str, Any]
+        self, communication_id: int, body: MemoCommunicationUpdateInput | Mapping[str, Any]
     ) -> Coroutine[Any, Any, RawResponse[MemoCommunication]] | RawResponse[MemoCommunication]:
         """Update memo communication.
 
@@ -361,7 +361,7 @@ class CommunicationsResourceWithRawResponse(Resource[ModeT]):
 
         Args:
             communication_id: the id of the communication (``{id}`` in the path).
-            body: a :class:`~cliniko_async.models.MemoCommunicationInput` (or a mapping).
+            body: a :class:`~cliniko_async.models.MemoCommunicationUpdateInput` (or a mapping).
 
         Returns:
             A RawResponse (status, headers) of: The :class:`~cliniko_async.models.MemoCommunication`.

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .._pagination import Paginator
     from .._raw import RawResponse
     from .._sync_pagination import SyncPaginator
-    from ..models._patient_cases_input import PatientCaseInput
+    from ..models._patient_cases_input import PatientCaseInput, PatientCaseUpdateInput
 
 S, N, D, T, B, A = (
     FilterType.STRING,
@@ -105,7 +105,7 @@ OPERATIONS: dict[str, Any] = {
     ),
     "get": GetOp("/patient_cases/{id}", PatientCase, filters=_PATIENT_CASES_GET_FILTERS),
     "create": CreateOp("/patient_cases", PatientCase, "PatientCaseInput"),
-    "update": UpdateOp("/patient_cases/{id}", PatientCase, "PatientCaseInput"),
+    "update": UpdateOp("/patient_cases/{id}", PatientCase, "PatientCaseUpdateInput"),
     "archive": ActionOp("POST", "/patient_cases/{id}/archive"),
 }
 """Each operation's metadata (method, path, model, body, filters), by name."""
@@ -260,16 +260,16 @@ class PatientCasesResource(Resource[ModeT]):
     def update(
         self: PatientCasesResource[Async],
         patient_case_id: int,
-        body: PatientCaseInput | Mapping[str, Any],
+        body: PatientCaseUpdateInput | Mapping[str, Any],
     ) -> Coroutine[Any, Any, PatientCase]: ...
     @overload
     def update(
         self: PatientCasesResource[Sync],
         patient_case_id: int,
-        body: PatientCaseInput | Mapping[str, Any],
+        body: PatientCaseUpdateInput | Mapping[str, Any],
     ) -> PatientCase: ...
     def update(
-        self, patient_case_id: int, body: PatientCaseInput | Mapping[str, Any]
+        self, patient_case_id: int, body: PatientCaseUpdateInput | Mapping[str, Any]
     ) -> Coroutine[Any, Any, PatientCase] | PatientCase:
         """Update patient case.
 
@@ -279,7 +279,7 @@ class PatientCasesResource(Resource[ModeT]):
 
         Args:
             patient_case_id: the id of the patient case (``{id}`` in the path).
-            body: a :class:`~cliniko_async.models.PatientCaseInput` (or a mapping).
+            body: a :class:`~cliniko_async.models.PatientCaseUpdateInput` (or a mapping).
 
         Returns:
             The :class:`~cliniko_async.models.PatientCase`.
@@ -380,16 +380,16 @@ class PatientCasesResourceWithRawResponse(Resource[ModeT]):
     def update(
         self: PatientCasesResourceWithRawResponse[Async],
         patient_case_id: int,
-        body: PatientCaseInput | Mapping[str, Any],
+        body: PatientCaseUpdateInput | Mapping[str, Any],
     ) -> Coroutine[Any, Any, RawResponse[PatientCase]]: ...
     @overload
     def update(
         self: PatientCasesResourceWithRawResponse[Sync],
         patient_case_id: int,
-        body: PatientCaseInput | Mapping[str, Any],
+        body: PatientCaseUpdateInput | Mapping[str, Any],
     ) -> RawResponse[PatientCase]: ...
     def update(
-        self, patient_case_id: int, body: PatientCaseInput | Mapping[str, Any]
+        self, patient_case_id: int, body: PatientCaseUpdateInput | Mapping[str, Any]
     ) -> Coroutine[Any, Any, RawResponse[PatientCase]] | RawResponse[PatientCase]:
         """Update patient case.
 
@@ -399,7 +399,7 @@ class PatientCasesResourceWithRawResponse(Resource[ModeT]):
 
         Args:
             patient_case_id: the id of the patient case (``{id}`` in the path).
-            body: a :class:`~cliniko_async.models.PatientCaseInput` (or a mapping).
+            body: a :class:`~cliniko_async.models.PatientCaseUpdateInput` (or a mapping).
 
         Returns:
             A RawResponse (status, headers) of: The :class:`~cliniko_async.models.PatientCase`.

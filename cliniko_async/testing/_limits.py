@@ -111,7 +111,17 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "direction_code": {"enum": (1, 2)},
         "type_code": {"enum": (1, 2, 3, 4)},
     },
+    "MemoCommunicationUpdateInput": {
+        "category_code": {"enum": (12,)},
+        "direction_code": {"enum": (1, 2)},
+        "type_code": {"enum": (1, 2, 3, 4)},
+    },
     "PatientCaseInput": {
+        "max_invoiceable_amount": {"minimum": 0, "exclusiveMinimum": True},
+        "max_sessions": {"minimum": 1, "maximum": 200},
+        "referral_type": {"enum": ("dva", "medicare")},
+    },
+    "PatientCaseUpdateInput": {
         "max_invoiceable_amount": {"minimum": 0, "exclusiveMinimum": True},
         "max_sessions": {"minimum": 1, "maximum": 200},
         "referral_type": {"enum": ("dva", "medicare")},

@@ -15,6 +15,9 @@ from cliniko_async.models import (
     IndividualAppointmentCancelInput,
     IndividualAppointmentInput,
     IndividualAppointmentUpdateInput,
+    MemoCommunicationInput,
+    PatientCaseInput,
+    PatientCaseUpdateInput,
     PatientInput,
     PatientInputPatientPhoneNumber,
     PatientUpdateInput,
@@ -48,6 +51,10 @@ async def wrong_calls(cliniko: Cliniko, sync: SyncCliniko) -> None:
     IndividualAppointmentCancelInput(cancellation_reason=55)  # E: mypy[arg-type] pyright[reportArgumentType]
     IndividualAppointmentCancelInput()  # E: mypy[call-arg] pyright[reportCallIssue]
     cliniko.services.list(q=[q("id") == 1])  # E: mypy[arg-type] pyright[reportArgumentType]
+    PatientCaseInput()  # E: mypy[call-arg] pyright[reportCallIssue]
+    PatientCaseInput(name="Knee")  # E: mypy[call-arg] pyright[reportCallIssue]
+    MemoCommunicationInput(content="Called")  # E: mypy[call-arg] pyright[reportCallIssue]
+    await cliniko.patient_cases.create(PatientCaseUpdateInput(name="Knee"))  # E: mypy[arg-type] pyright[reportArgumentType]
     patient = await cliniko.patients.get(1)
     _no_id: None = patient.id  # E: mypy[assignment] pyright[reportAssignmentType]
     _typo = patient.reminder_type == "Sms"  # E: mypy[comparison-overlap] pyright[reportUnnecessaryComparison]
