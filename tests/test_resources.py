@@ -295,3 +295,22 @@ async def test_a_record_without_its_id_is_a_decode_error_not_a_none() -> None:
         structure({"first_name": "Ada"}, Patient)
     with pytest.raises(TypeError, match="id"):
         Patient()  # type: ignore[call-arg]  # a record is built with its id
+
+
+def test_creates_take_the_fields_cliniko_requires_as_constructor_arguments() -> None:
+    from cliniko_async.models import (
+        MemoCommunicationInput,
+        PatientCaseInput,
+        PatientCaseUpdateInput,
+    )
+
+    with pytest.raises(TypeError, match="patient_id"):
+        PatientCaseInput(name="Knee")  # type: ignore[call-arg]
+    case = PatientCaseInput(name="Knee", patient_id=1)
+    assert isinstance(case, PatientCaseUpdateInput)  # a full body updates too
+    assert PatientCaseUpdateInput(notes="x").notes == "x"  # an update sets what it likes
+    with pytest.raises(TypeError, match="from_"):
+        MemoCommunicationInput(  # type: ignore[call-arg]
+            category_code=12, content="Called", direction_code=1, patient_id=1, to="A",
+            type_code=4,
+        )  # fmt: skip
