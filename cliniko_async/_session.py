@@ -98,8 +98,26 @@ class RequestOptions:
             raise ConfigurationError(
                 f"max_retries must be an integer >= 0, got {self.max_retries!r}"
             )
-        if isinstance(self.timeout, int | float) and not self.timeout > 0:
-            raise ConfigurationError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        timeout: object = self.timeout
+        if (
+            timeout is not None
+            and not isinstance(timeout, httpx.Timeout)
+            and not _seconds(timeout, inf=True)
+        ):
+            raise ConfigurationError(
+                f"timeout must be a number of seconds > 0 (or an httpx.Timeout), got {timeout!r}"
+            )
+        if not _seconds(self.max_rate_limit_wait, zero=True, inf=True):
+            raise ConfigurationError(
+                "max_rate_limit_wait must be a number of seconds >= 0 (how long a request may "
+                "wait out a 429; math.inf: as long as Cliniko says), got "
+                f"{self.max_rate_limit_wait!r}"
+            )
+        for name in ("backoff_base", "backoff_max"):
+            if not _seconds(getattr(self, name), zero=True):
+                raise ConfigurationError(
+                    f"{name} must be a finite number of seconds >= 0, got {getattr(self, name)!r}"
+                )
         if self.deadline is not None and (
             isinstance(self.deadline, bool)
             or not isinstance(self.deadline, int | float)
@@ -126,9 +144,18 @@ class RequestOptions:
         if isinstance(timeout, httpx.Timeout):
             parts = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
             return DEADLINE_FACTOR * max(parts) if parts else None
-        if isinstance(timeout, int | float):
+        if isinstance(timeout, int | float) and not math.isinf(timeout):
             return DEADLINE_FACTOR * float(timeout)
         return None
+
+
+def _seconds(value: object, *, zero: bool = False, inf: bool = False) -> bool:
+    """``value`` is a real number of seconds: > 0 (>= 0 with ``zero``), finite unless ``inf``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return False
+    if math.isinf(value):
+        return inf and value > 0
+    return value >= 0 if zero else value > 0
 
 
 def backoff_delay(attempt: int, options: RequestOptions) -> float:

@@ -251,3 +251,43 @@ async def test_a_sort_that_is_not_strings_is_a_configuration_error(sort: Any) ->
         with pytest.raises(ConfigurationError, match="sort"):
             await cliniko.patients.list(sort=sort).collect()
     assert SENT == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_rate_limit_wait": None},
+        {"max_rate_limit_wait": "5"},
+        {"max_rate_limit_wait": [1]},
+        {"max_rate_limit_wait": float("nan")},
+        {"max_rate_limit_wait": -1},
+        {"max_rate_limit_wait": Decimal("sNaN")},
+        {"max_rate_limit_wait": True},
+        {"timeout": [1]},
+        {"timeout": Decimal("sNaN")},
+        {"timeout": float("nan")},
+        {"backoff_max": None},
+        {"backoff_max": [1]},
+        {"backoff_max": -1},
+        {"backoff_base": float("nan")},
+        {"backoff_base": float("inf")},
+    ],
+)
+async def test_bad_request_options_are_refused_before_sending(options: dict[str, Any]) -> None:
+    async with client() as cliniko:
+        with pytest.raises(ConfigurationError, match=next(iter(options))):
+            await cliniko.with_options(**options).patients.get(1)
+    assert SENT == []
+
+
+async def test_good_request_options_are_accepted() -> None:
+    async with client() as cliniko:
+        for options in (
+            {"max_rate_limit_wait": 0},
+            {"max_rate_limit_wait": float("inf")},
+            {"timeout": float("inf")},
+            {"timeout": httpx.Timeout(5.0)},
+            {"backoff_base": 0, "backoff_max": 0.0},
+        ):
+            await cliniko.with_options(**options).patients.get(1)
+    assert len(SENT) == 5
