@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._converter import structure, unstructure
     from ._filters import Filter, FilterType, q
     from ._limiter import RateLimit
+    from ._options import ClientOptions, RequestSettings
     from ._pagination import Page, PageLinks, Paginator
     from ._raw import RawResponse
     from ._session import RequestOptions
@@ -56,6 +57,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "ClientOptions",
     "Cliniko",
     "ClinikoAccounts",
     "ClinikoError",
@@ -75,6 +77,7 @@ __all__ = [
     "RateLimitError",
     "RawResponse",
     "RequestOptions",
+    "RequestSettings",
     "ResponseTooLargeError",
     "ServerError",
     "SyncCliniko",
@@ -95,6 +98,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_converter": ("structure", "unstructure"),
     "_filters": ("Filter", "FilterType", "q"),
     "_limiter": ("RateLimit",),
+    "_options": ("ClientOptions", "RequestSettings"),
     "_pagination": ("Page", "PageLinks", "Paginator"),
     "_raw": ("RawResponse",),
     "_session": ("RequestOptions",),

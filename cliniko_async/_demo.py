@@ -73,7 +73,6 @@ async def run_demo(
 
         # 3. Create, update, archive.
         created = await cliniko.patients.create(PatientInput(first_name="Demo", last_name="Person"))
-        assert created.id is not None
         updated = await cliniko.patients.update(
             created.id, PatientUpdateInput(notes="updated by demo")
         )

@@ -14,6 +14,7 @@ CORE = {
     "q", "Filter", "FilterType", "Page", "PageLinks", "Paginator", "Link", "UNSET", "Unset",
     "structure", "unstructure", "ClinikoError", "APIError", "APIStatusError",
     "ConfigurationError", "NotFoundError", "RateLimitError", "__version__",
+    "ClientOptions", "RequestSettings",
 }  # fmt: skip
 
 
