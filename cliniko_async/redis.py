@@ -14,6 +14,21 @@ back in at the sustainable rate instead of rushing the reset. Keys are named by 
 API key, never the key, share one Redis Cluster hash slot per API key (``{prefix:hash}:...``)
 and expire, so nothing accumulates.
 
+A 429 without a usable reset gives only a guess, a short jittered *fallback* pause; after it
+the key is *half-open* for every process (as in the in-memory limiter): Redis admits one
+request, the probe (its lease id kept in ``probe`` for a period, so a probe whose process died
+lets another go after that; one admitted and never used lets another go at once), and everyone
+else waits for it, asking again every ``poll``. A probe that comes back without a 429 (decided
+on its loop's next turn, since a 429 is reported by ``pause()`` in the same step as the
+release; void if the key paused since) opens the key, metered from that moment (the bucket is
+marked full). A fallback pause that starts after the last one ran out while half-open (the
+probe got a 429 again) is twice as long as the last, jittered, at most 8 s or a period: the
+last length is kept in Redis (``half``), so the streak is the key's, whichever process probes.
+A fallback 429 while still paused (the rest of one wave) adds nothing; a pause whose length
+Cliniko said ends half-open and the streak. The half-open state expires two periods plus
+``max_in_flight`` after the pause ends or the last probe was admitted, and, like the bucket, is
+not put back after Redis lost its state.
+
 Load. One :class:`RedisLimiter` per key serves the whole process (every loop and thread).
 Waiters queue in the process, first in first out, and hold no connection: one task per key
 (the *pump*) talks to Redis, asking for up to 32 leases per round trip for the queue's head and
@@ -125,7 +140,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisError
 
-from ._limiter import KeyLimiter, LocalLimiter, Permit, RateLimit, RateLimitPaused
+from ._limiter import (
+    MAX_FALLBACK_PAUSE,
+    KeyLimiter,
+    LocalLimiter,
+    Permit,
+    RateLimit,
+    RateLimitPaused,
+)
 from .errors import ClinikoError, ConfigurationError
 
 __all__ = ["LimiterUnavailableError", "RedisLimiter", "RedisLimiterBackend"]
@@ -201,11 +223,13 @@ local function try_end(recovering, reg, expected)
 end
 """
 
-# KEYS: slots, pause, bucket, epoch, recovering, members, registered, expected.
+# KEYS: slots, pause, bucket, epoch, recovering, members, registered, expected, half, probe.
 # ARGV: limit, hold, period, interval, burst, known epoch, has leases (0/1), new epoch,
 #       recovery ms, epoch ttl, this process's token, the view tag it knows, join wait ms,
 #       poll ms, then the ids of the leases wanted.
-# Returns {admitted, wait ms, paused (0/1), epoch, must register (0/1), view}.
+# Returns {admitted, wait ms, paused (0/1), epoch, must register (0/1), view, probe (0/1)}.
+# Half-open (after a fallback pause, `half` exists): one lease at a time, the probe, whose id
+# is kept in `probe` for a period (a probe whose process died lets another go after that).
 ACQUIRE = (
     _NOW
     + _MEMBERS
@@ -262,11 +286,19 @@ if me[3] > 0 then
 end
 local limit, hold, period = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local interval, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+local half = redis.call('EXISTS', KEYS[9]) == 1
+if half then
+  local out = redis.call('PTTL', KEYS[10])
+  if out == -1 then out = period end
+  -- The probe is out: everyone waits for its answer (asking again every poll).
+  if out > 0 then return {0, math.max(1, math.min(out, poll)), 0, epoch, 0, view, 0} end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local free = limit - redis.call('ZCARD', KEYS[1])
 -- The bucket, kept as the time it will be empty: a request fits while it holds < burst.
 local empty_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))
 local wanted = #ARGV - 14
+if half then wanted = math.min(wanted, 1) end
 local admitted = 0
 while admitted < wanted and admitted < free and empty_at - now - (burst - 1) * interval <= 0 do
   redis.call('ZADD', KEYS[1], now + hold, ARGV[15 + admitted])
@@ -280,7 +312,13 @@ if admitted > 0 then
   redis.call('PEXPIRE', KEYS[4], ARGV[10])
   if me[1] < now + hold then me[1] = now + hold put(KEYS[6], token, me) end
   redis.call('PEXPIRE', KEYS[6], ARGV[10])
-  return {admitted, 0, 0, epoch, 0, view}
+  if half then
+    redis.call('SET', KEYS[10], ARGV[15], 'PX', period)
+    redis.call('HSET', KEYS[9], 'last', ARGV[15])
+    redis.call('PEXPIRE', KEYS[9], hold + period)
+    return {admitted, 0, 0, epoch, 0, view, 1}
+  end
+  return {admitted, 0, 0, epoch, 0, view, 0}
 end
 local wait
 if free <= 0 then
@@ -294,7 +332,8 @@ end
 return {0, math.max(1, wait), 0, epoch, 0, view}
 """
 )
-# KEYS: slots. ARGV: (lease id, ms it still holds its slot) pairs; 0 ms: remove it.
+# KEYS: slots, probe. ARGV: (lease id, ms it still holds its slot) pairs; 0 ms: remove it (never
+# used: if it was a half-open key's probe, the next request probes now).
 RELEASE = (
     _NOW
     + """
@@ -306,6 +345,7 @@ for i = 1, #ARGV, 2 do
     if left > longest then longest = left end
   else
     redis.call('ZREM', KEYS[1], ARGV[i])
+    if redis.call('GET', KEYS[2]) == ARGV[i] then redis.call('DEL', KEYS[2]) end
   end
 end
 if longest > 0 and redis.call('PTTL', KEYS[1]) < longest + 1000 then
@@ -314,22 +354,63 @@ end
 return 1
 """
 )
-# KEYS: pause, bucket. ARGV: pause ms, burst, interval, probe (0/1).
+# KEYS: pause, bucket, half, probe. ARGV: pause ms, burst, interval, probe (0/1), the longest
+# a refused probe's pause may be (ms, jittered), how long the half-open state outlives the pause
+# (ms). Returns the ms left in the key's pause.
+# A fallback pause (probe = 1: its length is a guess) makes the key half-open: `half` keeps the
+# last fallback length ('fb') and the probe's lease id ('last'). One that starts after the
+# previous fallback pause ran out while half-open (the probe or a late request got a 429 again)
+# is twice as long (at most ARGV[5]); one while still paused (the rest of a wave) adds nothing.
+# A trusted pause (Cliniko said when) ends half-open and the streak.
 PAUSE = (
     _NOW
     + """
-local until_ = now + tonumber(ARGV[1])
+local ms = tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if until_ > current then redis.call('SET', KEYS[1], until_, 'PX', tonumber(ARGV[1]) + 1000) end
--- Someone else is spending this key: mark the bucket full as of now (of the pause's end when
--- its length is a guess, ARGV[4] = 1: then requests come back one at a time).
-local base = now
-if ARGV[4] == '1' then base = until_ end
-local full = base + tonumber(ARGV[2]) * tonumber(ARGV[3])
+if ARGV[4] == '1' then
+  local last = tonumber(redis.call('HGET', KEYS[3], 'fb') or '0')
+  if now < current then
+    last = math.max(last, ms)
+  else
+    if redis.call('EXISTS', KEYS[3]) == 1 then
+      ms = math.max(ms, math.min(2 * last, tonumber(ARGV[5])))
+    end
+    last = ms
+  end
+  redis.call('HSET', KEYS[3], 'fb', last)
+  redis.call('HDEL', KEYS[3], 'last')
+else
+  redis.call('DEL', KEYS[3])
+end
+redis.call('DEL', KEYS[4])
+local until_ = now + ms
+if until_ > current then redis.call('SET', KEYS[1], until_, 'PX', ms + 1000) end
+until_ = math.max(until_, current)
+if ARGV[4] == '1' then redis.call('PEXPIRE', KEYS[3], until_ - now + tonumber(ARGV[6])) end
+-- Someone else is spending this key: mark the bucket full as of now.
+local full = now + tonumber(ARGV[2]) * tonumber(ARGV[3])
 if full > tonumber(redis.call('GET', KEYS[2]) or '0') then
   redis.call('SET', KEYS[2], string.format('%.3f', full), 'PX', math.ceil(full - now) + 1000)
 end
 return until_ - now
+"""
+)
+# KEYS: half, probe, pause, bucket. ARGV: the probe's lease id, burst, interval.
+# The probe came back without a 429: unless the key paused since (which forgets the probe), it
+# opens, metered at the sustainable rate from now (the bucket is marked full). Returns 1 if so.
+PROBE_OK = (
+    _NOW
+    + """
+if redis.call('HGET', KEYS[1], 'last') ~= ARGV[1] then return 0 end
+local out = redis.call('GET', KEYS[2])
+if out and out ~= ARGV[1] then return 0 end
+if tonumber(redis.call('GET', KEYS[3]) or '0') > now then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+local full = now + tonumber(ARGV[2]) * tonumber(ARGV[3])
+if full > tonumber(redis.call('GET', KEYS[4]) or '0') then
+  redis.call('SET', KEYS[4], string.format('%.3f', full), 'PX', math.ceil(full - now) + 1000)
+end
+return 1
 """
 )
 # KEYS: epoch, pause, members, recovering. ARGV: this process's token, the view tag it knows.
@@ -443,6 +524,7 @@ class _LoopState:
                 ("pause", PAUSE),
                 ("register", REGISTER),
                 ("check", CHECK),
+                ("probe_ok", PROBE_OK),
             )
         }
         self.closer: Any = None
@@ -483,12 +565,20 @@ class _Waiter:
 
 
 class _Lease:
-    __slots__ = ("_id", "_limiter", "_local", "_released")
+    __slots__ = ("_id", "_limiter", "_local", "_probe", "_released")
 
-    def __init__(self, limiter: RedisLimiter, lease_id: str, local: Permit | None = None) -> None:
+    def __init__(
+        self,
+        limiter: RedisLimiter,
+        lease_id: str,
+        local: Permit | None = None,
+        *,
+        probe: bool = False,
+    ) -> None:
         self._limiter = limiter
         self._id = lease_id
         self._local = local
+        self._probe = probe  # the probe of a half-open key
         self._released = False
 
     def release(self) -> None:
@@ -496,7 +586,7 @@ class _Lease:
             self._released = True
             if self._local is not None:
                 self._local.release()
-            self._limiter._release(self._id)
+            self._limiter._release(self._id, self._probe)
 
 
 class RedisLimiter:
@@ -510,7 +600,7 @@ class RedisLimiter:
             name: f"{tag}:{name}"
             for name in (
                 "slots", "pause", "bucket", "epoch", "recovering", "members", "registered",
-                "expected",
+                "expected", "half", "probe",
             )
         }  # fmt: skip
         self._period = float(rate_limit.period)
@@ -539,6 +629,8 @@ class RedisLimiter:
         self._unused: list[str] = []
         self._pause_ms = 0
         self._pause_probe = False
+        self._pauses = 0  # counts pause() calls: a probe's "came back fine" is void after one
+        self._probe_ok: list[str] = []  # probes that came back fine, to tell Redis
         self._pump_loop: asyncio.AbstractEventLoop | None = None
         self._pump_gen = 0
         self._wake_event: asyncio.Event | None = None
@@ -666,16 +758,34 @@ class RedisLimiter:
 
     # -- releasing and pausing (sync, from any thread)
 
-    def _release(self, lease_id: str) -> None:
+    def _release(self, lease_id: str, probe: bool = False) -> None:
         with self._lock:
             if lease_id in self._leases:
                 self._leases[lease_id] = time.monotonic() + self._period
             self._released.append(lease_id)
+            pauses = self._pauses
+        if probe:
+            # A 429 on it is reported (pause()) in the same synchronous step: decide on the
+            # loop's next turn (without a loop, released from plain code: now).
+            try:
+                asyncio.get_running_loop().call_soon(self._probe_back, lease_id, pauses)
+            except RuntimeError:
+                self._probe_back(lease_id, pauses)
+        self._kick(None)
+
+    def _probe_back(self, lease_id: str, pauses: int) -> None:
+        """The probe came back: fine unless this process paused the key since (Redis also
+        ignores it if another process did)."""
+        with self._lock:
+            if pauses != self._pauses:
+                return
+            self._probe_ok.append(lease_id)
         self._kick(None)
 
     def pause(self, seconds: float, *, probe: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
+            self._pauses += 1
             self._resume_at = max(self._resume_at, now + seconds)
             self._pause_ms = max(self._pause_ms, max(1, math.ceil(seconds * 1000)))
             self._pause_probe = self._pause_probe or probe
@@ -758,7 +868,10 @@ class RedisLimiter:
                     self._pump_loop = None
                     self._wake_event = None
                 others = [w.loop for w in self._waiters if w.loop is not loop]
-                busy = bool(self._leases or self._released or self._unused or self._pause_ms)
+                busy = bool(
+                    self._leases or self._released or self._unused or self._pause_ms
+                    or self._probe_ok
+                )  # fmt: skip
             if mine and others:
                 with contextlib.suppress(RuntimeError):
                     others[0].call_soon_threadsafe(self._kick, others[0])
@@ -803,6 +916,7 @@ class RedisLimiter:
             now = time.monotonic()
             released: list[str] = []
             unused: list[str] = []
+            probe_ok: list[str] = []
             pause_ms = 0
             with self._lock:
                 if self._pump_gen != gen:
@@ -814,10 +928,14 @@ class RedisLimiter:
                 # so keep probing for them (never leave them on the fallback once it is back).
                 waiting = bool(self._waiters or (degraded and self._back))
                 live = bool(self._leases)
-                pending = bool(self._released or self._unused or self._pause_ms or self._register)
+                pending = bool(
+                    self._released or self._unused or self._pause_ms or self._register
+                    or self._probe_ok
+                )  # fmt: skip
                 if degraded and not (waiting or live):
                     # Redis is away and we hold nothing: its copies expire by themselves.
                     self._released, self._unused, self._pause_ms = [], [], 0
+                    self._probe_ok = []
                     self._register = pending = False
                 idle = not (pending or waiting or live)
                 if idle:
@@ -828,6 +946,7 @@ class RedisLimiter:
                     released, self._released = self._released, []
                     unused, self._unused = self._unused, []
                     pause_ms, self._pause_ms = self._pause_ms, 0
+                    probe_ok, self._probe_ok = self._probe_ok, []
             if idle:
                 _wake(back)  # (none: a waiter on the fallback keeps us probing)
                 return
@@ -843,13 +962,16 @@ class RedisLimiter:
                         next_try = 0.0
                 else:
                     if pause_ms:
-                        args = self._pause_args(pause_ms)
-                        await self._call(state, "pause", self._pause_keys(), args)
+                        await self._send_pause(state, pause_ms)
                         pause_ms = 0
                     if released or unused:
                         args = self._release_args(released, unused)
-                        await self._call(state, "release", [self.keys["slots"]], args)
+                        await self._call(state, "release", self._release_keys(), args)
                         released, unused = [], []
+                    if probe_ok:
+                        if await self._send_probe_ok(state, probe_ok):
+                            next_try = 0.0  # the key is open: the waiters may go now
+                        probe_ok = []
                     if self._register or self._ack_due or ((live or waiting) and now >= next_check):
                         next_check = now + self.check_interval
                         self._ack_due = False
@@ -882,18 +1004,19 @@ class RedisLimiter:
                 next_try = next_check = time.monotonic() + self.check_interval
                 failed = True
             finally:
-                if released or unused or pause_ms:  # not sent: keep them for the next round
+                if released or unused or pause_ms or probe_ok:  # not sent: the next round
                     with self._lock:
                         self._released[:0] = released
                         self._unused[:0] = unused
                         self._pause_ms = max(self._pause_ms, pause_ms)
+                        self._probe_ok[:0] = probe_ok
             # Sleep until something can change: a lease frees, the next check, or a wake-up.
             event.clear()
             with self._lock:
                 degraded = self._degraded
                 pending = bool(
                     self._released or self._unused or self._pause_ms or self._register
-                    or self._ack_due
+                    or self._ack_due or self._probe_ok
                 )  # fmt: skip
                 if pending and not degraded and not failed:
                     continue
@@ -919,20 +1042,25 @@ class RedisLimiter:
             released, self._released = self._released, []
             unused, self._unused = self._unused, []
             pause_ms, self._pause_ms = self._pause_ms, 0
+            probe_ok, self._probe_ok = self._probe_ok, []
         try:
             if pause_ms:
-                await self._call(state, "pause", self._pause_keys(), self._pause_args(pause_ms))
+                await self._send_pause(state, pause_ms)
                 pause_ms = 0
             if released or unused:
                 args = self._release_args(released, unused)
-                await self._call(state, "release", [self.keys["slots"]], args)
+                await self._call(state, "release", self._release_keys(), args)
                 released, unused = [], []
+            if probe_ok:
+                await self._send_probe_ok(state, probe_ok)
+                probe_ok = []
         finally:
-            if released or unused or pause_ms:
+            if released or unused or pause_ms or probe_ok:
                 with self._lock:
                     self._released[:0] = released
                     self._unused[:0] = unused
                     self._pause_ms = max(self._pause_ms, pause_ms)
+                    self._probe_ok[:0] = probe_ok
 
     async def _admit(self, state: _LoopState) -> float:
         """One round trip for the queue's head (and up to BATCH behind it); when to retry."""
@@ -960,6 +1088,7 @@ class RedisLimiter:
                 self._unused.extend(ids)
             raise
         admitted, wait_ms, paused, epoch, must_register, view = reply[:6]
+        probe = len(reply) > 6 and bool(int(reply[6]))
         self._take_view(view, now)
         now = time.monotonic()
         if int(must_register):
@@ -972,7 +1101,8 @@ class RedisLimiter:
                 for lease_id in ids[: int(admitted)]:
                     if self._waiters:
                         self._leases[lease_id] = now + self._hold
-                        granted.append((self._waiters.popleft(), _Lease(self, lease_id)))
+                        lease = _Lease(self, lease_id, probe=probe)
+                        granted.append((self._waiters.popleft(), lease))
                     else:
                         self._unused.append(lease_id)
             for waiter, lease in granted:
@@ -1049,7 +1179,7 @@ class RedisLimiter:
 
     def _acquire_keys(self) -> list[str]:
         names = ("slots", "pause", "bucket", "epoch", "recovering", "members", "registered")
-        return [self.keys[k] for k in (*names, "expected")]
+        return [self.keys[k] for k in (*names, "expected", "half", "probe")]
 
     def _take_view(self, view: Any, sent: float) -> None:
         """Keep the member set a reply showed (none while the key recovers): ``[tag]`` confirms
@@ -1065,7 +1195,27 @@ class RedisLimiter:
         self._view_at = sent
 
     def _pause_keys(self) -> list[str]:
-        return [self.keys["pause"], self.keys["bucket"]]
+        return [self.keys[k] for k in ("pause", "bucket", "half", "probe")]
+
+    def _release_keys(self) -> list[str]:
+        return [self.keys["slots"], self.keys["probe"]]
+
+    async def _send_pause(self, state: _LoopState, pause_ms: int) -> None:
+        """Pause the key in Redis; learn how long it is paused (a refused probe's pause is
+        doubled there, from the last fallback length every process saw)."""
+        left = await self._call(state, "pause", self._pause_keys(), self._pause_args(pause_ms))
+        if int(left) > 0:
+            self._note_pause(int(left) / 1000)
+            self._fail_paused(int(left) / 1000)
+
+    async def _send_probe_ok(self, state: _LoopState, lease_ids: list[str]) -> bool:
+        """Probes that came back without a 429: the key opens (unless it paused since)."""
+        keys = [self.keys[k] for k in ("half", "probe", "pause", "bucket")]
+        opened = False
+        for lease_id in lease_ids:
+            args = [lease_id, self._burst, self._interval_ms]
+            opened = bool(int(await self._call(state, "probe_ok", keys, args))) or opened
+        return opened
 
     def _release_args(self, released: list[str], unused: list[str]) -> list[Any]:
         """Each released lease holds its slot until a period after its response (on our
@@ -1083,7 +1233,11 @@ class RedisLimiter:
     def _pause_args(self, pause_ms: int) -> list[Any]:
         with self._lock:
             probe, self._pause_probe = self._pause_probe, False
-        return [pause_ms, self._burst, self._interval_ms, int(probe)]
+        # A refused probe doubles the fallback pause up to MAX_FALLBACK_PAUSE (or a period),
+        # jittered; the half-open state outlives the pause by a period and a lease's hold.
+        cap = min(self._period, MAX_FALLBACK_PAUSE) * random.uniform(0.5, 1)
+        keep = self._hold_ms + self._period_ms
+        return [pause_ms, self._burst, self._interval_ms, int(probe), int(cap * 1000), keep]
 
     def _unavailable(self, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}"

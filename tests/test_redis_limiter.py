@@ -27,7 +27,7 @@ from redis.crc import key_slot
 
 from benchmarks.bench_redis_processes import burst_worker, warm
 from cliniko_async import Cliniko, ClinikoError, ConfigurationError, RateLimit
-from cliniko_async._limiter import RateLimitPaused
+from cliniko_async._limiter import Permit, RateLimitPaused
 from cliniko_async.redis import LimiterUnavailableError, RedisLimiter, RedisLimiterBackend
 from cliniko_async.testing import FakeCliniko, serve
 from cliniko_async.testing._redis_server import RedisServer, redis_server_binary
@@ -235,6 +235,148 @@ async def test_after_a_pause_every_process_is_metered_back_in(
     assert limiters[1].paused_for() == 0.0
     assert sum(t < times[0] + 0.15 for t in times) <= 12  # ~10 leaked during the pause
     assert times[-1] >= times[0] + 0.8  # the other ~10 at 10 per second
+
+
+# --- half-open after a fallback pause (a 429 without a usable reset), across processes ----------
+
+
+async def warm_up(*lims: RedisLimiter) -> None:
+    """Both "processes" members of the key (a fresh key stalls once; a joiner waits to be seen)."""
+    for lim in lims:
+        (await lim.acquire()).release()
+
+
+async def fallback_pause(lim: RedisLimiter, seconds: float, redis_url: str) -> None:
+    """``lim``'s 429 without a usable reset, once it reached Redis (another process admitting
+    in the round trip before is the race every shared limiter has)."""
+    lim.pause(seconds, probe=True)
+    admin = aioredis.Redis.from_url(redis_url)
+
+    async def in_redis() -> bool:
+        return bool(await admin.exists(lim.keys["pause"]))
+
+    await until(in_redis)
+    await admin.aclose()
+
+
+async def test_after_a_fallback_pause_one_probe_in_all_processes_then_metered(
+    backends: tuple[RedisLimiterBackend, RedisLimiterBackend], redis_url: str
+) -> None:
+    a, b = backends
+    rl = RateLimit(100, 2.0)  # leaks one per 20 ms
+    key = fp()
+    lims = [limiter(a, key, rl), limiter(b, key, rl)]
+    await warm_up(*lims)
+    start = time.monotonic()
+    await fallback_pause(lims[0], 0.3, redis_url)
+    times: list[float] = []
+
+    async def one(i: int) -> Permit:
+        permit = await lims[i % 2].acquire()
+        times.append(time.monotonic())
+        return permit
+
+    tasks = [asyncio.ensure_future(one(i)) for i in range(20)]
+    # The probe is out: nobody else goes, in either process (until it is back, or a period).
+    await asyncio.sleep(1.5)
+    assert len(times) == 1
+    assert 0.25 <= times[0] - start <= 1.0
+    (probe,) = [t.result() for t in tasks if t.done()]
+    probe.release()  # came back fine (no pause() in the same step)
+    back = time.monotonic()
+    permits = await asyncio.wait_for(asyncio.gather(*tasks), 5.0)
+    rest = sorted(times[1:])
+    # Then metered at the sustainable rate (one per 20 ms) from the probe's answer: 19 in about
+    # 0.38 s, not at once with what leaked during the pause.
+    assert sum(t < back + 0.1 for t in rest) <= 7, [round(t - back, 3) for t in rest]
+    assert rest[-1] - back >= 0.3
+    for p in permits:
+        p.release()
+
+
+async def test_a_refused_probe_doubles_the_pause_in_every_process_and_a_wave_adds_nothing(
+    backends: tuple[RedisLimiterBackend, RedisLimiterBackend], redis_url: str
+) -> None:
+    a, b = backends
+    rl = RateLimit(100, 2.0)  # a refused probe doubles the pause up to a period x U(0.5, 1)
+    key = fp()
+    lims = [limiter(a, key, rl), limiter(b, key, rl)]
+    await warm_up(*lims)
+    await fallback_pause(lims[0], 0.2, redis_url)
+    lims[1].pause(0.1, probe=True)  # the rest of the wave, while paused: no longer
+    tasks = [asyncio.ensure_future(lims[i % 2].acquire()) for i in range(10)]
+    owner = {task: lims[i % 2] for i, task in enumerate(tasks)}
+
+    async def one_probe() -> RedisLimiter:
+        await until(lambda: _true(any(t.done() for t in tasks)), within=4.0)
+        await asyncio.sleep(0.15)
+        probes = [t for t in tasks if t.done()]
+        assert len(probes) == 1
+        tasks.remove(probes[0])
+        # The probe got a 429 too: its release and the pause come in one step.
+        lim = owner[probes[0]]
+        probes[0].result().release()
+        lim.pause(0.05, probe=True)
+        await until(lambda: _true(lim.paused_for() > 0.15))  # Redis said how long
+        return lim
+
+    for expected in (0.4, 0.8):  # the streak is the key's, whichever process probes
+        lim = await one_probe()
+        assert expected - 0.1 <= lim.paused_for() <= expected
+    lim = await one_probe()  # once more: 1.6, or less at the cap (a period x U(0.5, 1))
+    assert 0.9 <= lim.paused_for() <= 1.6
+    # Cliniko says when (a usable reset; pauses only ever grow): no probing after that pause.
+    lims[1].pause(0.3)
+    permits = await asyncio.wait_for(asyncio.gather(*tasks), 4.0)
+    for p in permits:
+        p.release()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_lost_or_cancelled_probe_lets_another_go(
+    backends: tuple[RedisLimiterBackend, RedisLimiterBackend], redis_url: str
+) -> None:
+    a, b = backends
+    rl = RateLimit(100, 1.0)
+    key = fp()
+    la, lb = limiter(a, key, rl), limiter(b, key, rl)
+    await warm_up(la, lb)
+    await fallback_pause(la, 0.2, redis_url)
+    first = asyncio.ensure_future(la.acquire())
+    await until(lambda: _true(first.done()), within=2.0)
+    probed = time.monotonic()
+    second = asyncio.ensure_future(lb.acquire())
+    # A probe that never comes back (its process died): another goes after a period, not before.
+    await asyncio.sleep(0.7)
+    assert not second.done()
+    await until(lambda: _true(second.done()), within=1.0)
+    assert time.monotonic() - probed >= 0.9
+    second.result().release()
+    lb.pause(0.1, probe=True)  # the second probe got a 429: twice as long as the first pause
+    await until(lambda: _true(lb.paused_for() > 0.2))
+    assert 0.3 <= lb.paused_for() <= 0.4
+    # The third probe's waiter goes away as it is admitted: the next one probes at once.
+    victim = asyncio.ensure_future(lb.acquire())
+    after = asyncio.ensure_future(lb.acquire())
+    await asyncio.sleep(0)
+    lb._waiters[0].future.add_done_callback(lambda _: victim.cancel())
+    paused_until = time.monotonic() + lb.paused_for()
+    await until(lambda: _true(after.done()), within=2.0)
+    assert victim.cancelled()
+    assert time.monotonic() - paused_until < 0.5  # not a period
+    late = asyncio.ensure_future(la.acquire())
+    await asyncio.sleep(0.3)
+    assert not late.done()  # `after` is the probe: still out
+    after.result().release()  # came back fine: the key opens, for every process
+    await asyncio.wait_for(late, 1.0)
+    late.result().release()
+    admin = aioredis.Redis.from_url(redis_url)
+    tag = la.keys["pause"].removesuffix(":pause")
+    assert not await admin.exists(f"{tag}:half", f"{tag}:probe")  # half-open no more
+    await admin.aclose()
 
 
 # --- finding 1: any number of waiters, a bounded number of connections --------------------------
