@@ -379,6 +379,59 @@ async def test_a_lost_or_cancelled_probe_lets_another_go(
     await admin.aclose()
 
 
+async def test_two_processes_send_one_probe_at_a_time_while_the_server_refuses(
+    redis_url: str,
+) -> None:
+    """End to end: 429s without a reset header for 3 s, two "processes" on one fast key."""
+    loop = asyncio.get_running_loop()
+    latency = 0.1
+    arrivals: list[tuple[float, int]] = []  # seconds since the first arrival
+    origin: list[float] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if not origin:
+            origin.append(loop.time())
+        now = loop.time() - origin[0]
+        status = 429 if now < 3.0 else 200
+        arrivals.append((now, status))
+        await asyncio.sleep(latency)
+        if status == 429:
+            return httpx.Response(429, json={"message": "Too Many"})
+        return httpx.Response(200, json={"id": "1"})
+
+    backends = [RedisLimiterBackend(redis_url), RedisLimiterBackend(redis_url)]
+    key = "MS0yMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDEyLWF1MQ"  # a key of these tests only
+    clients = [
+        Cliniko(
+            api_key=key,
+            user_agent=USER_AGENT,
+            base_url=BASE_URL,
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+            rate_limit=RateLimit(1000, 1.0),
+            limiter=backend,
+        )
+        for backend in backends
+    ]
+    results = await asyncio.gather(
+        *(clients[i % 2].request("GET", "/patients/1") for i in range(100)),
+        return_exceptions=True,
+    )
+    for client, backend in zip(clients, backends, strict=True):
+        await client.aclose()
+        await backend.aclose()
+    assert all(r == {"id": "1"} for r in results), results[:3]
+    # The first wave (all 100, sent together) is refused; after it, while the server refuses,
+    # only probes go, one at a time across both processes: each after the previous one's answer.
+    probes = [t for t, status in arrivals if latency < t < 3.0]
+    refused = [t for t, status in arrivals if status == 429]
+    assert len(refused) == 100 + len(probes)
+    assert 1 <= len(probes) <= 5, probes
+    assert all(b - a >= latency for a, b in itertools.pairwise(probes)), probes
+    # A refused probe paused the key twice as long as the pause before it (at most a period).
+    pauses = [b - a - latency for a, b in itertools.pairwise(probes)]
+    assert all(b >= min(2 * a, 0.5) - 0.05 for a, b in itertools.pairwise(pauses)), probes
+
+
 # --- finding 1: any number of waiters, a bounded number of connections --------------------------
 
 
