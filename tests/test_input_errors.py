@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -291,3 +292,52 @@ async def test_good_request_options_are_accepted() -> None:
         ):
             await cliniko.with_options(**options).patients.get(1)
     assert len(SENT) == 5
+
+
+_anything = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8), st.decimals(),
+    st.binary(max_size=3), st.lists(st.integers(), max_size=2), st.builds(object),
+    st.just(float("inf")), st.just(-1),
+)  # fmt: skip
+_OPTION_NAMES = (
+    "timeout", "max_retries", "backoff_base", "backoff_max", "max_rate_limit_wait", "deadline",
+    "max_response_size", "rate_limit", "base_url", "shard", "user_agent", "api_key", "limiter",
+    "http_client", "transport", "options",
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(_OPTION_NAMES), _anything, max_size=3))
+async def test_public_constructors_raise_only_cliniko_errors(options: dict[str, Any]) -> None:
+    """Any value in any of the constructors' keywords: a client, or a ClinikoError at once."""
+    from cliniko_async import ClinikoAccounts, SyncCliniko
+
+    base: dict[str, Any] = {"api_key": DEFAULT_API_KEY, "user_agent": DEFAULT_USER_AGENT}
+    for make in (Cliniko, SyncCliniko):
+        try:
+            made = make(**{**base, **options})
+        except ClinikoError:
+            continue
+        if isinstance(made, SyncCliniko):
+            made.close()
+        else:
+            await made.aclose()
+    accounts_options = {k: v for k, v in options.items() if k not in ("api_key", "shard")}
+    try:
+        accounts = ClinikoAccounts(**{"user_agent": DEFAULT_USER_AGENT, **accounts_options})
+    except ClinikoError:
+        return
+    await accounts.aclose()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(st.sampled_from(("per_page", "order", "sort", "q")), _anything, max_size=3),
+    st.dictionaries(st.sampled_from(_OPTION_NAMES[:7]), _anything, max_size=2),
+)
+async def test_list_and_request_options_raise_only_cliniko_errors(
+    kwargs: dict[str, Any], options: dict[str, Any]
+) -> None:
+    async with client() as cliniko:
+        with contextlib.suppress(ClinikoError):
+            await cliniko.with_options(**options).patients.list(**kwargs).collect()
