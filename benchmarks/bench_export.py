@@ -20,6 +20,7 @@ import httpx
 import looptime
 
 from cliniko_async import Cliniko, RateLimit
+from cliniko_async._limiter import LocalLimiterBackend
 from cliniko_async.testing import (
     DEFAULT_API_KEY,
     DEFAULT_USER_AGENT,
@@ -62,6 +63,8 @@ def with_client(concurrency: int) -> Callable[[httpx.AsyncClient], Awaitable[int
         async with Cliniko(
             api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=IN_PROCESS_BASE_URL,
             http_client=http, rate_limit=RateLimit(LIMIT, PERIOD),
+            # The budget on the loop's virtual time (the process's limiters use the real clock).
+            limiter=LocalLimiterBackend(clock=asyncio.get_running_loop().time),
         ) as cliniko:  # fmt: skip
             n = 0
             async for page in cliniko.patients.list(per_page=PER_PAGE).pages(

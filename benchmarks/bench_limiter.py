@@ -16,6 +16,7 @@ import httpx
 import looptime
 
 from cliniko_async import Cliniko, RateLimit
+from cliniko_async._limiter import LocalLimiterBackend
 from cliniko_async.testing import (
     DEFAULT_API_KEY,
     DEFAULT_USER_AGENT,
@@ -80,6 +81,7 @@ def virtual(window: Window) -> bool:
         async with Cliniko(
             api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=IN_PROCESS_BASE_URL,
             http_client=http, rate_limit=RateLimit(limit, period),
+            limiter=LocalLimiterBackend(clock=loop.time),  # the budget on virtual time too
         ) as cliniko:  # fmt: skip
             await saturate(cliniko, 6 * period + 1, 64, loop.time)
         await http.aclose()
