@@ -25,16 +25,8 @@ from .._types import Unset
 from ._limits import LIMITS
 from ._records import plural, spec_pattern
 
-__all__ = ["CREATE_REQUIRED", "Invalid", "limit_problem", "minimal_body", "validate_body"]
+__all__ = ["Invalid", "limit_problem", "minimal_body", "validate_body"]
 
-#: Fields Cliniko requires on create beyond the models' ``__required__`` (communications.md and
-#: patient_cases.md: a memo needs all of these; a case its name and patient).
-CREATE_REQUIRED: Mapping[str, frozenset[str]] = {
-    "MemoCommunicationInput": frozenset(
-        {"category_code", "content", "direction_code", "from", "patient_id", "to", "type_code"}
-    ),
-    "PatientCaseInput": frozenset({"name", "patient_id"}),
-}
 _DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
 _MAX_DEPTH = 32
 #: Reference fields whose table is not the plural of the field name.
@@ -120,8 +112,6 @@ def _validate_model(
     errors: dict[str, str] = {}
     out: dict[str, Any] = {}
     required = set(cls.__required__) if create or depth > 0 else set()
-    if create and depth == 0:
-        required |= CREATE_REQUIRED.get(cls.__name__, frozenset())
     renames = cls.__renames__
     for name in sorted(required):
         wire = renames.get(name, name)
@@ -360,9 +350,7 @@ def minimal_body(cls: Any) -> dict[str, Any]:
     fields = _fields(cls)
     limits = LIMITS.get(cls.__name__, {})
     renames = cls.__renames__
-    wanted = {renames.get(n, n) for n in cls.__required__} | CREATE_REQUIRED.get(
-        cls.__name__, frozenset()
-    )
+    wanted = {renames.get(n, n) for n in cls.__required__}
     out: dict[str, Any] = {}
     for wire in sorted(wanted):
         allowed = limits.get(wire, {}).get("enum")
