@@ -118,11 +118,7 @@ class RequestOptions:
                 raise ConfigurationError(
                     f"{name} must be a finite number of seconds >= 0, got {getattr(self, name)!r}"
                 )
-        if self.deadline is not None and (
-            isinstance(self.deadline, bool)
-            or not isinstance(self.deadline, int | float)
-            or not self.deadline > 0
-        ):
+        if self.deadline is not None and not _seconds(self.deadline, inf=True):
             raise ConfigurationError(
                 f"deadline must be a number of seconds > 0 (math.inf: none), got {self.deadline!r}"
             )
