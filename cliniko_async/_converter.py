@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import inspect
+import operator
 import threading
 import types
 import typing
@@ -93,7 +94,29 @@ def _decimal(value: Any, _: Any) -> Decimal | None:
 
 
 _new = object.__new__
-_setattr = object.__setattr__
+
+
+def _filler(cls: type[Any]) -> Any:
+    """A twin of a frozen attrs class that plain assignments can fill (then it becomes ``cls``).
+
+    Same slots and layout (no slots of its own), ``object``'s ``__init__``, ``__setattr__`` and
+    ``__delattr__``: ``_Filler()`` is the interpreter's plain allocation (cheaper than
+    ``object.__new__(cls)``), ``obj.name = value`` its fast slot store (several times cheaper
+    than calling the slot descriptor). The structure code builds an instance, fills it and
+    assigns ``__class__ = cls``; a twin instance never escapes.
+    """
+    namespace = {
+        "__slots__": (),
+        "__init__": object.__init__,
+        "__setattr__": object.__setattr__,
+        "__delattr__": object.__delattr__,
+        "__module__": cls.__module__,
+        "__qualname__": f"{cls.__qualname__}._Builder",
+    }
+    return type(f"{cls.__name__}Builder", (cls,), namespace)
+
+
+_LinkBuilder = _filler(Link)
 
 
 def _link(value: Any, _: Any) -> Link | None:
@@ -101,8 +124,9 @@ def _link(value: Any, _: Any) -> Link | None:
         links = value.get("links", value)
         url = links.get("self") if links.__class__ is dict else None
         if url.__class__ is str:
-            link = _new(Link)  # Link(url) without the frozen __init__'s overhead
-            _setattr(link, "url", url)
+            link: Link = _LinkBuilder()  # Link(url) without the frozen __init__'s overhead
+            link.url = url  # type: ignore[misc]  # the builder's own setattr: not frozen
+            link.__class__ = Link
             return link
     if value is None:
         return None
@@ -204,7 +228,6 @@ _PASS_THROUGH = (str, bool, int)
 _fromisoformat = dt.datetime.fromisoformat
 _fromisodate = dt.date.fromisoformat
 _UTC = dt.UTC
-_link_url = inspect.getattr_static(Link, "url").__set__
 
 
 def _model_hook(cls: type[Model]) -> Callable[..., Model]:
@@ -298,24 +321,6 @@ def _sparse_hook(cls: type[Model], hints: dict[str, Any]) -> Callable[[dict[str,
     return structure
 
 
-def _builder(cls: type[Model]) -> type[Model]:
-    """A twin of a frozen model that plain assignments can fill (then it becomes ``cls``).
-
-    Same slots and layout (no slots of its own), ``object``'s ``__setattr__`` and
-    ``__delattr__``: ``obj.name = value`` on it is the interpreter's fast slot store, several
-    times cheaper than calling the slot descriptor. The structure function builds an instance,
-    fills it and assigns ``__class__ = cls``; a twin instance never escapes.
-    """
-    namespace = {
-        "__slots__": (),
-        "__setattr__": object.__setattr__,
-        "__delattr__": object.__delattr__,
-        "__module__": cls.__module__,
-        "__qualname__": f"{cls.__qualname__}._Builder",
-    }
-    return type(f"{cls.__name__}Builder", (cls,), namespace)
-
-
 class _ModelCode:
     """The source of one model's structure function and the names it refers to."""
 
@@ -328,8 +333,8 @@ class _ModelCode:
             "_Error": ModelDecodeError,
             "_Extra": Extra,
             "_Link": Link,
-            "_link_url": _link_url,
-            "_Builder": _builder(cls),
+            "_LinkBuilder": _LinkBuilder,
+            "_Builder": _filler(cls),
             "_iso_dt": _fromisoformat,
             "_iso_date": _fromisodate,
             "_UTC": _UTC,
@@ -362,80 +367,152 @@ class _ModelCode:
             return f"_iso_date(v) if v.__class__ is str and len(v) == 10 else {h}(v, {t})"
         return f"{h}(v, {t})"
 
+    def value(self, i: int, name: str, inner: Any, emit: Callable[[str], None], pad: str) -> None:
+        """Lines setting ``obj.<name>`` from the local ``v`` (not None), indented by ``pad``."""
+        if inner is Link:  # {"links": {"self": url}} (a record's own link: {"self": url})
+            h = self.ref("h", i, converter.get_structure_hook(Link))
+            emit(f"{pad}if v.__class__ is dict and (u := v.get('links', v)).__class__ is dict \\")
+            emit(f"{pad}        and (u := u.get('self')).__class__ is str:")
+            emit(f"{pad}    link = _LinkBuilder()")
+            emit(f"{pad}    link.url = u")
+            emit(f"{pad}    link.__class__ = _Link")
+            emit(f"{pad}    obj.{name} = link")
+            emit(f"{pad}else:")
+            emit(f"{pad}    obj.{name} = {h}(v, _Link)")
+        else:
+            emit(f"{pad}obj.{name} = {self.convert(i, inner)}")
+
     def field(self, i: int, name: str, wire: str, inner: Any) -> None:
         key = repr(wire)
         emit = self.lines.append
         emit(f"    v = get({key})")
         emit("    if v is not None:")
-        if inner is Link:  # {"links": {"self": url}} (a record's own link: {"self": url})
-            h = self.ref("h", i, converter.get_structure_hook(Link))
-            emit("        if v.__class__ is dict and (u := v.get('links', v)).__class__ is dict \\")
-            emit("                and (u := u.get('self')).__class__ is str:")
-            emit("            link = _new(_Link)")
-            emit("            _link_url(link, u)")
-            emit(f"            obj.{name} = link")
-            emit("        else:")
-            emit(f"            obj.{name} = {h}(v, _Link)")
-        else:
-            emit(f"        obj.{name} = {self.convert(i, inner)}")
+        self.value(i, name, inner, emit, "        ")
         emit(f"    elif {key} not in data:")
         emit("        missing += 1")
 
-    def build(self) -> Callable[..., Model]:
-        cls = self.cls
-        renames = cls.__renames__
-        hints = typing.get_type_hints(cls)
-        emit = self.lines.append
-        emit("def structure(data, _=None):")
-        emit("    if data.__class__ is not dict:")
-        emit("        if not isinstance(data, _Mapping):")
-        emit("            raise _Error(")
-        emit(
-            f"                f'expected an object for {cls.__name__}, got {{type(data).__name__}}'"
-        )
-        emit("            )")
-        emit("        data = dict(data)")
-        fields = [a for a in attrs.fields(cls) if a.name != "extra"]
-        if len(fields) >= _SPARSE_FROM:  # few keys of a large model: loop over those
-            self.names["_sparse"] = _sparse_hook(cls, hints)
-            emit(f"    if len(data) < {len(fields) // 3}:")
-            emit("        return _sparse(data)")
-        emit("    obj = _new(_Builder)")
-        emit("    get = data.get")
-        emit("    missing = 0")
-        wires: list[str] = []
-        for i, a in enumerate(attrs.fields(cls)):
-            if a.name == "extra":
-                continue
-            wire = renames.get(a.name) or a.name
-            wires.append(wire)
-            self.field(i, a.name, wire, without_none(hints[a.name]))
-        self.names["_known"] = frozenset(wires)
-        emit(f"    if len(data) + missing != {len(wires)}:  # keys this model does not know (yet)")
-        emit("        extra = {k: x for k, x in data.items() if k not in _known}")
-        emit("        if extra:")
-        emit("            obj.extra = _Extra(extra)")
-        required = "id" in wires and _id_required(cls)
+    def own_id(self, emit: Callable[[str], None], id_value: str) -> None:
+        """Lines making sure the record has an id (``id_value``: the expression of its value)."""
+        wires = self.wires
+        required = "id" in wires and _id_required(self.cls)
         if "id" in wires and ("links" in wires or required):
-            emit("    if get('id') is None:")
+            emit(f"    if {id_value} is None:")
             if "links" in wires:  # no id: take it from links.self
                 emit("        own = getattr(obj, 'links', None)")
                 emit("        if own.__class__ is _Link and own.id is not None:")
                 emit("            obj.id = own.id")
             if required:  # neither: the record is not what the model guarantees
-                self.names["_no_id"] = _NO_ID.format(cls.__name__)
+                self.names["_no_id"] = _NO_ID.format(self.cls.__name__)
                 indent = "            " if "links" in wires else "        "
                 if "links" in wires:
                     emit("        else:")
                 emit(f"{indent}raise _Error(_no_id)")
+
+    def build(self) -> Callable[..., Model]:
+        cls = self.cls
+        renames = cls.__renames__
+        self.hints = hints = typing.get_type_hints(cls)
+        self.fields = [
+            (i, a.name, renames.get(a.name) or a.name)
+            for i, a in enumerate(attrs.fields(cls))
+            if a.name != "extra"
+        ]
+        self.wires = wires = [wire for _, _, wire in self.fields]
+        self.shapes: list[list[tuple[int, str, str]]] = []
+        self.names["_known"] = frozenset(wires)
+        self.names["_lengths"] = set()  # lengths of the shapes learned
+        self.names["_seen"] = set()  # lengths of records that could be learned
+        self.names["_learn"] = self.learn
+        emit = self.lines.append
+        emit(f"    if len(_lengths) < {_SHAPES} and n not in _lengths and n \\")
+        emit("            and _known.issuperset(data):  # all keys known: a shape to learn")
+        emit("        if n in _seen:  # the second time: a page, not a one-off (compiling costs)")
+        emit("            _learn(data)  # records with these keys: the code above from now on")
+        emit("            return _self(data)")
+        emit("        _seen.add(n)  # at most one entry per field count")
+        if len(wires) >= _SPARSE_FROM:  # few keys of a large model: loop over those
+            self.names["_sparse"] = _sparse_hook(cls, hints)
+            emit(f"    if n < {len(wires) // 3}:")
+            emit("        return _sparse(data)")
+        emit("    obj = _Builder()")
+        emit("    get = data.get")
+        emit("    missing = 0")
+        for i, name, wire in self.fields:
+            self.field(i, name, wire, without_none(hints[name]))
+        emit(f"    if n + missing != {len(wires)}:  # keys this model does not know (yet)")
+        emit("        extra = {k: x for k, x in data.items() if k not in _known}")
+        emit("        if extra:")
+        emit("            obj.extra = _Extra(extra)")
+        self.own_id(emit, "get('id')")
         emit("    obj.__class__ = _cls  # done: the frozen model from here on")
         emit("    return obj")
-        source = "\n".join(self.lines) + "\n"
-        code = compile(source, f"<cliniko_async structure {cls.__qualname__}>", "exec")
-        exec(code, self.names)  # noqa: S102 - our own generated source
-        fn: Callable[..., Model] = self.names["structure"]
+        fn = self.names["_self"] = self.compile()
         fn.__qualname__ = f"structure_{cls.__name__}"
         return fn
+
+    def compile(self) -> Callable[..., Any]:
+        """The structure function: a path for each learned shape, then the general one."""
+        cls = self.cls
+        lines = [
+            "def structure(data, _=None):",
+            "    if data.__class__ is not dict:",
+            "        if not isinstance(data, _Mapping):",
+            "            raise _Error(",
+            f"                f'expected an object for {cls.__name__}, '",
+            "                f'got {type(data).__name__}'",
+            "            )",
+            "        data = dict(data)",
+            "    n = len(data)",
+        ]
+        emit = lines.append
+        for k, present in enumerate(self.shapes):
+            emit(f"    {'el' if k else ''}if n == {len(present)}:")
+            values = "".join(f"v{j}, " for j in range(len(present)))
+            emit("        try:")
+            emit(f"            {values}= _keys{k}(data){',' if len(present) == 1 else ''}")
+            emit("        except KeyError:  # other keys, as many: the general path")
+            emit("            pass")
+            emit("        else:")
+            emit("            obj = _Builder()")
+            body: list[str] = []
+            for j, (i, name, _wire) in enumerate(present):
+                body.append(f"    if v{j} is not None:")
+                body.append(f"        v = v{j}")
+                self.value(i, name, without_none(self.hints[name]), body.append, "        ")
+            index = {wire: j for j, (_, _, wire) in enumerate(present)}
+            self.own_id(body.append, f"v{index['id']}" if "id" in index else "None")
+            lines.extend("        " + line for line in body)
+            emit("            obj.__class__ = _cls")
+            emit("            return obj")
+        lines.extend(self.lines)
+        source = "\n".join(lines) + "\n"
+        code = compile(source, f"<cliniko_async structure {cls.__qualname__}>", "exec")
+        exec(code, self.names)  # noqa: S102 - our own generated source
+        fn: Callable[..., Any] = self.names.pop("structure")
+        return fn
+
+    def learn(self, data: dict[str, Any]) -> None:
+        """Give the structure function a path for records with exactly ``data``'s keys.
+
+        Records of one response (and of one endpoint) have the same keys, so from the second
+        one on (a one-off record does not pay for the compiling) a record's values come out
+        in one ``itemgetter`` call instead of one ``dict.get`` per field, and nothing is
+        counted: same length and every key found means the same keys (a record of the same
+        length with other keys takes the general path). The function keeps its identity
+        (callers hold it): its code is replaced. A model learns at most ``_SHAPES`` shapes
+        (a server varying its keys for ever cannot make it compile for ever).
+        """
+        with _BUILD_LOCK:
+            lengths: set[int] = self.names["_lengths"]
+            if len(data) in lengths or len(lengths) >= _SHAPES:
+                return
+            present = [(i, name, wire) for i, name, wire in self.fields if wire in data]
+            self.names[f"_keys{len(self.shapes)}"] = operator.itemgetter(
+                *(wire for _, _, wire in present)
+            )
+            self.shapes.append(present)
+            self.names["_self"].__code__ = self.compile().__code__
+            lengths.add(len(data))
 
 
 #: A record whose model guarantees an ``id`` (``id: int``, no default) arrived without one.
@@ -457,6 +534,8 @@ _BUILT: dict[type[Model], Callable[..., Model]] = {}
 _BUILD_LOCK = threading.RLock()
 #: Models with this many fields take the loop for records carrying under a third of them.
 _SPARSE_FROM = 12
+#: Record shapes (key sets) a model learns, at most: see ``_ModelCode.learn``.
+_SHAPES = 8
 
 
 def _nested_hook(t: Any) -> Callable[..., Any]:
@@ -477,6 +556,16 @@ def _is_tagged_union(t: Any) -> bool:
         return False
 
 
+def _bind(handler: Callable[[Any, Any], Any], cls: type[Model]) -> Callable[[Any], Model]:
+    """A hook registered by hand, called with cattrs' two arguments."""
+
+    def structure_member(data: Any) -> Model:
+        result: Model = handler(data, cls)
+        return result
+
+    return structure_member
+
+
 def _tagged_union_hook(t: Any) -> Callable[..., Model]:
     """Pick the member by its tag (``type``); an unknown tag falls back to the first member.
 
@@ -485,26 +574,30 @@ def _tagged_union_hook(t: Any) -> Callable[..., Model]:
     """
     tag, variants = TAGGED_UNIONS[t]
     first = next(iter(variants))
-    hooks: dict[str, tuple[Callable[..., Any], type[Model]]] = {}
+    one_arg: dict[str, Callable[[Any], Model]] = {}  # tag -> the member's structure function
 
-    def member(value: str) -> tuple[Callable[..., Any], type[Model]]:
-        found = hooks.get(value)
-        if found is None:
-            if value not in variants:
-                return member(first)
-            cls = variants[value]
-            found = hooks[value] = (converter.get_structure_hook(cls), cls)
+    def member(value: str) -> Callable[[Any], Model]:
+        known = one_arg.get(value)
+        if known is not None:
+            return known
+        if value not in variants:
+            return member(first)
+        cls = variants[value]
+        hook_of_cls: Any = converter.get_structure_hook(cls)
+        generated = hook_of_cls is _BUILT.get(cls)  # one argument; else cattrs' two
+        found: Callable[[Any], Model] = hook_of_cls if generated else _bind(hook_of_cls, cls)
+        one_arg[value] = found
         return found
 
     def hook(data: Any, _: Any = None) -> Model:
         if data.__class__ is dict and (value := data.get(tag)).__class__ is str:
-            handler, cls = hooks.get(value) or member(value)
-            return handler(data, cls)  # type: ignore[no-any-return]
+            structure_member = one_arg.get(value)
+            if structure_member is not None:
+                return structure_member(data)
+            return member(value)(data)
         if not isinstance(data, Mapping):
             raise ModelDecodeError(f"expected an object, got {type(data).__name__}")
-        handler, cls = member(str(data.get(tag)))
-        result: Model = handler(data, cls)
-        return result
+        return member(str(data.get(tag)))(data)
 
     return hook
 

@@ -49,6 +49,8 @@ JSON_DECODE_ERRORS: Final[tuple[type[Exception], ...]] = (*_DECODE, JSONTooDeepE
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+#: ``{`` -> ``[``, ``}`` -> ``]``: for depth, one kind of bracket is enough (one replace a pass).
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
 
 
 def _too_deep(content: bytes) -> bool:
@@ -57,18 +59,19 @@ def _too_deep(content: bytes) -> bool:
     Brackets inside strings count too, which can only overestimate the depth; an overestimate
     is checked again with the strings taken out.
     """
-    shape = content.translate(None, _NOT_BRACKET)
+    shape = content.translate(_ONE_KIND, _NOT_BRACKET)
     if len(shape) <= 2 * MAX_DEPTH:
         return False
-    return _deeper(shape) and _deeper(_STRING.sub(b"", content).translate(None, _NOT_BRACKET))
+    return _deeper(shape) and _deeper(_STRING.sub(b"", content).translate(_ONE_KIND, _NOT_BRACKET))
 
 
 def _deeper(shape: bytes) -> bool:
-    # Each pass takes out at least the innermost level (up to two: ``[{}]`` in one pass).
+    # Each pass takes out the innermost level (a ``]`` closing a ``{`` too: the decoder
+    # refuses mismatched brackets, and for depth they count alike).
     for _ in range(MAX_DEPTH):
         if not shape:
             return False
-        smaller = shape.replace(b"[]", b"").replace(b"{}", b"")
+        smaller = shape.replace(b"[]", b"")
         if len(smaller) == len(shape):
             return False  # unbalanced: the decoder reports it
         shape = smaller

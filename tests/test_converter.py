@@ -384,3 +384,69 @@ def test_first_use_from_many_threads_at_once() -> None:
         sys.setswitchinterval(interval)
     assert all(type(r) is fresh for r in results), results
     assert len(set(results)) == 1
+
+
+def _fresh_model(n: int = 3) -> Any:
+    """A model no other test has structured yet: it has learned no record shapes."""
+    import typing
+
+    text = typing.cast(type, str | None)
+    fields: dict[str, Any] = {"id": attrs.field(type=int)}
+    fields.update({f"f{i}": attrs.field(default=None, type=text) for i in range(n)})
+    fields["when"] = attrs.field(default=None, type=typing.cast(type, dt.datetime | None))
+    fields["links"] = attrs.field(default=None, type=typing.cast(type, Link | None))
+    return attrs.make_class("Fresh", fields, bases=(Model,), frozen=True, kw_only=True, slots=True)
+
+
+def _learned(cls: type[Model]) -> set[int]:
+    from cliniko_async._converter import converter
+
+    lengths: set[int] = converter.get_structure_hook(cls).__globals__["_lengths"]
+    return lengths
+
+
+def test_records_of_a_learned_shape_come_out_as_by_the_general_path() -> None:
+    """From the second record on, records with the same keys take a path of their own (one
+    itemgetter call); same-length records with other keys, unknown keys, nulls, a missing id
+    and wrong types all come out (or fail) as they did before that path existed."""
+    fresh = _fresh_model()
+    url = "https://api.au1.cliniko.com/v1/things/7"
+    first = structure({"id": "1", "f0": "a", "when": "2026-01-02T03:04:05Z"}, fresh)
+    assert _learned(fresh) == set()  # a one-off record compiles nothing more
+    assert structure({"id": "1", "f0": "a", "when": "2026-01-02T03:04:05Z"}, fresh) == first
+    assert _learned(fresh) == {3}
+    same = structure({"id": 2, "f0": None, "when": "2026-01-02T13:04:05+10:00"}, fresh)
+    assert first == fresh(id=1, f0="a", when=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    assert same == fresh(id=2, when=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    assert type(same) is fresh and same.f0 is None and same.extra == {}
+    other = structure({"id": "3", "f1": "b", "links": {"self": url}}, fresh)  # 3 other keys
+    assert other == fresh(id=3, f1="b", links=Link(url)) and _learned(fresh) == {3}
+    unknown = structure({"id": "4", "f0": "a", "new": 1}, fresh)
+    assert unknown == fresh(id=4, f0="a") and unknown.extra == {"new": 1}
+    two = [structure({"id": None, "links": {"self": url}}, fresh) for _ in range(2)]
+    assert two[0].id == two[1].id == 7 and _learned(fresh) == {2, 3}  # a second shape
+    assert structure({"id": None, "links": {"self": url}}, fresh).id == 7  # that shape's path
+    with pytest.raises(ModelDecodeError, match="Fresh: the record has no id"):
+        structure({"id": None, "links": {"self": "https://x/v1/settings"}}, fresh)
+    for bad in ({"f0": 1.5j}, {"when": "not a date"}, {"id": "x"}, {"links": 3}):
+        learned = {"id": "1", "f0": "a", "when": None, **bad}  # the shape learned first
+        general = {**learned, "new": 1}  # an unknown key: the general path
+        with pytest.raises(ModelDecodeError) as fast:
+            structure(learned, fresh)
+        with pytest.raises(ModelDecodeError) as slow:
+            structure(general, fresh)
+        assert str(fast.value) == str(slow.value)
+
+
+def test_a_model_learns_a_bounded_number_of_shapes() -> None:
+    """A server that varies its keys for ever cannot make the converter compile for ever."""
+    from cliniko_async._converter import _SHAPES
+
+    fresh = _fresh_model(3 * _SHAPES)
+    records = [{"id": str(n), **{f"f{i}": str(i) for i in range(n)}} for n in range(3 * _SHAPES)]
+    results = [structure(record, fresh) for record in records for _ in range(2)][::2]
+    assert len(_learned(fresh)) == _SHAPES
+    for n, (record, result) in enumerate(zip(records, results, strict=True)):
+        assert result == fresh(id=n, **{k: v for k, v in record.items() if k != "id"})
+    again = [structure(record, fresh) for record in records]  # learned shapes and the rest
+    assert again == results
