@@ -354,7 +354,11 @@ class _ModelCode:
         if _is_homogeneous_tuple(inner) and _is_model_type(typing.get_args(inner)[0]):
             item = self.ref("m", i, _nested_hook(typing.get_args(inner)[0]))
             slow = self.ref("h", i, converter.get_structure_hook(inner))
-            return f"tuple(map({item}, v)) if v.__class__ is list else {slow}(v, {t})"
+            # Cliniko's nested arrays are short: one or two items without map() and tuple().
+            return (
+                f"(({item}(v[0]),) if (k := len(v)) == 1 else ({item}(v[0]), {item}(v[1])) "
+                f"if k == 2 else tuple(map({item}, v))) if v.__class__ is list else {slow}(v, {t})"
+            )
         h = self.ref("h", i, converter.get_structure_hook(inner))
         if inner in _PASS_THROUGH:
             return f"v if v.__class__ is {t} else {h}(v, {t})"

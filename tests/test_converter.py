@@ -450,3 +450,20 @@ def test_a_model_learns_a_bounded_number_of_shapes() -> None:
         assert result == fresh(id=n, **{k: v for k, v in record.items() if k != "id"})
     again = [structure(record, fresh) for record in records]  # learned shapes and the rest
     assert again == results
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 5])
+def test_arrays_of_models_of_any_length(count: int) -> None:
+    """Short arrays (one, two items) take their own code: every length gives every item."""
+    from cliniko_async.models import PhoneNumber
+
+    phones = [{"number": str(i), "phone_type": "Mobile"} for i in range(count)]
+    for _ in range(2):  # the general path, then a learned shape
+        p = structure({**FULL, "patient_phone_numbers": phones}, Patient)
+        assert p.patient_phone_numbers == tuple(
+            PhoneNumber(number=str(i), phone_type="Mobile") for i in range(count)
+        )
+    if count:  # a bad last item fails as it did through map()
+        bad = [*phones[:-1], {"number": ["x"]}]
+        with pytest.raises(ModelDecodeError, match="expected a string, got list"):
+            structure({**FULL, "patient_phone_numbers": bad}, Patient)
