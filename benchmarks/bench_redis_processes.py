@@ -7,7 +7,10 @@ requests in any window against the limit, 429s, the share of the limit used over
 periods of the run, errors and hangs (target 6: zero 429s, >= 95% of the limit, never over it,
 in every scenario: a fault included; for ``DEBUG SLEEP``, whose 1 s stall is a tenth of the run
 and admits nothing by design, 95% over the time Redis answered, the raw share printed too). The
-fault comes ``FAULT_AT`` seconds after the first request the fake accepted.
+fault comes ``FAULT_AT`` periods after the first request the fake accepted.
+
+``--period`` (default 1 s: 200 per second) and ``--sleep`` (the stall, default 1 s) show what a
+stall costs at other scales: at most its own length of admissions, whatever the period.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from cliniko_async.testing._redis_server import RedisServer
 from ._common import result, whole_periods_used
 
 LIMIT, PERIOD, PROCESSES, CONCURRENT = 200, 1.0, 4, 500
-FAULT_AT = 3.0  # seconds into the run
+FAULT_AT = 3.0  # periods into the run
+SLEEP = 1.0  # how long DEBUG SLEEP stalls Redis
 Fault = Literal["none", "flushall", "restart", "debug-sleep"]
 
 
@@ -127,7 +131,7 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-def inject(server: RedisServer, fault: Fault) -> float:
+def inject(server: RedisServer, fault: Fault, sleep: float = SLEEP) -> float:
     """Inject the fault; the seconds Redis could not answer."""
     if fault == "flushall":
         server.command("FLUSHALL")
@@ -138,30 +142,34 @@ def inject(server: RedisServer, fault: Fault) -> float:
         server.start()  # returns once it answers PING
         return time.monotonic() - start
     elif fault == "debug-sleep":
-        with contextlib.suppress(OSError):  # the reply comes 1 s later
-            server.command("DEBUG", "SLEEP", "1", timeout=0.05)
-        return 1.0
+        with contextlib.suppress(OSError):  # the reply comes `sleep` seconds later
+            server.command("DEBUG", "SLEEP", f"{sleep:g}", timeout=0.05)
+        return sleep
     return 0.0
 
 
 def scenario(
-    pool: multiprocessing.pool.Pool, server: RedisServer, fault: Fault
+    pool: multiprocessing.pool.Pool,
+    server: RedisServer,
+    fault: Fault,
+    period: float = PERIOD,
+    sleep: float = SLEEP,
 ) -> tuple[str, bool]:
-    fake = FakeCliniko(rate_limit=(LIMIT, PERIOD), window="rolling")
+    fake = FakeCliniko(rate_limit=(LIMIT, period), window="rolling")
     hangs, ok, errors, first, away = 0, 0, 0, "", 0.0
     with serve(fake) as url:
         start_at = time.time() + 1.5
-        args = (url, server.url, start_at, CONCURRENT, LIMIT, PERIOD)
+        args = (url, server.url, start_at, CONCURRENT, LIMIT, period)
         pending = [pool.apply_async(burst_worker, args) for _ in range(PROCESSES)]
         if fault != "none":
-            # FAULT_AT seconds into the traffic (not into a start that a loaded machine delays).
+            # FAULT_AT periods into the traffic (not into a start that a loaded machine delays).
             deadline = time.monotonic() + 60
             while not fake.stats().accepted and time.monotonic() < deadline:
                 time.sleep(0.01)
             began = fake.stats().accepted[:1] or [time.monotonic()]
-            time.sleep(max(0.0, began[0] + FAULT_AT - time.monotonic()))
-            away = inject(server, fault)
-        budget = time.monotonic() + 4 * PROCESSES * CONCURRENT / LIMIT * PERIOD + 20
+            time.sleep(max(0.0, began[0] + FAULT_AT * period - time.monotonic()))
+            away = inject(server, fault, sleep)
+        budget = time.monotonic() + 4 * PROCESSES * CONCURRENT / LIMIT * period + 20
         for r in pending:
             try:
                 n_ok, n_err, err = r.get(max(1.0, budget - time.monotonic()))
@@ -170,11 +178,11 @@ def scenario(
                 continue
             ok, errors, first = ok + n_ok, errors + n_err, first or err
     stats = fake.stats()
-    used, k = whole_periods_used(stats.accepted, PERIOD) if stats.accepted else (0, 0)
+    used, k = whole_periods_used(stats.accepted, period) if stats.accepted else (0, 0)
     ratio = used / (k * LIMIT) if k else 0.0
     # While Redis cannot answer, nothing is admitted (by design: see cliniko_async.redis): the
     # share of the limit over the rest of the run, the time Redis was away left out.
-    rest = used / ((k - away / PERIOD) * LIMIT) if k > away / PERIOD else 0.0
+    rest = used / ((k - away / period) * LIMIT) if k > away / period else 0.0
     stalled = fault == "debug-sleep"
     span = stats.accepted[-1] - stats.accepted[0] if stats.accepted else 0.0
     line = (
@@ -202,6 +210,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("faults", nargs="*", help=f"scenarios {get_args(Fault)} (default: all)")
     parser.add_argument("--repeat", type=int, default=1, help="run each scenario N times")
+    parser.add_argument(
+        "--period", type=float, default=PERIOD, help=f"the key's period in seconds ({PERIOD:g})"
+    )
+    parser.add_argument(
+        "--sleep", type=float, default=SLEEP, help=f"how long DEBUG SLEEP stalls ({SLEEP:g} s)"
+    )
     opts = parser.parse_args(argv)
     unknown = set(opts.faults) - set(get_args(Fault))
     if unknown:
@@ -209,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     faults: list[Fault] = opts.faults or list(get_args(Fault))
     print(
         f"{PROCESSES} processes x {CONCURRENT} concurrent requests, one key, limit {LIMIT} per "
-        f"{PERIOD:g} s, fault {FAULT_AT:g} s into the run",
+        f"{opts.period:g} s, fault {FAULT_AT * opts.period:g} s into the run"
+        + (f", DEBUG SLEEP {opts.sleep:g} s" if "debug-sleep" in faults else ""),
         flush=True,
     )
     ctx = multiprocessing.get_context("spawn")
@@ -218,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         ready(pool, server)
         for _ in range(opts.repeat):
             for fault in faults:
-                line, met = scenario(pool, server, fault)
+                line, met = scenario(pool, server, fault, opts.period, opts.sleep)
                 lines.append(line)
                 all_met = all_met and met
     result("6 redis", "; ".join(lines), all_met)

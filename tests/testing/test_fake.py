@@ -614,6 +614,50 @@ def record_limits() -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
+def render_limits(tables: dict[str, dict[str, dict[str, dict[str, Any]]]]) -> str:
+    """The tables as Python source; an enum of five or more values that several fields share
+    is written once, as a module constant named after the first field that has it."""
+    seen: dict[tuple[Any, ...], list[str]] = {}
+    for table in tables.values():
+        for model in table.values():
+            for wire, found in model.items():
+                values = found.get("enum")
+                if isinstance(values, tuple) and len(values) >= 5:
+                    seen.setdefault(values, []).append(wire)
+    names: dict[tuple[Any, ...], str] = {}
+    for values, wires in seen.items():
+        if len(wires) > 1:
+            base = f"_{wires[0].upper()}"
+            name, n = base, 1
+            while name in names.values():
+                n += 1
+                name = f"{base}_{n}"
+            names[values] = name
+
+    def source(value: Any) -> str:
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k!r}: {source(v)}" for k, v in value.items()) + "}"
+        if isinstance(value, tuple) and value in names:
+            return names[value]
+        return repr(value)
+
+    shared = "".join(f"{name} = {values!r}\n" for values, name in names.items())
+    return shared + "".join(
+        f"\n{comment}{name}: dict[str, dict[str, dict[str, Any]]] = {source(table)}\n"
+        for (name, table), comment in zip(
+            tables.items(),
+            (
+                "#: Input class name -> wire field name -> the spec's constraints on that field "
+                "(enum,\n#: maxLength, minLength, minimum, maximum, exclusiveMinimum, "
+                "exclusiveMaximum, pattern).\n",
+                "#: Response model name -> wire field name -> the spec's constraints on that "
+                "field.\n",
+            ),
+            strict=True,
+        )
+    )
+
+
 if __name__ == "__main__":  # python -m tests.testing.test_fake: regenerate the limits tables
     import subprocess
     import sys
@@ -622,14 +666,10 @@ if __name__ == "__main__":  # python -m tests.testing.test_fake: regenerate the 
     import cliniko_async.testing
 
     target = Path(cliniko_async.testing.__file__).with_name("_limits.py")
-    head = target.read_text().split("LIMITS:", 1)[0]
+    head = target.read_text().split("\n_", 1)[0].split("#: Input class name", 1)[0]
     target.write_text(
-        head
-        + "LIMITS: dict[str, dict[str, dict[str, Any]]] = "
-        + repr(spec_limits())
-        + "\n\n#: Response model name -> wire field name -> the spec's constraints on that field.\n"
-        + "RECORD_LIMITS: dict[str, dict[str, dict[str, Any]]] = "
-        + repr(record_limits())
-        + "\n"
+        head.rstrip("\n")
+        + "\n\n"
+        + render_limits({"LIMITS": spec_limits(), "RECORD_LIMITS": record_limits()})
     )
     subprocess.run([sys.executable, "-m", "ruff", "format", str(target)], check=False)
