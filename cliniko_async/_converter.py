@@ -359,7 +359,13 @@ class _ModelCode:
                 f"(({item}(v[0]),) if (k := len(v)) == 1 else ({item}(v[0]), {item}(v[1])) "
                 f"if k == 2 else tuple(map({item}, v))) if v.__class__ is list else {slow}(v, {t})"
             )
-        h = self.ref("h", i, converter.get_structure_hook(inner))
+        hook = converter.get_structure_hook(inner)
+        h = self.ref("h", i, hook)
+        if inner is int and hook is _int:  # ids: int64 sent as strings, converted inline
+            return (
+                f"v if v.__class__ is {t} else {t}(v) if v.__class__ is str and v.isdigit() "
+                f"else {h}(v, {t})"
+            )
         if inner in _PASS_THROUGH:
             return f"v if v.__class__ is {t} else {h}(v, {t})"
         if inner is dt.datetime:  # "...Z": parsed inline; other forms and "" take the hook

@@ -467,3 +467,26 @@ def test_arrays_of_models_of_any_length(count: int) -> None:
         bad = [*phones[:-1], {"number": ["x"]}]
         with pytest.raises(ModelDecodeError, match="expected a string, got list"):
             structure({**FULL, "patient_phone_numbers": bad}, Patient)
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        ("12", 12),
+        (12, 12),
+        ("-3", -3),
+        (str(BIG), BIG),
+        (True, "expected an integer, got True"),
+        ("²", "ValueError"),  # a digit to str.isdigit(), not to int()
+        (" 12", "expected an integer, got ' 12'"),
+        (1.0, "expected an integer, got 1.0"),
+    ],
+)
+def test_ids_in_every_form(sent: object, expected: int | str) -> None:
+    """Ids sent as strings are converted inline: the same ints, and the same errors."""
+    for _ in range(3):  # the general path, then the learned shape
+        if isinstance(expected, int):
+            assert structure({"id": sent, "first_name": "A"}, Patient).id == expected
+        else:
+            with pytest.raises(ModelDecodeError, match=expected):
+                structure({"id": sent, "first_name": "A"}, Patient)
