@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from cliniko_async import Cliniko, RateLimit
+from cliniko_async import Cliniko, ClinikoError, RateLimit, ServerError
 from cliniko_async.mirror import ChangeFeed, Mirror, ResourcePlan, plan
 from cliniko_async.testing import (
     DEFAULT_API_KEY,
@@ -480,6 +480,35 @@ async def test_a_resource_the_key_may_not_read_is_skipped_and_retried(tmp_path: 
     fake.faults = Faults()
     again = await _mirror_once(fake, db, resources=resources)
     assert again.resources["users"].full and again.resources["users"].error is None
+    assert_mirrors_the_account(db, fake, plan(resources))
+
+
+@pytest.mark.looptime
+async def test_a_resource_that_fails_raises_its_client_error_not_an_exception_group(
+    tmp_path: Path,
+) -> None:
+    # Regression: run() let the task group's ExceptionGroup out, which `except ClinikoError`
+    # does not catch. Two resources fail (5xx after the retries): the first error comes out as
+    # it is, naming its resource, and the rerun resumes once Cliniko answers again.
+    fake = _fake(patients=50, appointments=50, records_per_resource=5)
+    fake.faults = Faults(
+        [
+            FaultRule(path="/v1/users", error_rate=1.0, status=500),
+            FaultRule(path="/v1/businesses", error_rate=1.0, status=503),
+        ]
+    )
+    settle(fake)
+    db = tmp_path / "m.db"
+    resources = ["patients", "users", "businesses"]
+    with pytest.raises(ClinikoError) as caught:
+        await _mirror_once(fake, db, resources=resources)
+    assert isinstance(caught.value, ServerError), repr(caught.value)
+    assert not isinstance(caught.value, BaseExceptionGroup)
+    notes = " ".join(getattr(caught.value, "__notes__", []))
+    assert "while mirroring users" in notes or "while mirroring businesses" in notes, notes
+    fake.faults = Faults()
+    again = await _mirror_once(fake, db, resources=resources)
+    assert all(r.error is None for r in again.resources.values())
     assert_mirrors_the_account(db, fake, plan(resources))
 
 

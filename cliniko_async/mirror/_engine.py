@@ -251,9 +251,19 @@ class Mirror:
             await self.open()
         start = time.monotonic()
         results = {p.name: ResourceResult(p.name) for p in self.plans}
-        async with asyncio.TaskGroup() as group:
-            for p in self.plans:
-                group.create_task(self._resource(p, results[p.name]))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for p in self.plans:
+                    group.create_task(self._resource(p, results[p.name]))
+        except BaseExceptionGroup as failed:
+            # The first resource that failed stops the pass (each page's cursor is saved: the
+            # next run resumes); raise its error as it is (a ClinikoError from the client), not
+            # wrapped in the task group's ExceptionGroup.
+            first = _first(failed)
+            others = len(failed.exceptions) - 1
+            if others:
+                first.add_note(f"({others} more resource(s) failed in this run too)")
+            raise first from None
         limit = self.cliniko.rate_limit
         elapsed = time.monotonic() - start
         return MirrorResult(results, elapsed, limit.requests, limit.period)
@@ -268,6 +278,9 @@ class Mirror:
                 await self._incremental(p, state, result)
         except (PermissionDeniedError, NotFoundError, BadRequestError) as exc:
             result.error = str(exc)
+        except Exception as exc:
+            exc.add_note(f"while mirroring {p.name} (a rerun resumes from its last saved page)")
+            raise
 
     async def _copy(
         self,
@@ -394,3 +407,11 @@ def _column_names(p: ResourcePlan) -> list[str]:
     from ._schema import columns
 
     return [c.name for c in columns(p.model)]
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error of a task group (its first leaf, however deep)."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
