@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 
-from cliniko_async import Cliniko, ConfigurationError, RateLimit, SyncCliniko
+from cliniko_async import (
+    APITimeoutError,
+    Cliniko,
+    ConfigurationError,
+    RateLimit,
+    ResponseTooLargeError,
+    SyncCliniko,
+)
 from cliniko_async.models import UploadedPatientAttachment
 from cliniko_async.testing import (
     DEFAULT_API_KEY,
@@ -18,6 +26,8 @@ from cliniko_async.testing import (
     FakeCliniko,
     serve,
 )
+
+from ._rawserver import huge, raw_server, trickle
 
 
 class ChunkRecorder(io.RawIOBase):
@@ -113,3 +123,56 @@ def test_sync_upload_over_real_http(tmp_path: Path) -> None:
         record = cliniko.patient_attachments.upload(2, str(path))
     assert record.id is not None
     assert list(fake.uploads.values()) == [b"Dear Dr Hopper"]
+
+
+class _PresignTo(httpx.AsyncBaseTransport):
+    """The fake Cliniko, except that its presigned POST points at ``storage``."""
+
+    def __init__(self, fake: FakeCliniko, storage: str) -> None:
+        self._inner = fake.transport()
+        self._storage = storage
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/attachment_presigned_post"):
+            return httpx.Response(
+                200, json={"url": self._storage, "fields": {"key": "uploads/${filename}"}}
+            )
+        return await self._inner.handle_async_request(request)
+
+
+def _hostile_storage_client(fake: FakeCliniko, storage: str, **options: Any) -> Cliniko:
+    http = httpx.AsyncClient(
+        transport=_PresignTo(fake, storage),
+        mounts={storage.rsplit("/v1", 1)[0]: httpx.AsyncHTTPTransport()},
+    )
+    return Cliniko(
+        api_key=DEFAULT_API_KEY, user_agent=DEFAULT_USER_AGENT, base_url=IN_PROCESS_BASE_URL,
+        http_client=http, **options,
+    )  # fmt: skip
+
+
+async def test_a_trickling_storage_server_ends_at_the_deadline() -> None:
+    # Regression: the storage POST had only the per-read timeout, so a server sending a byte
+    # every 100 ms held the upload for hours. The whole exchange now ends at `deadline`.
+    fake = FakeCliniko()
+    records = len(fake.data["patient_attachments"])
+    with raw_server(trickle(100_000, 0.1)) as base:
+        async with _hostile_storage_client(fake, base + "/bucket", timeout=2.0, deadline=1.0) as c:
+            started = anyio.current_time()
+            with pytest.raises(APITimeoutError, match="deadline of 1 s"):
+                with anyio.fail_after(30):
+                    await c.patient_attachments.upload(1, io.BytesIO(b"x" * 100), filename="a")
+            assert anyio.current_time() - started < 20  # the deadline, not the 10,000 s trickle
+    assert len(fake.data["patient_attachments"]) == records  # step 3 was never sent
+
+
+async def test_a_huge_storage_answer_is_response_too_large_with_the_users_client() -> None:
+    # Regression: the storage answer was read whole through a user's httpx client (and an
+    # over-size one through ours came out as APIConnectionError).
+    fake = FakeCliniko()
+    with raw_server(huge(50 * 2**20, chunked=True)) as base:
+        async with _hostile_storage_client(fake, base + "/bucket", max_response_size=100_000) as c:
+            with pytest.raises(ResponseTooLargeError) as caught:
+                with anyio.fail_after(30):
+                    await c.patient_attachments.upload(1, io.BytesIO(b"x"), filename="a")
+    assert caught.value.limit == 100_000

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
+import math
 import os
 import re
 from collections.abc import Coroutine
@@ -26,7 +28,14 @@ from .._config import check_base_url
 from .._converter import structure
 from .._resource import Async, Resource, Sync, _await, _Bound, _Op
 from .._session import Session
-from ..errors import APIConnectionError, APIStatusError, ConfigurationError
+from .._transport import MAX_SIZE_EXTENSION, ResponseTooLarge, read_capped
+from ..errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    ConfigurationError,
+    ResponseTooLargeError,
+)
 from ..models import AttachmentPresignedPost, UploadedPatientAttachment
 
 __all__ = ["UploadOp"]
@@ -125,7 +134,11 @@ async def _upload(
         if a.name != "extra" and (value := getattr(form, a.name)) is not None
     }
     fields.update(presigned.fields.extra)  # any field Cliniko adds: sent exactly as given
-    key = await _post_file(session.http, storage, fields, file, filename, content_type)
+    deadline = session.options.effective_deadline()
+    key = await _post_file(
+        session.http, storage, fields, file, filename, content_type,
+        math.inf if deadline is None else deadline, session.options.max_response_size,
+    )  # fmt: skip
     body: dict[str, Any] = {
         "patient_id": str(patient_id),
         "upload_url": f"{str(storage).rstrip('/')}/{quote(key, safe='/')}",
@@ -143,25 +156,54 @@ async def _post_file(
     file: FileSource,
     filename: str,
     content_type: str,
+    deadline: float,
+    max_response_size: int,
 ) -> str:
-    """The storage POST: the form fields as given, then the file, streamed in chunks."""
+    """The storage POST: the form fields as given, then the file, streamed in chunks; the whole
+    exchange within the client's ``deadline``, the answer's body read under ``max_response_size``
+    (with the user's own httpx client too)."""
+    where = str(url.copy_with(query=None))
     opened = None
     if isinstance(file, str | os.PathLike):
         opened = await anyio.to_thread.run_sync(open, file, "rb")
     try:
         stream = opened or file
         try:
-            response = await http.post(
-                url,
-                data={k: str(v) for k, v in fields.items()},
-                files={"file": (filename, stream, content_type)},  # type: ignore[dict-item]
-                follow_redirects=False,
-            )
+            async with asyncio.timeout(None if math.isinf(deadline) else deadline):
+                request = http.build_request(
+                    "POST",
+                    url,
+                    data={k: str(v) for k, v in fields.items()},
+                    files={"file": (filename, stream, content_type)},  # type: ignore[dict-item]
+                    extensions={MAX_SIZE_EXTENSION: max_response_size},
+                )
+                response = await http.send(request, follow_redirects=False, stream=True)
+                try:
+                    await read_capped(response, max_response_size, request)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise APITimeoutError(
+                f"the upload to file storage did not finish within the deadline of {deadline:g} s",
+                method="POST",
+                url=where,
+            ) from None
+        except ResponseTooLarge as exc:
+            raise ResponseTooLargeError(
+                f"file storage answered with a body larger than {exc.limit} bytes "
+                "(max_response_size); reading stopped there",
+                method="POST",
+                url=where,
+                limit=max_response_size,
+            ) from None
         except httpx.HTTPError as exc:
-            raise APIConnectionError(
+            error = (
+                APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+            )
+            raise error(
                 f"the upload to file storage failed: {type(exc).__name__}",
                 method="POST",
-                url=str(url.copy_with(query=None)),
+                url=where,
             ) from None
     finally:
         if opened is not None:
@@ -170,7 +212,7 @@ async def _post_file(
         raise APIStatusError(
             f"file storage refused the upload with status {response.status_code}",
             method="POST",
-            url=str(url.copy_with(query=None)),
+            url=where,
             status_code=response.status_code,
             body=response.text[:500],
             headers={},
