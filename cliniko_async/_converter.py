@@ -346,51 +346,55 @@ class _ModelCode:
         self.names[name] = value
         return name
 
-    def convert(self, i: int, inner: Any) -> str:
+    def convert(self, i: int, inner: Any, v: str = "v") -> str:
         """An expression turning the local ``v`` (not None) into the field's value."""
         t = self.ref("t", i, inner)
         if (isinstance(inner, type) and issubclass(inner, Model)) or _is_tagged_union(inner):
-            return f"{self.ref('m', i, _nested_hook(inner))}(v)"
+            return f"{self.ref('m', i, _nested_hook(inner))}({v})"
         if _is_homogeneous_tuple(inner) and _is_model_type(typing.get_args(inner)[0]):
             item = self.ref("m", i, _nested_hook(typing.get_args(inner)[0]))
             slow = self.ref("h", i, converter.get_structure_hook(inner))
             # Cliniko's nested arrays are short: one or two items without map() and tuple().
             return (
-                f"(({item}(v[0]),) if (k := len(v)) == 1 else ({item}(v[0]), {item}(v[1])) "
-                f"if k == 2 else tuple(map({item}, v))) if v.__class__ is list else {slow}(v, {t})"
+                f"(({item}({v}[0]),) if (k := len({v})) == 1 else ({item}({v}[0]), {item}({v}[1])) "
+                f"if k == 2 else tuple(map({item}, {v}))) if {v}.__class__ is list "
+                f"else {slow}({v}, {t})"
             )
         hook = converter.get_structure_hook(inner)
         h = self.ref("h", i, hook)
         if inner is int and hook is _int:  # ids: int64 sent as strings, converted inline
             return (
-                f"v if v.__class__ is {t} else {t}(v) if v.__class__ is str and v.isdigit() "
-                f"else {h}(v, {t})"
+                f"{v} if {v}.__class__ is {t} else {t}({v}) "
+                f"if {v}.__class__ is str and {v}.isdigit() else {h}({v}, {t})"
             )
         if inner in _PASS_THROUGH:
-            return f"v if v.__class__ is {t} else {h}(v, {t})"
+            return f"{v} if {v}.__class__ is {t} else {h}({v}, {t})"
         if inner is dt.datetime:  # "...Z": parsed inline; other forms and "" take the hook
             return (
-                f"p if v.__class__ is str and v and (p := _iso_dt(v)).tzinfo is _UTC "
-                f"else {h}(v, {t})"
+                f"p if {v}.__class__ is str and {v} and (p := _iso_dt({v})).tzinfo is _UTC "
+                f"else {h}({v}, {t})"
             )
         if inner is dt.date:
-            return f"_iso_date(v) if v.__class__ is str and len(v) == 10 else {h}(v, {t})"
-        return f"{h}(v, {t})"
+            return f"_iso_date({v}) if {v}.__class__ is str and len({v}) == 10 else {h}({v}, {t})"
+        return f"{h}({v}, {t})"
 
-    def value(self, i: int, name: str, inner: Any, emit: Callable[[str], None], pad: str) -> None:
+    def value(
+        self, i: int, name: str, inner: Any, emit: Callable[[str], None], pad: str, v: str = "v"
+    ) -> None:
         """Lines setting ``obj.<name>`` from the local ``v`` (not None), indented by ``pad``."""
         if inner is Link:  # {"links": {"self": url}} (a record's own link: {"self": url})
             h = self.ref("h", i, converter.get_structure_hook(Link))
-            emit(f"{pad}if v.__class__ is dict and (u := v.get('links', v)).__class__ is dict \\")
+            emit(f"{pad}if {v}.__class__ is dict \\")
+            emit(f"{pad}        and (u := {v}.get('links', {v})).__class__ is dict \\")
             emit(f"{pad}        and (u := u.get('self')).__class__ is str:")
             emit(f"{pad}    link = _LinkBuilder()")
             emit(f"{pad}    link.url = u")
             emit(f"{pad}    link.__class__ = _Link")
             emit(f"{pad}    obj.{name} = link")
             emit(f"{pad}else:")
-            emit(f"{pad}    obj.{name} = {h}(v, _Link)")
+            emit(f"{pad}    obj.{name} = {h}({v}, _Link)")
         else:
-            emit(f"{pad}obj.{name} = {self.convert(i, inner)}")
+            emit(f"{pad}obj.{name} = {self.convert(i, inner, v)}")
 
     def field(self, i: int, name: str, wire: str, inner: Any) -> None:
         key = repr(wire)
@@ -487,8 +491,8 @@ class _ModelCode:
             body: list[str] = []
             for j, (i, name, _wire) in enumerate(present):
                 body.append(f"    if v{j} is not None:")
-                body.append(f"        v = v{j}")
-                self.value(i, name, without_none(self.hints[name]), body.append, "        ")
+                inner = without_none(self.hints[name])
+                self.value(i, name, inner, body.append, "        ", f"v{j}")
             index = {wire: j for j, (_, _, wire) in enumerate(present)}
             self.own_id(body.append, f"v{index['id']}" if "id" in index else "None")
             lines.extend("        " + line for line in body)
