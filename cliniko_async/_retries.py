@@ -14,7 +14,9 @@ import httpx
 
 __all__ = ["MAX_KEY_PAUSE", "RateLimitDelay", "backoff", "rate_limit_delay"]
 
-#: The longest a 429 pauses a key, whatever the headers say (a reset an hour ahead is nonsense).
+#: The longest a 429 pauses a key: a reset further ahead is nonsense (Cliniko's windows last a
+#: minute; a reset in milliseconds, a year 3000), treated as no usable reset (a short fallback
+#: pause, then one probe), like every other header that makes no sense.
 MAX_KEY_PAUSE: Final = 3600.0
 #: Slack on a reset read against the local clock (no usable ``Date``): one period plus this.
 LOCAL_CLOCK_SLACK: Final = 5.0
@@ -68,8 +70,8 @@ def _until(
 
     Against the response's ``Date`` (immune to local clock skew) when that gives at most a
     period (plus slack); else against the local clock when that does (the ``Date`` is skewed);
-    else a longer wait that ``Date`` gives (capped at an hour); a target in the past on both
-    clocks, or far ahead of the local clock without a ``Date``: None.
+    else a longer wait that ``Date`` gives, up to an hour; a target in the past on both clocks,
+    more than an hour ahead, or far ahead of the local clock without a ``Date``: None.
     """
     bound = period + LOCAL_CLOCK_SLACK
     by_server = target - server_now if server_now is not None else None
@@ -78,8 +80,8 @@ def _until(
     by_local = target - local_now
     if 0 < by_local <= bound:
         return by_local
-    if by_server is not None and by_server > bound:
-        return min(by_server, MAX_KEY_PAUSE)
+    if by_server is not None and bound < by_server <= MAX_KEY_PAUSE:
+        return by_server
     return None
 
 
@@ -95,7 +97,8 @@ def rate_limit_delay(
     ``X-RateLimit-Reset`` (unix seconds) is turned into a delay with the response's ``Date``
     (so the local clock's skew does not matter); without a usable ``Date`` the local clock is
     used, bounded by the period. ``Retry-After`` (seconds, or an HTTP date) is the second
-    source. A reset in the past, a skewed ``Date`` or no usable header: a short, bounded,
+    source. A reset in the past or more than :data:`MAX_KEY_PAUSE` ahead, a skewed ``Date`` or
+    no usable header: a short, bounded,
     jittered pause for the whole key: backoff on ``attempt``, at most ``fallback_cap`` and
     never more than a period. The key's limiter owns what follows (``pause(probe=True)``): one
     probe after the pause, and a pause twice as long each time the probe gets a 429 too.
@@ -111,7 +114,7 @@ def rate_limit_delay(
         retry_after = headers.get("retry-after")
         seconds = _number(retry_after)
         if seconds is not None:
-            wait, at = (min(seconds, MAX_KEY_PAUSE) if seconds > 0 else None), None
+            wait, at = (seconds if 0 < seconds <= MAX_KEY_PAUSE else None), None
         elif retry_after is not None and (when := _parse_http_date(retry_after)) is not None:
             wait, at = _until(when, server_now, local_now, period), when
     if wait is None:

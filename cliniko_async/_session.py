@@ -591,7 +591,7 @@ class Session:
                         method,
                         public_url,
                         f"rate limited until {hold.reset_at:%Y-%m-%d %H:%M:%S} UTC, more than "
-                        f"the {options.max_rate_limit_wait:.0f} s this client waits",
+                        f"the {options.max_rate_limit_wait:g} s this client waits",
                         reset_at=hold.reset_at,
                     )
                 if rate_limited <= MAX_RATE_LIMIT_RETRIES:
@@ -731,7 +731,7 @@ class Session:
         reset_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=resume_in)
         return RateLimitError(
             f"the key is rate limited (a 429 paused it) until {reset_at:%Y-%m-%d %H:%M:%S} UTC, "
-            f"more than the {self.options.max_rate_limit_wait:.0f} s this client waits; "
+            f"more than the {self.options.max_rate_limit_wait:g} s this client waits; "
             "nothing was sent",
             reset_at=reset_at,
             method=method,
