@@ -138,8 +138,9 @@ class DecodeError(APIError):
         self.snippet = snippet
 
     def __str__(self) -> str:
-        where = f"{self.method} {self.url}, status {self.status_code}"
-        return f"{self.message} ({where}): {self.snippet!r}"
+        # status_code 0: the body could not be decompressed, so no status was read with it.
+        status = f", status {self.status_code}" if self.status_code else ""
+        return f"{self.message} ({self.method} {self.url}{status}): {self.snippet!r}"
 
 
 class PaginationError(APIError):

@@ -27,7 +27,7 @@ from cliniko_async import (
     RequestOptions,
 )
 from cliniko_async._transport import AiohttpTransport
-from cliniko_async.errors import ResponseTooLargeError
+from cliniko_async.errors import DecodeError, ResponseTooLargeError
 
 from ._rawserver import bomb, huge, raw_server, status, trickle
 
@@ -233,3 +233,13 @@ async def test_the_callers_own_timeout_and_cancellation_are_left_as_they_are() -
             inner.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await inner
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_a_body_that_does_not_decompress_is_a_decode_error_on_every_stack(stack: str) -> None:
+    # Outside finding G1: the message said "status 0" (no status is read with such a body).
+    with raw_server(status(200, b"notgzip", "Content-Encoding: gzip")) as base_url:
+        async with client(stack, base_url, max_retries=0) as cliniko:
+            with pytest.raises(DecodeError, match="could not be decompressed") as caught:
+                await cliniko.request("GET", "/patients")
+    assert "status 0" not in str(caught.value), str(caught.value)
