@@ -465,7 +465,11 @@ class _ModelCode:
         return fn
 
     def compile(self) -> Callable[..., Any]:
-        """The structure function: a path for each learned shape, then the general one."""
+        """The structure function: a path for each learned shape, then the general one.
+
+        Before any shape is learned it is the general code itself; after, the shapes' code
+        calls the general code (kept as ``_general``, never compiled again) for the rest.
+        """
         cls = self.cls
         lines = [
             "def structure(data, _=None):",
@@ -498,7 +502,10 @@ class _ModelCode:
             lines.extend("        " + line for line in body)
             emit("            obj.__class__ = _cls")
             emit("            return obj")
-        lines.extend(self.lines)
+        if self.shapes:
+            emit("    return _general(data)")
+        else:
+            lines.extend(self.lines)
         source = "\n".join(lines) + "\n"
         code = compile(source, f"<cliniko_async structure {cls.__qualname__}>", "exec")
         exec(code, self.names)  # noqa: S102 - our own generated source
@@ -524,8 +531,13 @@ class _ModelCode:
             self.names[f"_keys{len(self.shapes)}"] = operator.itemgetter(
                 *(wire for _, _, wire in present)
             )
+            function = self.names["_self"]
+            if not self.shapes:  # the general code, as a function of its own from now on
+                self.names["_general"] = types.FunctionType(
+                    function.__code__, self.names, "structure_general", function.__defaults__
+                )
             self.shapes.append(present)
-            self.names["_self"].__code__ = self.compile().__code__
+            function.__code__ = self.compile().__code__
             lengths.add(len(data))
 
 
