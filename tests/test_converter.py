@@ -490,3 +490,84 @@ def test_ids_in_every_form(sent: object, expected: int | str) -> None:
         else:
             with pytest.raises(ModelDecodeError, match=expected):
                 structure({"id": sent, "first_name": "A"}, Patient)
+
+
+def test_shapes_learned_from_many_threads_at_once() -> None:
+    """Threads structuring records of several shapes while the shapes are being learned (the
+    function's code replaced under them) all get the right records."""
+    import sys
+    import threading
+
+    from cliniko_async._converter import _SHAPES
+
+    fresh = _fresh_model(2 * _SHAPES)
+    records = [{"id": str(n), **{f"f{i}": str(i) for i in range(n)}} for n in range(2 * _SHAPES)]
+    expected = [fresh(id=n, **{f"f{i}": str(i) for i in range(n)}) for n in range(2 * _SHAPES)]
+    start = threading.Barrier(8)
+    failures: list[object] = []
+
+    def worker(offset: int) -> None:
+        start.wait()
+        for round_ in range(5):
+            for k in range(len(records)):
+                n = (k + offset + round_) % len(records)
+                try:
+                    got = structure(records[n], fresh)
+                except Exception as exc:  # pragma: no cover - reported below
+                    failures.append(exc)
+                else:
+                    if got != expected[n] or type(got) is not fresh:
+                        failures.append((n, got))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+    assert len(_learned(fresh)) == _SHAPES
+
+
+@attrs.frozen(kw_only=True)
+class _Circle(Model):
+    type: str | None = None
+    radius: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _Square(Model):
+    type: str | None = None
+    side: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _Drawing(Model):
+    shapes: tuple[_Circle | _Square, ...] | None = None
+
+
+def test_tagged_union_member_with_a_hook_registered_by_hand() -> None:
+    """A union member whose hook was registered on the converter gets cattrs' two arguments;
+    generated members get the record; unknown tags take the first member."""
+    from cliniko_async._converter import converter
+    from cliniko_async._model import tagged_union
+
+    tagged_union(_Circle | _Square, "type", {"circle": _Circle, "square": _Square})
+    seen: list[object] = []
+
+    def square(data: Any, cls: Any) -> _Square:
+        seen.append(cls)
+        return _Square(type="square", side=int(data["side"]) * 2)
+
+    converter.register_structure_hook(_Square, square)
+    record = {"shapes": [{"type": "circle", "radius": 1}, {"type": "square", "side": "3"}]}
+    for _ in range(2):  # the general path, then the learned shape
+        drawing = structure(record, _Drawing)
+        assert drawing.shapes == (_Circle(type="circle", radius=1), _Square(type="square", side=6))
+    assert seen == [_Square, _Square]
+    odd = structure({"shapes": [{"type": "hexagon", "radius": 2}]}, _Drawing)
+    assert odd.shapes == (_Circle(type="hexagon", radius=2),)
