@@ -571,3 +571,18 @@ def test_tagged_union_member_with_a_hook_registered_by_hand() -> None:
     assert seen == [_Square, _Square]
     odd = structure({"shapes": [{"type": "hexagon", "radius": 2}]}, _Drawing)
     assert odd.shapes == (_Circle(type="hexagon", radius=2),)
+
+
+@pytest.mark.parametrize("depth", [64, 66, 100, 126])
+def test_json_depth_counts_objects_and_arrays_alike(depth: int) -> None:
+    """Objects and arrays nested in turn count one level each: 66 levels are refused (the
+    check used to take two such levels out per pass and let up to 128 through)."""
+    from cliniko_async import _json
+
+    pairs = depth // 2
+    body = b'{"a":[' * pairs + b"1" + b"]}" * pairs
+    if depth <= _json.MAX_DEPTH:
+        assert _json.loads(body) is not None
+    else:
+        with pytest.raises(_json.JSONTooDeepError):
+            _json.loads(body)
