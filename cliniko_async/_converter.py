@@ -240,7 +240,13 @@ def _model_hook(cls: type[Model]) -> Callable[..., Model]:
     converted inline, and nested models calling each other's generated functions. Fields the
     response does not carry, or carries as null, are left unset: they read as their defaults
     (see ``Model.__getattr__``). Missing keys are counted, so unknown keys (kept in ``extra``)
-    are looked for only when the counts say there are some.
+    are looked for only when the counts say there are some. Ids sent as digit strings and
+    arrays of one or two nested records are converted inline too.
+
+    Records of one endpoint have the same keys: once two records with the same number of
+    keys, all known, have been seen, the function learns that shape (``_ModelCode.learn``)
+    and records of it take code of their own: every value in one ``itemgetter`` call,
+    nothing counted, nothing looked up twice. At most ``_SHAPES`` shapes per model.
 
     A model that (indirectly) contains itself gets, while its function is being built, one
     that calls the finished function when it runs.
