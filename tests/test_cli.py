@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import base64
 import csv
+import errno
+import fcntl
+import io
 import json
 import os
 import shlex
 import signal
+import socket
+import stat
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cliniko_async.cli import _app
 from cliniko_async.testing import (
     DEFAULT_API_KEY,
     DEFAULT_USER_AGENT,
@@ -199,6 +207,162 @@ def test_resume_with_other_filters_is_refused(base_url: str, tmp_path: Path) -> 
     assert not out.exists()
 
 
+def test_export_to_stdout_with_a_dash(fake: FakeCliniko, base_url: str, tmp_path: Path) -> None:
+    """`-o -` is stdout (was: a file named "-"); stdout cannot be resumed."""
+    done = cliniko("export", "patients", "-o", "-", environ=env(base_url), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [int(json.loads(line)["id"]) for line in done.stdout.splitlines()] == patient_ids(fake)
+    assert f"exported {PATIENTS:,} patients to stdout" in done.stderr
+    assert not list(tmp_path.iterdir())
+    done = cliniko("export", "patients", "--format", "csv", "--filter", "id<=2", "-o", "-",
+                   environ=env(base_url), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [row["id"] for row in csv.DictReader(done.stdout.splitlines())] == ["1", "2"]
+    done = cliniko("export", "patients", "-o", "-", "--resume", environ=env(base_url), cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        "error: -o -: --resume needs a regular file to continue, and this is stdout\n"
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_writes_into_a_fifo_and_through_symlinks(
+    fake: FakeCliniko, base_url: str, tmp_path: Path
+) -> None:
+    """A FIFO is written to, not replaced by a file (its reader got nothing); a symlink's
+    target is replaced, not the link (the target stayed empty)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    cat = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+    reader = subprocess.Popen([sys.executable, "-c", cat, str(fifo)], stdout=subprocess.PIPE)
+    try:
+        done = cliniko("export", "patients", "-o", str(fifo), environ=env(base_url))
+        assert done.returncode == 0, done.stderr
+        assert stat.S_ISFIFO(fifo.lstat().st_mode)
+        received, _ = reader.communicate(timeout=60)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert [int(json.loads(line)["id"]) for line in received.splitlines()] == patient_ids(fake)
+    done = cliniko("export", "patients", "-o", str(fifo), "--resume", environ=env(base_url))
+    assert done.returncode == 2 and "--resume needs a regular file" in done.stderr
+    assert "this is a FIFO" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no .partial anywhere
+
+    elsewhere = tmp_path / "data"
+    elsewhere.mkdir()
+    target = elsewhere / "real.jsonl"
+    target.write_text("")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    dangling = tmp_path / "new.jsonl"
+    dangling.symlink_to(elsewhere / "new.jsonl")  # to a file not there yet
+    for path in (link, dangling):
+        done = cliniko("export", "patients", "--filter", "id<=5", "-o", str(path),
+                       environ=env(base_url))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert path.is_symlink()
+        assert read_ids(path.resolve(), "jsonl") == [1, 2, 3, 4, 5]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["new.jsonl", "real.jsonl"]
+
+
+def test_ctrl_c_stops_an_export_blocked_on_a_stalled_fifo(base_url: str, tmp_path: Path) -> None:
+    """One Ctrl-C stops an export whose reader stopped reading (was: the write blocked the
+    loop, and asyncio's handler only cancelled the task: it took a second Ctrl-C)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # open, never read
+    args = [sys.executable, "-m", "cliniko_async", "export", "patients", "-o", str(fifo)]
+    proc = subprocess.Popen(args, env=env(base_url), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while _unread(reader) < 65536:  # the pipe is full: the export is blocked writing
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the export never filled the FIFO"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(reader)
+    assert proc.returncode == 130
+    assert stderr.splitlines()[-1] == f"error: interrupted: part of the records went to {fifo}"
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def _unread(fd: int) -> int:
+    """Bytes waiting in a pipe."""
+    (count,) = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))
+    return int(count)
+
+
+def test_export_to_a_device_or_a_socket_never_replaces_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-o /dev/null` must not rename a file over the device. A device is made here without
+    root: a file that os.stat says is a character device (its inode must stay the same, its
+    records written into it); a Unix socket (made for real) cannot be opened: one error line,
+    exit 1, the socket left as it was."""
+    device = tmp_path / "mynull"
+    device.write_bytes(b"")
+    inode = device.stat().st_ino
+    real_stat = os.stat
+
+    def fake_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        found = real_stat(path, *args, **kwargs)
+        if Path(path) != device:
+            return found
+        return os.stat_result((stat.S_IFCHR | 0o666, *tuple(found)[1:]))
+
+    monkeypatch.setattr(os, "stat", fake_stat)
+    args = ["--sandbox", "export", "patients", "--filter", "id<=3", "-o", str(device)]
+    assert _app.run(args) == 0, capsys.readouterr().err
+    assert device.stat().st_ino == inode  # written to, not replaced
+    assert read_ids(device, "jsonl") == [1, 2, 3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mynull"]
+    capsys.readouterr()
+    assert _app.run([*args, "--resume"]) == 2
+    assert "--resume needs a regular file to continue, and this is a device" in (
+        capsys.readouterr().err
+    )
+    monkeypatch.undo()
+
+    path = tmp_path / "sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        done = cliniko("--sandbox", "export", "patients", "-o", str(path), environ=env())
+    assert done.returncode == 1
+    assert done.stderr == f"error: cannot write to {path}: No such device or address\n"
+    assert stat.S_ISSOCK(path.lstat().st_mode)
+
+
+def test_export_write_errors_are_one_line_and_exit_1(
+    base_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A closed pipe (`| head -1`) and a full device (`-o /dev/full`): exit 1, one line."""
+    args = [sys.executable, "-m", "cliniko_async", "export", "patients", "-o", "-"]
+    proc = subprocess.Popen(args, env=env(base_url), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith('{"')  # more than the pipe holds follows
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert stderr.splitlines()[-1] == "error: cannot write to stdout: Broken pipe"
+    assert stderr.count("error:") == 1 and "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+
+    class Full(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(_app, "open_stream", lambda job: Full())
+    assert _app.run(["--sandbox", "export", "patients", "-o", "-"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "error: cannot write to stdout: No space left on device\n"
+
+
 def as_sent(base_url: str, path: str) -> Any:
     """What the server sends for ``path``, read without the library."""
     answer = httpx.get(
@@ -242,6 +406,21 @@ def test_get_and_list_print_tables_of_the_fields_with_values(
     for pid, row in zip((1, 2, 3), rows, strict=True):
         cells = [c.strip() for c in row.strip("│").split("│")]
         assert cells == [str(pid), fake.data["patients"][pid]["last_name"]]
+
+
+def test_list_columns_take_fields_the_model_does_not_know(fake: FakeCliniko, base_url: str) -> None:
+    """A field Cliniko sends that the model lacks is a column, not an unknown field."""
+    fake.data["patients"][2]["brand_new_field"] = "shiny"
+    try:
+        done = cliniko("list", "patients", "--filter", "id<=3", "--columns", "id,brand_new_field",
+                       environ=env(base_url))  # fmt: skip
+    finally:
+        del fake.data["patients"][2]["brand_new_field"]
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("│")]
+    assert [[c.strip() for c in row.strip("│").split("│")] for row in rows] == [
+        ["1", ""], ["2", "shiny"], ["3", ""],
+    ]  # fmt: skip
 
 
 def test_doubled_operators_are_refused_with_a_hint(base_url: str) -> None:
@@ -320,6 +499,13 @@ def test_sandbox_needs_no_credentials(tmp_path: Path) -> None:
         (["get", "patients", "1/../2"], "positive integer id"),
         (["get", "widgets", "1"], "'widgets' has no get"),
         (["list", "patients", "--limit", "0"], "0 is not in the range"),
+        # --columns: a field the resource does not have, or none at all (was: an empty column)
+        (["list", "patients", "--columns", "nosuch,id"], "'nosuch' is not a field of patients"),
+        (["list", "patients", "--columns", "lastname"], "(did you mean last_name?)"),
+        (["list", "patients", "--columns", "id,lastname"], "its fields: accepted_email_"),
+        (["list", "patients", "--json", "--columns", "nosuch"], "is not a field of patients"),
+        (["list", "patients", "--columns", ""], "--columns '' names no field"),
+        (["list", "patients", "--columns", " , "], "names no field"),
         (["frobnicate"], "No such command"),
     ],
 )

@@ -7,12 +7,14 @@ import base64
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from types import FrameType
+from typing import Any, BinaryIO, TypeVar
 
 import attrs
 import click
@@ -24,10 +26,25 @@ from .._resource import GetOp, ListOp
 from ..errors import ClinikoError, ConfigurationError
 from ..resources import RESOURCES
 from ._console import ProgressBar, fail, stderr
-from ._export import ExportJob, check_output, export, keyed, list_operation
+from ._export import (
+    ExportJob,
+    OutputError,
+    check_output,
+    export,
+    keyed,
+    list_operation,
+    open_stream,
+)
 from ._expressions import OPERATORS, parse_filter, since_filter
 from ._mirror import mirror_command
-from ._show import fetch_list, print_table, record_table, records_table
+from ._show import (
+    check_columns,
+    fetch_list,
+    parse_columns,
+    print_table,
+    record_table,
+    records_table,
+)
 
 __all__ = ["cli", "run"]
 
@@ -184,8 +201,8 @@ def demo(patients: int, appointments: int) -> None:
               help="Only records updated at or after (ISO 8601 with a time zone).")  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True)  # fmt: skip
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file (default: RESOURCE.FORMAT).")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Output file (default: RESOURCE.FORMAT); - for stdout.")  # fmt: skip
 @click.option("--resume", is_flag=True, help="Continue an interrupted export of the same file.")
 @click.option("--per-page", default=100, show_default=True, type=click.IntRange(1, 100))
 @click.pass_obj
@@ -202,7 +219,9 @@ def export_command(
     """Every RESOURCE record to a file, in id order, written atomically and resumable.
 
     Records go to FILE.partial, renamed to FILE when the export is complete; after a crash
-    or Ctrl-C, run the same command with --resume to continue where it stopped.
+    or Ctrl-C, run the same command with --resume to continue where it stopped. Stdout (-o -),
+    a FIFO or a device (/dev/stdout) is written straight to, and cannot be resumed; a symlink's
+    target is replaced, not the link.
     """
     op = list_operation(resource)
     parsed = [parse_filter(expr, op.filters) for expr in filters]
@@ -213,25 +232,60 @@ def export_command(
         resource=resource, output=output or Path(f"{resource}.{fmt}"), format=fmt,  # type: ignore[arg-type]
         filters=tuple(parsed), resume=resume, per_page=per_page,
     )  # fmt: skip
-    check_output(job)
+    job = check_output(job)
     if resume and job.output.exists() and not job.partial.exists():
         stderr.print(f"{job.output} is already complete: nothing to resume")
         return
     if resume and not keyed(op) and job.partial.exists():
         stderr.print(f"{resource} cannot be paged by id: starting the export over")
     started = time.perf_counter()
+    out: BinaryIO | None = None
     try:
-        with ProgressBar(f"exporting {resource}") as bar:
-            result = _run(settings, lambda cliniko: export(cliniko, job, bar))
+        # A FIFO is opened before the loop starts, as `cat > FIFO` opens it: Ctrl-C while it
+        # waits for a reader interrupts at once.
+        out = open_stream(job) if job.stream else None
+        with (
+            _interrupt_at_once() if job.stream else contextlib.nullcontext(),
+            ProgressBar(f"exporting {resource}") as bar,
+        ):
+            result = _run(settings, lambda cliniko: export(cliniko, job, bar, out))
     except KeyboardInterrupt:
+        if job.stream:
+            raise Interrupted(f"interrupted: part of the records went to {job.shown}") from None
         raise Interrupted(
             f"interrupted: {job.partial} holds what was written; add --resume to continue"
         ) from None
+    finally:
+        if out is not None:
+            with contextlib.suppress(OSError):  # closed by the export; after an error, again
+                out.close()
     elapsed = time.perf_counter() - started
     resumed = f" ({result.resumed:,} from the interrupted run)" if result.resumed else ""
     stderr.print(
-        f"exported {result.records:,} {resource}{resumed} to {job.output} in {elapsed:.1f} s"
+        f"exported {result.records:,} {resource}{resumed} to {job.shown} in {elapsed:.1f} s"
     )
+
+
+@contextlib.contextmanager
+def _interrupt_at_once() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt wherever the export is, as before Python 3.11.
+
+    asyncio.run's own handler only cancels the task, and a write to a pipe or FIFO whose
+    reader has stopped reading blocks the loop: the cancellation would wait for the reader. A
+    stream has no checkpoint to keep consistent, so it stops at once.
+    """
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # Ctrl-C ignored (a background job) or handled by the caller: left as it is
+        return
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 JSON_HELP = "JSON for machines: exactly the fields Cliniko sent (the table leaves out empty ones)."
@@ -270,7 +324,7 @@ def get_command(settings: Settings, resource: str, ids: tuple[str, ...], as_json
 @click.option(
     "--columns",
     metavar="A,B,...",
-    help="Table columns (default: id, then fields with values).",
+    help="Table columns, fields of the resource (default: id, then fields with values).",
 )
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
@@ -288,9 +342,10 @@ def list_command(
     """
     op = list_operation(resource)
     parsed = [parse_filter(expr, op.filters) for expr in filters]
-    chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    chosen = parse_columns(columns)
     check_credentials(settings)
     records = _run(settings, lambda cliniko: fetch_list(cliniko, op, parsed, limit))
+    check_columns(chosen, op, records, resource)  # after: Cliniko may send fields the model lacks
     if as_json:
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
         return
@@ -353,7 +408,7 @@ def run(argv: list[str] | None = None) -> int:
         if debug:
             return _debug(exc, 2, secrets)
         return fail(str(exc), 2, secrets)
-    except ClinikoError as exc:
+    except (ClinikoError, OutputError) as exc:
         if debug:
             return _debug(exc, 1, secrets)
         return fail(str(exc), 1, secrets)

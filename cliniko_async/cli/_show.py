@@ -6,19 +6,21 @@ the fields Cliniko sent, and the tables show the fields that have a value.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
 from rich.console import Console
 from rich.table import Table
 
 from .._client import Cliniko
 from .._filters import Filter, encode_filters
 from .._resource import ListOp
-from ..errors import DecodeError
+from ..errors import ConfigurationError, DecodeError
 
-__all__ = ["fetch_list", "record_table", "records_table"]
+__all__ = ["check_columns", "fetch_list", "parse_columns", "record_table", "records_table"]
 
 #: Columns of a ``list`` table when ``--columns`` does not say: the first fields with values.
 DEFAULT_COLUMNS = 6
@@ -49,6 +51,41 @@ async def fetch_list(
         url = following if isinstance(following, str) and following and items else None
         query = None  # the next link carries its query
     return records
+
+
+def parse_columns(columns: str | None) -> list[str] | None:
+    """``--columns A,B``: the names (None: the default columns). No name at all is bad input."""
+    if columns is None:
+        return None
+    names = [c.strip() for c in columns.split(",") if c.strip()]
+    if not names:
+        raise ConfigurationError(
+            f"--columns {columns!r} names no field: give some (--columns id,last_name) "
+            "or leave the option out for the default columns"
+        )
+    return names
+
+
+def check_columns(
+    columns: list[str] | None, op: ListOp[Any], records: list[dict[str, Any]], resource: str
+) -> None:
+    """Every column a field of the resource: one the model knows or one Cliniko sent (a field
+    newer than the model). An unknown name is bad input, not an empty column."""
+    if columns is None:
+        return
+    known = [op.model.__renames__.get(a.name, a.name) for a in attrs.fields(op.model)]
+    fields = [name for name in known if name != "extra"]
+    fields += sorted({key for record in records for key in record} - set(fields))
+    unknown = [name for name in columns if name not in fields]
+    if not unknown:
+        return
+    close = [match for name in unknown for match in difflib.get_close_matches(name, fields, n=1)]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ConfigurationError(
+        f"--columns: {', '.join(map(repr, unknown))} "
+        f"{'is not a field' if len(unknown) == 1 else 'are not fields'} of {resource}{hint}; "
+        f"its fields: {', '.join(sorted(fields))}"
+    )
 
 
 def cell(value: Any) -> str:
