@@ -438,18 +438,21 @@ class _ModelCode:
             if a.name != "extra"
         ]
         self.wires = wires = [wire for _, _, wire in self.fields]
-        self.shapes: list[list[tuple[int, str, str]]] = []
+        #: each learned shape: the fields it carries, the keys the model does not know
+        self.shapes: list[tuple[list[tuple[int, str, str]], list[Any]]] = []
+        self.learned: set[frozenset[Any]] = set()
         self.names["_known"] = frozenset(wires)
+        self.names["_shapes"] = self.shapes
         self.names["_lengths"] = set()  # lengths of the shapes learned
-        self.names["_seen"] = set()  # lengths of records that could be learned
+        self.names["_seen"] = set()  # lengths of records that took this path once
         self.names["_learn"] = self.learn
         emit = self.lines.append
-        emit(f"    if len(_lengths) < {_SHAPES} and n not in _lengths and n \\")
-        emit("            and _known.issuperset(data):  # all keys known: a shape to learn")
+        emit(f"    if n and len(_shapes) < {_SHAPES} and len(_seen) < {_SHAPES * 8}:")
         emit("        if n in _seen:  # the second time: a page, not a one-off (compiling costs)")
+        emit("            _seen.discard(n)")
         emit("            _learn(data)  # records with these keys: the code above from now on")
         emit("            return _self(data)")
-        emit("        _seen.add(n)  # at most one entry per field count")
+        emit("        _seen.add(n)")
         if len(wires) >= _SPARSE_FROM:  # few keys of a large model: loop over those
             self.names["_sparse"] = _sparse_hook(cls, hints)
             emit(f"    if n < {len(wires) // 3}:")
@@ -489,12 +492,14 @@ class _ModelCode:
             "    n = len(data)",
         ]
         emit = lines.append
-        for k, present in enumerate(self.shapes):
-            emit(f"    {'el' if k else ''}if n == {len(present)}:")
-            values = "".join(f"v{j}, " for j in range(len(present)))
+        for k, (present, unknown) in enumerate(self.shapes):
+            total = len(present) + len(unknown)
+            emit(f"    if n == {total}:")
+            targets = [f"v{j}" for j in range(len(present))] + ["x_"] * len(unknown)
             emit("        try:")
-            emit(f"            {values}= _keys{k}(data){',' if len(present) == 1 else ''}")
-            emit("        except KeyError:  # other keys, as many: the general path")
+            one = "," if total == 1 else ""
+            emit(f"            {', '.join(targets)}, = _keys{k}(data){one}")
+            emit("        except KeyError:  # other keys, as many: next shape or general path")
             emit("            pass")
             emit("        else:")
             emit("            obj = _Builder()")
@@ -503,6 +508,10 @@ class _ModelCode:
                 body.append(f"    if v{j} is not None:")
                 inner = without_none(self.hints[name])
                 self.value(i, name, inner, body.append, "        ", f"v{j}")
+            if unknown:  # keys this model does not know (yet), in the record's order
+                body.append(
+                    "    obj.extra = _Extra({k: x for k, x in data.items() if k not in _known})"
+                )
             index = {wire: j for j, (_, _, wire) in enumerate(present)}
             self.own_id(body.append, f"v{index['id']}" if "id" in index else "None")
             lines.extend("        " + line for line in body)
@@ -518,33 +527,39 @@ class _ModelCode:
         fn: Callable[..., Any] = self.names.pop("structure")
         return fn
 
-    def learn(self, data: dict[str, Any]) -> None:
+    def learn(self, data: dict[Any, Any]) -> None:
         """Give the structure function a path for records with exactly ``data``'s keys.
 
         Records of one response (and of one endpoint) have the same keys, so from the second
         one on (a one-off record does not pay for the compiling) a record's values come out
         in one ``itemgetter`` call instead of one ``dict.get`` per field, and nothing is
         counted: same length and every key found means the same keys (a record of the same
-        length with other keys takes the general path). The function keeps its identity
-        (callers hold it): its code is replaced. A model learns at most ``_SHAPES`` shapes
-        (a server varying its keys for ever cannot make it compile for ever).
+        length with other keys tries the next shape, then takes the general path). Keys the
+        model does not know are part of the shape (they go to ``extra``, as on the general
+        path): a field Cliniko adds does not send every record down the general path. The
+        function keeps its identity (callers hold it): its code is replaced. A model learns
+        at most ``_SHAPES`` shapes (a server varying its keys for ever cannot make it
+        compile for ever).
         """
         with _BUILD_LOCK:
-            lengths: set[int] = self.names["_lengths"]
-            if len(data) in lengths or len(lengths) >= _SHAPES:
+            keys = frozenset(data)
+            if keys in self.learned or len(self.shapes) >= _SHAPES:
                 return
-            present = [(i, name, wire) for i, name, wire in self.fields if wire in data]
+            known: frozenset[Any] = self.names["_known"]
+            present = [(i, name, wire) for i, name, wire in self.fields if wire in keys]
+            unknown = [key for key in data if key not in known]
             self.names[f"_keys{len(self.shapes)}"] = operator.itemgetter(
-                *(wire for _, _, wire in present)
+                *(wire for _, _, wire in present), *unknown
             )
             function = self.names["_self"]
             if not self.shapes:  # the general code, as a function of its own from now on
                 self.names["_general"] = types.FunctionType(
                     function.__code__, self.names, "structure_general", function.__defaults__
                 )
-            self.shapes.append(present)
+            self.shapes.append((present, unknown))
+            self.learned.add(keys)
             function.__code__ = self.compile().__code__
-            lengths.add(len(data))
+            self.names["_lengths"].add(len(data))
 
 
 #: A record whose model guarantees an ``id`` (``id: int``, no default) arrived without one.

@@ -586,3 +586,36 @@ def test_json_depth_counts_objects_and_arrays_alike(depth: int) -> None:
     else:
         with pytest.raises(_json.JSONTooDeepError):
             _json.loads(body)
+
+
+def _shape_count(cls: type[Model]) -> int:
+    from cliniko_async._converter import converter
+
+    return len(converter.get_structure_hook(cls).__globals__["_shapes"])
+
+
+def test_records_with_keys_the_model_does_not_know_are_learned_too() -> None:
+    """A field Cliniko adds (a key the model does not know) does not send every record down
+    the general path: the shape includes it, and it lands in ``extra`` in the record's order."""
+    fresh = _fresh_model()
+    records = [{"zeta": n, "id": str(n), "f0": "a", "alpha": [n]} for n in range(4)]
+    results = [structure(record, fresh) for record in records]
+    assert _learned(fresh) == {4} and _shape_count(fresh) == 1
+    for n, p in enumerate(results):
+        assert p == fresh(id=n, f0="a") and type(p) is fresh
+        assert list(p.extra.items()) == [("zeta", n), ("alpha", [n])]
+    nulls = structure({"zeta": None, "id": "9", "f0": None, "alpha": None}, fresh)
+    assert nulls == fresh(id=9) and dict(nulls.extra) == {"zeta": None, "alpha": None}
+
+
+def test_two_shapes_of_one_length_are_both_learned() -> None:
+    """Records of one length with two key sets, in turn: each set gets its own path."""
+    fresh = _fresh_model()
+    first = [{"id": str(n), "f0": "a"} for n in range(4)]
+    second = [{"id": str(n), "new": n} for n in range(4)]
+    pairs = [record for pair in zip(first, second, strict=True) for record in pair]
+    results = [structure(record, fresh) for record in pairs]
+    assert _learned(fresh) == {2} and _shape_count(fresh) == 2
+    assert results[0::2] == [fresh(id=n, f0="a") for n in range(4)]
+    assert results[1::2] == [fresh(id=n) for n in range(4)]
+    assert [dict(p.extra) for p in results[1::2]] == [{"new": n} for n in range(4)]
