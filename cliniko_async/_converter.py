@@ -244,9 +244,10 @@ def _model_hook(cls: type[Model]) -> Callable[..., Model]:
     arrays of one or two nested records are converted inline too.
 
     Records of one endpoint have the same keys: once two records with the same number of
-    keys, all known, have been seen, the function learns that shape (``_ModelCode.learn``)
-    and records of it take code of their own: every value in one ``itemgetter`` call,
-    nothing counted, nothing looked up twice. At most ``_SHAPES`` shapes per model.
+    keys have taken the general code, the function learns the second one's keys (its shape,
+    ``_ModelCode.learn``) and records of that shape take code of their own: every value in
+    one ``itemgetter`` call, nothing counted, nothing looked up twice. At most ``_SHAPES``
+    shapes per model.
 
     A model that (indirectly) contains itself gets, while its function is being built, one
     that calls the finished function when it runs.
