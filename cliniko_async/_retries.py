@@ -104,23 +104,42 @@ def rate_limit_delay(
     probe after the pause, and a pause twice as long each time the probe gets a 429 too.
     """
     local_now = time.time()
-    server_now = _parse_http_date(headers.get("date"))
-    wait: float | None = None
-    at: float | None = None  # when Cliniko said, on its own clock, if it said an absolute time
-    reset = _number(headers.get("x-ratelimit-reset"))
-    if reset is not None and _PLAUSIBLE_EPOCH[0] < reset < _PLAUSIBLE_EPOCH[1]:
-        wait, at = _until(reset, server_now, local_now, period), reset
-    if wait is None:
-        retry_after = headers.get("retry-after")
-        seconds = _number(retry_after)
-        if seconds is not None:
-            wait, at = (seconds if 0 < seconds <= MAX_KEY_PAUSE else None), None
-        elif retry_after is not None and (when := _parse_http_date(retry_after)) is not None:
-            wait, at = _until(when, server_now, local_now, period), when
+    server_now = _parse_http_date(headers.get_list("date")[-1] if "date" in headers else None)
+    # Each header may come more than once (a proxy adding its own): the latest usable reset
+    # holds (the one that keeps every sender's pause).
+    found = _resets(headers, "x-ratelimit-reset", server_now, local_now, period) or _resets(
+        headers, "retry-after", server_now, local_now, period
+    )
+    wait, at = max(found, key=lambda pair: pair[0]) if found else (None, None)
     if wait is None:
         wait = backoff(attempt, 0.5, min(fallback_cap, period))
         return RateLimitDelay(wait, _utc(local_now + wait), trusted=False)
     return RateLimitDelay(wait, _utc(at if at is not None else local_now + wait), trusted=True)
+
+
+def _resets(
+    headers: httpx.Headers, name: str, server_now: float | None, local_now: float, period: float
+) -> list[tuple[float, float | None]]:
+    """The usable waits in every ``name`` header: (seconds, when Cliniko said on its clock)."""
+    found: list[tuple[float, float | None]] = []
+    if name == "x-ratelimit-reset":  # unix seconds
+        for value in headers.get_list(name, split_commas=True):
+            reset = _number(value)
+            if reset is None or not _PLAUSIBLE_EPOCH[0] < reset < _PLAUSIBLE_EPOCH[1]:
+                continue
+            if (wait := _until(reset, server_now, local_now, period)) is not None:
+                found.append((wait, reset))
+        return found
+    for value in headers.get_list(name):  # Retry-After: seconds, or an HTTP date
+        seconds = _number(value)
+        if seconds is not None:
+            if 0 < seconds <= MAX_KEY_PAUSE:
+                found.append((seconds, None))
+            continue
+        when = _parse_http_date(value)
+        if when is not None and (wait := _until(when, server_now, local_now, period)) is not None:
+            found.append((wait, when))
+    return found
 
 
 def _utc(timestamp: float) -> dt.datetime:

@@ -30,7 +30,7 @@ from ._client import Cliniko
 from ._limiter import RateLimit
 from ._options import ClientOptions, RequestSettings, keyword_error, signature
 from ._session import Session
-from .errors import ClinikoError
+from .errors import ClientClosedError, ClinikoError
 from .resources import SyncResources
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class _LoopThread:
         with self._lock:
             if self._stopping:
                 coro.close()
-                raise ClinikoError("this SyncCliniko is closed: create a new one")
+                raise ClientClosedError("this SyncCliniko is closed: create a new one")
             return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self) -> None:
@@ -127,7 +127,7 @@ class _Runtime:
             return lt
         with self.lock:
             if self.closed:
-                raise ClinikoError("this SyncCliniko is closed: create a new one")
+                raise ClientClosedError("this SyncCliniko is closed: create a new one")
             lt = self.loop_thread
             if lt is None or lt.pid != os.getpid():
                 if lt is not None:
@@ -191,7 +191,7 @@ class _Caller:
         try:
             owner = self._owner()
             if owner is None or owner._closed or owner._runtime.closed:
-                raise ClinikoError("this SyncCliniko is closed: create a new one")
+                raise ClientClosedError("this SyncCliniko is closed: create a new one")
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
@@ -212,7 +212,7 @@ class _Caller:
             return future.result()
         except concurrent.futures.CancelledError:
             # The client was closed (its loop stopped) while this call was running.
-            raise ClinikoError("this SyncCliniko was closed during the call") from None
+            raise ClientClosedError("this SyncCliniko was closed during the call") from None
         except BaseException:
             # KeyboardInterrupt (or SystemExit) in the calling thread: cancel the request in
             # the loop thread and wait for it to unwind, so no task or connection is left.

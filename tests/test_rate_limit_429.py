@@ -224,3 +224,23 @@ def test_rate_limit_delay_units() -> None:
         assert 0.5 <= delay(bad) <= 1.0, bad
     result = rate_limit_delay(httpx.Headers({}), period=2.0, attempt=20, fallback_cap=8.0)
     assert result.seconds <= 2.0 and not result.trusted  # never longer than a period
+
+
+def test_a_header_sent_twice_keeps_the_latest_reset() -> None:
+    # Outside finding G11: a proxy adding its own X-RateLimit-Reset (or Retry-After) made the
+    # two values one unusable "a, b", so the key fell back to probing inside the pause.
+    def delay(headers: list[tuple[str, str]]) -> tuple[float, bool]:
+        found = rate_limit_delay(httpx.Headers(headers), period=60.0, attempt=1, fallback_cap=8.0)
+        return found.seconds, found.trusted
+
+    date = ("date", http_date())
+    for headers in (
+        [("x-ratelimit-reset", reset(5)), ("x-ratelimit-reset", reset(1)), date],
+        [("x-ratelimit-reset", reset(1)), ("x-ratelimit-reset", reset(5)), date],
+        [("x-ratelimit-reset", f"{reset(1)}, {reset(5)}"), date],
+        [("x-ratelimit-reset", "soon"), ("x-ratelimit-reset", reset(5)), date],
+        [("retry-after", "1"), ("retry-after", "5")],
+        [("retry-after", "5"), ("retry-after", http_date(1)), date],
+    ):
+        seconds, trusted = delay(headers)
+        assert trusted and seconds == pytest.approx(5, abs=1.5), headers

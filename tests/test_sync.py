@@ -10,7 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from cliniko_async import ClinikoError, RateLimit, SyncCliniko, SyncInAsyncContextError
+from cliniko_async import (
+    ClientClosedError,
+    ClinikoError,
+    RateLimit,
+    SyncCliniko,
+    SyncInAsyncContextError,
+)
 from cliniko_async.models import Patient
 from cliniko_async.testing import (
     DEFAULT_API_KEY,
@@ -110,7 +116,7 @@ def test_close_is_idempotent_and_use_after_close_is_clear() -> None:
     cliniko = make(CountingServer())
     cliniko.close()
     cliniko.close()
-    with pytest.raises(ClinikoError, match="closed"):
+    with pytest.raises(ClientClosedError, match="closed"):
         cliniko.request("GET", "/patients/1")
     assert API_KEY not in repr(cliniko)
 
@@ -135,11 +141,11 @@ def test_same_options_as_cliniko_rate_limit_with_options_and_http_client() -> No
         assert view.patients.get(2).id == 2
         assert cliniko.patients.get(1).id == 1
         view.close()  # closes the view only
-        with pytest.raises(ClinikoError, match="closed"):
+        with pytest.raises(ClientClosedError, match="closed"):
             view.patients.get(2)
         assert cliniko.patients.get(1).id == 1
     assert not http.is_closed  # passed in: not closed for you
-    with pytest.raises(ClinikoError, match="closed"):
+    with pytest.raises(ClientClosedError, match="closed"):
         view.patients.get(2)  # the client it came from is closed
     with pytest.raises(ClinikoError, match="not both"):
         SyncCliniko(
@@ -186,6 +192,6 @@ def test_close_from_another_thread_ends_a_running_call_promptly() -> None:
     cliniko.close()
     caller.join(10)
     assert not caller.is_alive()  # not left waiting on a stopped loop
-    assert len(outcome) == 1 and isinstance(outcome[0], ClinikoError), outcome
-    with pytest.raises(ClinikoError, match="closed"):
+    assert len(outcome) == 1 and isinstance(outcome[0], ClientClosedError), outcome
+    with pytest.raises(ClientClosedError, match="closed"):
         cliniko.patients.get(1)
