@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from cliniko_async import APIConnectionError, APITimeoutError, Cliniko, ClinikoAccounts
+from cliniko_async import _transport as transport_module
 from cliniko_async._config import ApiKey, ClientConfig
 from cliniko_async._transport import AiohttpTransport
 from cliniko_async.errors import ConfigurationError
@@ -734,3 +735,41 @@ def test_aiohttp_adds_no_user_agent_or_content_type_of_its_own() -> None:
     assert "user-agent" not in seen[0][1] and "content-type" not in seen[0][1]
     assert seen[1][1]["user-agent"] == "Mine"
     assert seen[2][1]["content-type"] == "a/b" and seen[2][2] == b"{}"
+
+
+@STACKS
+def test_a_client_per_job_loads_the_ca_bundle_once(
+    served: str, warm_up: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outside finding G8: every Cliniko built its own SSLContext (~16 ms of CPU, ~0.9 MB), even
+    # for plain http, so a client made per job paid that each time. One per process now, made
+    # again only for other SSL_CERT_FILE / SSL_CERT_DIR settings.
+    made: list[object] = []
+    real = httpx.create_ssl_context
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        made.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", counting)
+    monkeypatch.setattr(transport_module, "_SSL_CONTEXTS", {})
+
+    async def job() -> None:
+        async with client(served, transport=AiohttpTransport(warm_up=warm_up)) as c:
+            await asyncio.gather(*(c.patients.get(1) for _ in range(6)))
+
+    for _ in range(5):
+        asyncio.run(job())
+    assert len(made) <= 1, made
+    contexts = {id(AiohttpTransport()._ssl_context()) for _ in range(3)}
+    assert len(contexts) == 1 and len(made) == 1
+    monkeypatch.setenv("SSL_CERT_FILE", httpx_certifi_bundle())
+    other = AiohttpTransport()._ssl_context()
+    assert len(made) == 2 and id(other) not in contexts
+    assert AiohttpTransport(verify=False)._ssl_context() is False
+
+
+def httpx_certifi_bundle() -> str:
+    import certifi
+
+    return certifi.where()
