@@ -28,9 +28,18 @@ def machine() -> str:
 
 
 def main(argv: list[str]) -> int:
-    write = "--write" in argv
-    wanted = {a for a in argv if not a.startswith("--")}
-    modules = sorted(p.stem for p in HERE.glob("bench_*.py") if not wanted or p.stem in wanted)
+    known = sorted(p.stem for p in HERE.glob("bench_*.py"))
+    if {"-h", "--help"} & set(argv):
+        print((__doc__ or "").strip() + "\n\nbenchmarks: " + " ".join(known))
+        return 0
+    options = {a for a in argv if a.startswith("-")}
+    wanted = {a for a in argv if not a.startswith("-")}
+    if options - {"--write"} or wanted - set(known):
+        print(f"unknown: {' '.join(sorted((options - {'--write'}) | (wanted - set(known))))}; "
+              f"use {' '.join(known)} [--write]", file=sys.stderr)  # fmt: skip
+        return 2
+    write = "--write" in options
+    modules = [name for name in known if not wanted or name in wanted]
     failed: list[str] = []
     results: list[str] = []
     outputs: dict[str, str] = {}
