@@ -265,6 +265,58 @@ def test_keyboard_interrupt_in_sync_cliniko_cancels_the_request_and_leaks_nothin
         assert _open_fds() <= fds_before
 
 
+POOL_SCRIPT = """
+import sys, time
+from concurrent.futures import ThreadPoolExecutor
+from cliniko_async import SyncCliniko
+
+with (
+    ThreadPoolExecutor(16) as pool,
+    SyncCliniko(api_key=sys.argv[1], user_agent=sys.argv[2], base_url=sys.argv[3]) as cliniko,
+):
+    print("ready", flush=True)
+    try:
+        list(pool.map(lambda i: cliniko.patients.get(i).first_name, range(1, 33)))
+    except KeyboardInterrupt:
+        print("interrupted", time.monotonic(), flush=True)
+        raise
+"""
+
+
+@pytest.mark.parametrize("server", ["paused", "silent"])
+def test_ctrl_c_in_the_readmes_thread_pool_shape_ends_at_once(server: str) -> None:
+    # Outside finding G13: with the client opened outside the pool, Ctrl-C waited for the
+    # pool's threads (a key paused for 60 s, or a server that never answers: minutes). The
+    # README opens it inside: the client closes first and ends every call at once.
+    import subprocess
+    import sys
+
+    faults = Faults([FaultRule(path="*", latency=(3600.0, 3600.0))]) if server == "silent" else None
+    fake = FakeCliniko(rate_limit=(1, 60.0), faults=faults)
+    with serve(fake) as base_url:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", POOL_SCRIPT, DEFAULT_API_KEY, USER_AGENT, base_url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            deadline = time.monotonic() + 30
+            while fake.requests < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)  # the pool's calls are under way (and the key paused)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            sent = time.monotonic()
+            out, err = proc.communicate(timeout=60)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert "interrupted" in out and "KeyboardInterrupt" in err, (out, err[-2000:])
+    # Generous for a loaded 2-core machine; without the order it took the 60 s pause (or more).
+    assert took < 20, took
+
+
 # -- records changing during an export -------------------------------------------------------------
 
 
