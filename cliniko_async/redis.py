@@ -137,9 +137,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisError
 
+from ._config import Secret
 from ._limiter import (
     MAX_FALLBACK_PAUSE,
     KeyLimiter,
@@ -148,6 +150,7 @@ from ._limiter import (
     RateLimit,
     RateLimitPaused,
 )
+from ._session import _seconds
 from .errors import ClinikoError, ConfigurationError
 
 __all__ = ["LimiterUnavailableError", "RedisLimiter", "RedisLimiterBackend"]
@@ -1366,14 +1369,32 @@ class RedisLimiterBackend:
     ) -> None:
         if on_unavailable not in ("fail", "local"):
             raise ConfigurationError("on_unavailable must be 'fail' or 'local'")
-        if not 0 < local_fraction <= 1:
-            raise ConfigurationError("local_fraction must be in (0, 1]")
         if "{" in prefix or "}" in prefix:
             raise ConfigurationError("prefix must not contain '{' or '}' (Redis Cluster hash tags)")
-        if not isinstance(max_connections, int) or max_connections < 1:
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise ConfigurationError("max_connections must be a positive integer")
+        if max_connections < 1:
+            raise ConfigurationError("max_connections must be a positive integer")
+        if (
+            isinstance(local_fraction, bool)
+            or not isinstance(local_fraction, int | float)
+            or not 0 < local_fraction <= 1
+        ):
+            raise ConfigurationError(f"local_fraction must be in (0, 1], got {local_fraction!r}")
+        for name, value in (("max_in_flight", max_in_flight), ("socket_timeout", socket_timeout)):
+            if not _seconds(value):
+                raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
         if isinstance(redis, str):
-            self._url: str | None = redis
+            try:
+                parse_url(redis)  # type: ignore[no-untyped-call]
+            except ValueError:
+                # (redis-py's message may quote parts of the URL: its password among them.)
+                raise ConfigurationError(
+                    "RedisLimiterBackend needs a Redis URL: redis://[user:password@]host:port/db, "
+                    "rediss://... (TLS) or unix:///path/to/socket"
+                ) from None
+            #: The URL may carry a password: kept where no repr, vars() or pickle shows it.
+            self._url: Secret | None = Secret(redis)
             self._given: AnyRedis | None = None
         elif isinstance(redis, aioredis.Redis | RedisCluster):
             self._url, self._given = None, redis
@@ -1435,7 +1456,7 @@ class RedisLimiterBackend:
             else:
                 assert self._url is not None
                 pool = aioredis.ConnectionPool.from_url(
-                    self._url,
+                    self._url.reveal(),
                     max_connections=self.max_connections + 2,
                     socket_timeout=self.socket_timeout,
                     socket_connect_timeout=min(2.0, self.socket_timeout),
