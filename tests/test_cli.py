@@ -608,3 +608,74 @@ def test_the_readme_commands_run_in_the_sandbox(tmp_path: Path) -> None:
         done = cliniko(*args, environ=environ, cwd=tmp_path)
         assert done.returncode == 0, (command, done.stderr)
     assert (tmp_path / "patients.jsonl").exists() and (tmp_path / "appts.csv").exists()
+
+
+# A name as a patient could type it in an online booking: set the clipboard (OSC 52), clear
+# the screen, colour, carriage return, backspace, an 8-bit CSI (U+009B), DEL; rich markup.
+HOSTILE_NAME = "Ann\x1b]52;c;ZWNobyBwd25lZA==\x1b\\\x1b[2J\x1b[31mRED\rX\x08\x07\x9b31m\x7f[red]ok"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("get", "patients", "5"),
+        ("list", "patients", "--filter", "id<=5"),
+        ("list", "patients", "--filter", "id<=5", "--columns", "id,first_name,last_name"),
+    ],
+)
+def test_tables_show_control_characters_from_records_never_send_them(
+    fake: FakeCliniko, base_url: str, args: tuple[str, ...]
+) -> None:
+    patient = fake.data["patients"][5]
+    saved = patient["first_name"], patient["last_name"]
+    patient["first_name"], patient["last_name"] = HOSTILE_NAME, "B\x1b[8m"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cliniko_async", *args],
+            capture_output=True, env=env(base_url, COLUMNS="250"), timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        patient["first_name"], patient["last_name"] = saved
+    assert done.returncode == 0, done.stderr
+    for stream in (done.stdout, done.stderr):
+        raw = [c for c in (b"\x1b", b"\xc2\x9b", b"\r", b"\x08", b"\x07", b"\x7f") if c in stream]
+        assert raw == []
+    shown = done.stdout.decode()
+    assert (
+        "Ann\\x1b]52;c;ZWNobyBwd25lZA==\\x1b\\\\x1b[2J\\x1b[31mRED\\rX\\x08\\x07\\x9b31m" in shown
+    )
+    assert "\\x7f[red]ok" in shown  # printed as it is, not read as markup
+    assert "B\\x1b[8m" in shown
+
+
+@pytest.mark.parametrize(
+    "args", [("get", "patients", "5"), ("list", "patients", "--filter", "id<=5")]
+)
+def test_json_escapes_every_control_character_and_keeps_the_data(
+    fake: FakeCliniko, base_url: str, args: tuple[str, ...]
+) -> None:
+    patient = fake.data["patients"][5]
+    saved = patient["first_name"]
+    patient["first_name"] = HOSTILE_NAME
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cliniko_async", *args, "--json"],
+            capture_output=True, env=env(base_url), timeout=120, check=False,
+        )  # fmt: skip
+        sent = as_sent(base_url, "/patients/5")
+    finally:
+        patient["first_name"] = saved
+    assert done.returncode == 0, done.stderr
+    assert not any(c in done.stdout for c in (b"\x1b", b"\xc2\x9b", b"\r", b"\x7f"))
+    assert b"\\u009b" in done.stdout and b"\\u001b" in done.stdout
+    data = json.loads(done.stdout)
+    record = data if isinstance(data, dict) else next(p for p in data if p["id"] == "5")
+    assert record == sent and record["first_name"] == HOSTILE_NAME  # the same data
+
+
+def test_error_lines_show_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    """An error quoting what a server sent (a DecodeError's snippet) sends no escape either."""
+    from cliniko_async.cli._console import fail
+
+    assert fail("got \x1b]52;c;eA==\x07 \x9b2J from the server", 1) == 1
+    assert capsys.readouterr().err == "error: got \\x1b]52;c;eA==\\x07 \\x9b2J from the server\n"

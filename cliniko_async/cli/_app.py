@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -25,7 +24,7 @@ from .._client import Cliniko
 from .._resource import GetOp, ListOp
 from ..errors import ClinikoError, ConfigurationError
 from ..resources import RESOURCES
-from ._console import ProgressBar, fail, stderr
+from ._console import ProgressBar, fail, json_text, plain, stderr
 from ._export import (
     ExportJob,
     OutputError,
@@ -309,11 +308,11 @@ def get_command(settings: Settings, resource: str, ids: tuple[str, ...], as_json
     check_credentials(settings)
     record = _run(settings, lambda cliniko: cliniko.request("GET", path))
     if as_json:
-        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+        click.echo(json_text(record))
     elif isinstance(record, dict):
         print_table(record_table(record, f"{resource} {'/'.join(ids)}"))
     else:
-        click.echo(json.dumps(record, ensure_ascii=False))
+        click.echo(json_text(record))
 
 
 @cli.command(name="list", cls=ResourceCommand, resources=_listable)
@@ -347,14 +346,16 @@ def list_command(
     records = _run(settings, lambda cliniko: fetch_list(cliniko, op, parsed, limit))
     check_columns(chosen, op, records, resource)  # after: Cliniko may send fields the model lacks
     if as_json:
-        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        click.echo(json_text(records))
         return
     table, left_out = records_table(records, chosen, f"{resource} ({len(records)})")
     print_table(table)
     if left_out:
         stderr.print(
-            f"{len(left_out)} more fields with values ({', '.join(left_out[:6])}"
-            f"{', ...' if len(left_out) > 6 else ''}): --columns to pick, --json for all"
+            plain(
+                f"{len(left_out)} more fields with values ({', '.join(left_out[:6])}"
+                f"{', ...' if len(left_out) > 6 else ''}): --columns to pick, --json for all"
+            )
         )
 
 

@@ -11,7 +11,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from ._console import stderr
+from ._console import plain, stderr
 
 if TYPE_CHECKING:
     from .._client import Cliniko
@@ -65,7 +65,7 @@ def summary(result: MirrorResult) -> Table:
         )  # fmt: skip
     for name, r in sorted(result.resources.items()):
         if r.error is not None:
-            table.add_row(name, f"skipped: {r.error}"[:60], "", "", "", "", str(r.pages))
+            table.add_row(name, plain(f"skipped: {r.error}"[:60]), "", "", "", "", str(r.pages))
     t = result.totals
     table.add_row(
         "total", *(str(v) for v in (t.inserted, t.updated, t.archived, t.cancelled, t.deleted)),
@@ -121,7 +121,7 @@ async def _mirror(
         cliniko, database_url, resources=resources, clock=clock, account=account
     ) as mirror:
         if mirror.added:
-            stderr.print(f"added columns: {', '.join(mirror.added)}")
+            stderr.print(plain(f"added columns: {', '.join(mirror.added)}"))
         while True:
             with _Bars() as bars:
                 mirror.progress = bars

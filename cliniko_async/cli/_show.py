@@ -19,6 +19,7 @@ from .._client import Cliniko
 from .._filters import Filter, encode_filters
 from .._resource import ListOp
 from ..errors import ConfigurationError, DecodeError
+from ._console import plain
 
 __all__ = ["check_columns", "fetch_list", "parse_columns", "record_table", "records_table"]
 
@@ -106,20 +107,24 @@ def has_value(value: Any) -> bool:
 
 
 def record_table(record: Mapping[str, Any], title: str) -> Table:
-    """One record: a row per field that has a value (``--json`` shows them all)."""
-    table = Table(title=title, show_header=False)
+    """One record: a row per field that has a value (``--json`` shows them all).
+
+    Names and values are shown as text: their control characters visible, never sent to the
+    terminal, and ``[...]`` in them printed, not read as rich markup."""
+    table = Table(title=plain(title), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in record.items():
         if has_value(value):
-            table.add_row(key, cell(value))
+            table.add_row(plain(key), plain(cell(value)))
     return table
 
 
 def records_table(
     records: list[dict[str, Any]], columns: Iterable[str] | None, title: str
 ) -> tuple[Table, list[str]]:
-    """Records as rows; (the table, the fields with values left out of it)."""
+    """Records as rows; (the table, the fields with values left out of it). Text as in
+    :func:`record_table`: control characters visible, no markup."""
     present: list[str] = []
     for record in records:
         for key, value in record.items():
@@ -129,13 +134,14 @@ def records_table(
         present.remove("id")
         present.insert(0, "id")
     chosen = list(columns) if columns is not None else present[:DEFAULT_COLUMNS]
-    table = Table(title=title)
+    table = Table(title=plain(title))
     for name in chosen:
-        table.add_column(name, overflow="fold")
+        table.add_column(plain(name), overflow="fold")
     for record in records:
         table.add_row(
-            *(cell(record.get(name)) if has_value(record.get(name)) else "" for name in chosen)
-        )
+            *(plain(cell(record.get(name)) if has_value(record.get(name)) else "")
+              for name in chosen)
+        )  # fmt: skip
     left_out = [name for name in present if name not in chosen]
     return table, left_out
 
