@@ -29,6 +29,7 @@ from .._resource import ListOp
 from ..models import PublicSettings, ReferralSource, Settings
 from ..resources import RESOURCES
 from ..resources._upload import UploadOp
+from ._checks import check_fake_settings
 from ._data import Dataset, generate, iso
 from ._records import plural, sample
 from ._transport import DroppedConnection, FakeTransport
@@ -167,7 +168,12 @@ def _dumps(body: Any) -> bytes:
 
 
 class FakeCliniko:
-    """An in-memory Cliniko: seeded data, CRUD, lists, filters, auth, rate limit and faults."""
+    """An in-memory Cliniko: seeded data, CRUD, lists, filters, auth, rate limit and faults.
+
+    Its arguments are checked here (ValueError): an int ``seed``; record counts from 0 to
+    1,000,000 (``records_per_resource`` from 1 to 10,000); one or more ``api_keys``;
+    ``rate_limit`` None or (requests >= 1, seconds > 0); ``window`` "rolling" or "fixed".
+    """
 
     def __init__(
         self,
@@ -185,6 +191,14 @@ class FakeCliniko:
         faults: Faults | None = None,
         records_per_resource: int = 3,
     ) -> None:
+        # Nonsense fails here, not as a traceback in generate() or a limit never enforced.
+        check_fake_settings(
+            seed=seed, records_per_resource=records_per_resource, api_keys=api_keys,
+            rate_limit=rate_limit, window=window,
+            counts={"patients": patients, "practitioners": practitioners,
+                    "businesses": businesses, "appointment_types": appointment_types,
+                    "appointments": appointments},
+        )  # fmt: skip
         self.data: Dataset = generate(
             seed=seed, patients=patients, practitioners=practitioners, businesses=businesses,
             appointment_types=appointment_types, appointments=appointments,
