@@ -5,6 +5,7 @@ Run it (extras ``[fastapi,testing]`` and uvicorn)::
     uvicorn examples.fastapi_app:app              # against an in-process fake Cliniko
     curl -i http://127.0.0.1:8000/patients/1      # 200 {"id": 1, "first_name": ...}
     curl -i http://127.0.0.1:8000/patients/999999 # 404 {"detail": "not found"}
+    curl -i http://127.0.0.1:8000/patients/0      # 422: not an id (1 to 2**63 - 1)
 
 With ``CLINIKO_API_KEY`` set it talks to that account instead (``CLINIKO_USER_AGENT``: your
 app's name and a contact email; ``CLINIKO_BASE_URL``: another API root, such as a fake served
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header
+from fastapi import Depends, FastAPI, Header, Path
 
 from cliniko_async import Cliniko
 from cliniko_async.fastapi import (
@@ -27,6 +28,10 @@ from cliniko_async.fastapi import (
     get_cliniko,
 )
 
+#: A Cliniko id: 1 to 2**63 - 1. FastAPI answers 422 to anything else (0, -1, 2**63), which the
+#: client would refuse with a ConfigurationError: a 500 with a traceback in your logs.
+PatientId = Annotated[int, Path(gt=0, lt=2**63)]
+
 
 def create_app(**client_kwargs: Any) -> FastAPI:
     """The single-account app: one client for the whole process."""
@@ -35,7 +40,7 @@ def create_app(**client_kwargs: Any) -> FastAPI:
 
     @app.get("/patients/{patient_id}")
     async def patient(
-        patient_id: int, cliniko: Annotated[Cliniko, Depends(get_cliniko)]
+        patient_id: PatientId, cliniko: Annotated[Cliniko, Depends(get_cliniko)]
     ) -> dict[str, object]:
         record = await cliniko.patients.get(patient_id)
         return {"id": record.id, "first_name": record.first_name}
@@ -58,7 +63,7 @@ def create_multi_tenant_app(**accounts_kwargs: Any) -> FastAPI:
 
     @app.get("/patients/{patient_id}")
     async def patient(
-        patient_id: int, cliniko: Annotated[Cliniko, Depends(tenant_cliniko)]
+        patient_id: PatientId, cliniko: Annotated[Cliniko, Depends(tenant_cliniko)]
     ) -> dict[str, object]:
         record = await cliniko.patients.get(patient_id)
         return {"id": record.id, "first_name": record.first_name}

@@ -159,6 +159,43 @@ def test_not_found_is_a_404_and_a_refused_key_a_502() -> None:
     assert OTHER_KEY not in answer.text
 
 
+@pytest.mark.parametrize("multi_tenant", [False, True])
+def test_an_id_out_of_range_is_a_422_not_a_500(multi_tenant: bool) -> None:
+    """0, -1 and 2**63 or more are no Cliniko id: the client would refuse them with a
+    ConfigurationError, a 500 with a traceback; the example's path parameter refuses them."""
+    fake = FakeCliniko(patients=5, api_keys=(DEFAULT_API_KEY,))
+    headers = {"x-clinic-key": DEFAULT_API_KEY} if multi_tenant else {}
+    if multi_tenant:
+        app = create_multi_tenant_app(
+            user_agent=USER_AGENT, base_url=BASE_URL, transport=fake.transport()
+        )
+    else:
+        app = create_app(
+            api_key=DEFAULT_API_KEY, user_agent=USER_AGENT, base_url=BASE_URL,
+            transport=fake.transport(),
+        )  # fmt: skip
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/patients/1", headers=headers).status_code == 200
+        for bad in ("0", "-1", str(2**63), "99999999999999999999999", "1.5", "x"):
+            answer = client.get(f"/patients/{bad}", headers=headers)
+            assert answer.status_code == 422, (bad, answer.text)
+            assert answer.json()["detail"][0]["loc"] == ["path", "patient_id"]
+        assert client.get(f"/patients/{2**63 - 1}", headers=headers).status_code == 404
+    assert fake.requests == 2  # the 422s sent nothing to Cliniko
+
+
+def test_the_docs_example_answers_422_for_an_id_out_of_range(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .test_readme import examples, run_example
+
+    first = examples(ROOT / "docs" / "fastapi.md")[0]
+    assert 'client.get("/patients/0")' in first.source
+    run_example(first, tmp_path, monkeypatch, None)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2:] == ["404 {'detail': 'not found'}", "422"]
+
+
 def test_without_the_lifespan_the_message_says_so() -> None:
     app = create_app(api_key=DEFAULT_API_KEY, user_agent=USER_AGENT, base_url=BASE_URL)
     client = TestClient(app)  # no `with`: the lifespan never runs
