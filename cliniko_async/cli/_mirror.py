@@ -97,7 +97,8 @@ async def _status(database_url: str, resources: list[str] | None, account: str =
         c = cursors.get(p.name)
         rows, dead = counts.get(p.name, (0, 0))
         phase = "not started" if c is None else c.phase
-        table.add_row(p.name, phase, (c.cursor if c else None) or "-", str(rows), str(dead))
+        cursor = plain((c.cursor if c else None) or "-")  # Cliniko's updated_at: data
+        table.add_row(p.name, phase, cursor, str(rows), str(dead))
     return table
 
 
