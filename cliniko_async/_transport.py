@@ -16,8 +16,9 @@ stays near 0.1 ms, which is what lets one process serve hundreds of Cliniko keys
   arrive, and again as gzip/deflate is decoded (here, chunk by chunk, with zlib's
   ``max_length``), so neither a huge body nor a decompression bomb is ever held in memory.
   Over the cap: :class:`ResponseTooLarge` (an ``httpx.TransportError``) and the connection is
-  dropped. Other encodings (``br``, ``zstd``: never asked for by the client) are decoded by
-  httpx once the compressed bytes fitted.
+  dropped. Other encodings (``br``, ``zstd``, a list of codings) are never asked for (every
+  request says ``Accept-Encoding: gzip, deflate``) and are refused unread (``httpx.DecodingError``):
+  their decoders cannot be bounded, so a 16 KB brotli body could expand to gigabytes.
 """
 
 from __future__ import annotations
@@ -373,9 +374,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     and "Content-Encoding" not in response.headers
                 ):
                     # aiohttp reads exactly Content-Length bytes: already under the cap.
-                    body, decoded = await response.read(), True
+                    body = await response.read()
                 else:
-                    body, decoded = await _read_aiohttp(response, limit, request())
+                    body = await _read_aiohttp(response, limit, request())
             except BaseException:
                 response.close()  # the rest of the body is never read: drop the connection
                 raise
@@ -392,14 +393,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             stream=httpx.ByteStream(body),
             extensions=_response_extensions(response.reason),
         )
-        if decoded:
-            # Identity, or gzip/deflate decoded here under the cap: the body is the content.
-            # (Were httpx to rename the attribute, aread() would read the same bytes from the
-            # stream: slower, not wrong; a compressed body would then be decoded twice.)
-            result._content = body
-        else:
-            result.request = request()
-            _decode_with_httpx(result, limit, result.request)
+        # Identity, or gzip/deflate decoded here under the cap: the body is the content.
+        # (Were httpx to rename the attribute, aread() would read the same bytes from the
+        # stream: slower, not wrong; a compressed body would then be decoded twice.)
+        result._content = body
         return result
 
     async def _send_httpcore(self, pool: _LoopPool, request: httpx.Request) -> httpx.Response:
@@ -545,10 +542,10 @@ class _Body:
 
     Both the bytes received and the bytes decoded count against ``limit``; zlib is asked for
     at most what still fits (``max_length``), so a decompression bomb stops at the cap.
-    ``decoded`` is False for encodings left to httpx (``br``, ``zstd``, a list of codings).
+    Any other encoding (``br``, ``zstd``, a list of codings) was not asked for: refused unread.
     """
 
-    __slots__ = ("_inflate", "_raw", "_wbits", "chunks", "decoded", "limit", "request", "size")
+    __slots__ = ("_inflate", "_raw", "_wbits", "chunks", "limit", "request", "size")
 
     def __init__(self, encoding: str | None, limit: int, request: httpx.Request) -> None:
         self.limit = limit
@@ -558,14 +555,16 @@ class _Body:
         self._raw = 0  # bytes received
         self._inflate: Any = None
         self._wbits = 0
-        self.decoded = True
         coding = (encoding or "").strip().lower()
         if coding in ("gzip", "x-gzip"):
             self._wbits = zlib.MAX_WBITS | 16
         elif coding == "deflate":
             self._wbits = zlib.MAX_WBITS  # zlib-wrapped; raw deflate tried if that fails
         elif coding not in ("", "identity"):
-            self.decoded = False
+            raise httpx.DecodingError(
+                f"Content-Encoding {coding[:40]!r} was not asked for (this client accepts gzip "
+                "and deflate only): not decoded"
+            )
         if self._wbits:
             self._inflate = zlib.decompressobj(self._wbits)
 
@@ -633,18 +632,18 @@ class _Body:
 
 async def _read_aiohttp(
     response: aiohttp.ClientResponse, limit: int, request: httpx.Request
-) -> tuple[bytes, bool]:
-    """(body, decoded) read under the cap. Identity with a Content-Length: one read()."""
+) -> bytes:
+    """The body read under the cap. Identity with a Content-Length: one read()."""
     length = response.content_length
     if length is not None and length > limit:
         raise ResponseTooLarge(limit, request)
     encoding = response.headers.get("Content-Encoding")
     if encoding is None and length is not None:
-        return await response.read(), True  # aiohttp reads exactly Content-Length bytes
+        return await response.read()  # aiohttp reads exactly Content-Length bytes
     body = _Body(encoding, limit, request)
     async for chunk in response.content.iter_any():
         body.feed(chunk)
-    return body.finish(), body.decoded
+    return body.finish()
 
 
 async def read_capped(response: httpx.Response, limit: int, request: httpx.Request) -> None:
@@ -666,21 +665,7 @@ async def read_capped(response: httpx.Response, limit: int, request: httpx.Reque
     body = _Body(response.headers.get("Content-Encoding"), limit, request)
     async for chunk in response.aiter_raw():
         body.feed(chunk)
-    content = body.finish()
-    if body.decoded:
-        response._content = content
-    else:
-        response.stream = httpx.ByteStream(content)
-        response.is_stream_consumed = False
-        response.is_closed = False
-        _decode_with_httpx(response, limit, request)
-
-
-def _decode_with_httpx(response: httpx.Response, limit: int, request: httpx.Request) -> None:
-    """An encoding we do not decode ourselves: httpx decodes it; the result is checked."""
-    response.read()
-    if len(response.content) > limit:
-        raise ResponseTooLarge(limit, request)
+    response._content = body.finish()
 
 
 def _map_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:

@@ -29,7 +29,7 @@ from cliniko_async import (
 from cliniko_async._transport import AiohttpTransport
 from cliniko_async.errors import DecodeError, ResponseTooLargeError
 
-from ._rawserver import bomb, huge, raw_server, status, trickle
+from ._rawserver import bomb, head, huge, raw_server, status, trickle
 
 KEY = "MS0xLWxpbWl0cy10ZXN0LWtleQ-au1"
 USER_AGENT = "Limits Test (limits@example.com)"
@@ -243,3 +243,28 @@ async def test_a_body_that_does_not_decompress_is_a_decode_error_on_every_stack(
             with pytest.raises(DecodeError, match="could not be decompressed") as caught:
                 await cliniko.request("GET", "/patients")
     assert "status 0" not in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("coding", ["br", "zstd", "gzip, gzip", "compress"])
+async def test_an_encoding_not_asked_for_is_refused_unread(stack: str, coding: str) -> None:
+    # Outside finding G18: with brotli (or zstandard) installed, a br bomb of 1.6 KB was decoded
+    # whole (2 GB of RSS) before the size check. Only gzip and deflate are asked for (and
+    # decoded under the cap); anything else is refused before a byte is decoded.
+    seen: list[bytes] = []
+
+    async def behave(request: bytes, writer: asyncio.StreamWriter) -> None:
+        seen.append(request)
+        body = b"\x1b" * 64
+        writer.write(
+            head("200 OK", "Content-Type: application/json", f"Content-Encoding: {coding}",
+                 f"Content-Length: {len(body)}")
+            + body
+        )  # fmt: skip
+        await writer.drain()
+
+    with raw_server(behave) as base_url:
+        async with client(stack, base_url, max_retries=0) as cliniko:
+            with pytest.raises(DecodeError, match="could not be decompressed"):
+                await cliniko.request("GET", "/patients")
+    assert b"accept-encoding: gzip, deflate\r\n" in seen[0].lower()

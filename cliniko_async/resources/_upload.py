@@ -175,6 +175,7 @@ async def _post_file(
                     url,
                     data={k: str(v) for k, v in fields.items()},
                     files={"file": (filename, stream, content_type)},  # type: ignore[dict-item]
+                    headers={"Accept-Encoding": "gzip, deflate"},  # what read_capped decodes
                     extensions={MAX_SIZE_EXTENSION: max_response_size},
                 )
                 response = await http.send(request, follow_redirects=False, stream=True)
