@@ -171,8 +171,8 @@ class FakeCliniko:
     """An in-memory Cliniko: seeded data, CRUD, lists, filters, auth, rate limit and faults.
 
     Its arguments are checked here (ValueError): an int ``seed``; record counts from 0 to
-    1,000,000 (``records_per_resource`` from 1 to 10,000); one or more ``api_keys``;
-    ``rate_limit`` None or (requests >= 1, seconds > 0); ``window`` "rolling" or "fixed".
+    1,000,000 (``records_per_resource`` from 1); one or more ``api_keys``; ``rate_limit``
+    None or (requests >= 1, seconds > 0); ``window`` "rolling" or "fixed".
     """
 
     def __init__(

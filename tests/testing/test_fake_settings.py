@@ -34,7 +34,7 @@ BAD_SETTINGS: list[dict[str, Any]] = [
     {"businesses": 2.0},
     {"appointment_types": None},
     {"records_per_resource": 0},
-    {"records_per_resource": 10_001},
+    {"records_per_resource": 1_000_001},
     {"api_keys": "MS0xLWZha2UtdGVzdC1rZXktMDAwMQ-au1"},  # a key, not a tuple of keys
     {"api_keys": ()},
     {"api_keys": ("",)},
