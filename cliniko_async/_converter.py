@@ -88,9 +88,18 @@ def _decimal(value: Any, _: Any) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ModelDecodeError(f"expected a decimal amount, got {value!r}")
     try:
-        return Decimal(str(value))
+        amount = Decimal(str(value))
     except InvalidOperation:
         raise ModelDecodeError(f"expected a decimal amount, got {value!r}") from None
+    # NaN, sNaN and infinities are no amount (comparing one raises InvalidOperation in the
+    # user's code), nor is 1E+999999999 (its arithmetic overflows): refused here.
+    if not amount.is_finite() or not -_DECIMAL_DIGITS <= amount.adjusted() <= _DECIMAL_DIGITS:
+        raise ModelDecodeError(f"expected a finite decimal amount, got {str(value)[:40]!r}")
+    return amount
+
+
+#: An amount's exponent is within this many digits either way (money has a handful).
+_DECIMAL_DIGITS = 100
 
 
 _new = object.__new__

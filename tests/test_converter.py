@@ -619,3 +619,17 @@ def test_two_shapes_of_one_length_are_both_learned() -> None:
     assert results[0::2] == [fresh(id=n, f0="a") for n in range(4)]
     assert results[1::2] == [fresh(id=n) for n in range(4)]
     assert [dict(p.extra) for p in results[1::2]] == [{"new": n} for n in range(4)]
+
+
+@pytest.mark.parametrize(
+    "amount", ["NaN", "sNaN", "-nan", "Infinity", "-Inf", "1e999999999", "1e-999999999"]
+)
+def test_a_money_field_that_is_no_finite_amount_is_a_decode_error(amount: str) -> None:
+    # Outside finding G19: these decoded, and comparing or summing them in the user's code
+    # raised decimal.InvalidOperation (or overflowed), outside the error hierarchy.
+    from cliniko_async.models import Invoice
+
+    with pytest.raises(ModelDecodeError, match="finite decimal"):
+        structure({"id": "1", "net_amount": amount}, Invoice)
+    ok = structure({"id": "1", "net_amount": "123.45"}, Invoice)
+    assert ok.net_amount == Decimal("123.45")
