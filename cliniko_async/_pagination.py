@@ -298,7 +298,8 @@ class PageIterator(Generic[M]):
 
     Every page is checked before it is yielded: a ``links.next`` back to a page already fetched,
     a record that came on an earlier page, a page larger than ``per_page``, a ``total_entries``
-    the pages contradict (concurrent mode) or ids that do not increase (``by_id()``) raise
+    the pages contradict (concurrent mode), a list that ends with fewer records than its last
+    ``total_entries`` counts, or ids that do not increase (``by_id()``) raise
     :class:`~cliniko_async.errors.PaginationError` instead of looping or losing records.
     """
 
@@ -447,8 +448,14 @@ class PageIterator(Generic[M]):
             if self._last_id is not None and len(page.items) >= (p._per_page or MAX_PER_PAGE):
                 params = [*p._first_params(), ("q[]", f"id:>{self._last_id}")]
                 self._spawn(p._path, params, page.number + 1)
+            elif page.total_entries is not None and len(page.items) < page.total_entries:
+                # A short page ends the list, yet it counts more records above the last id.
+                self._deferred = self._cut_short(page, page.total_entries, len(page.items))
             return
         if next_url is None:
+            if self._total is not None and self._received < self._total:
+                # The last page's total_entries counts records that never came.
+                self._deferred = self._cut_short(page, self._total, self._received)
             return
         if isinstance(next_url, ClinikoError):
             self._deferred = next_url  # raised when the caller asks for that page
@@ -469,6 +476,13 @@ class PageIterator(Generic[M]):
             self._spawn(next_url, None, page.number + 1)
         except PaginationError as exc:
             self._deferred = exc
+
+    def _cut_short(self, page: Page[M], total: int, received: int) -> PaginationError:
+        return self._error(
+            f"the list ends at page {page.number} with {received} records, but total_entries "
+            f"there says {total}: records would be lost (a page cut short, or a record created "
+            "where the list was already read); read it again (by_id() if it keeps changing)"
+        )
 
     def _start_concurrent(self, page: Page[M], next_url: str | ClinikoError | None) -> None:
         total = page.total_entries

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -417,3 +418,58 @@ async def test_mapping_bodies_with_dates_and_decimals_are_sent_as_json(
         "first_name": "A", "last_name": "B", "date_of_birth": "1990-05-06", "x": "1.50",
         "at": "2026-01-01T17:04:05Z",
     }  # fmt: skip
+
+
+# -- a list that ends short of its own total_entries (outside finding G20) ----------------------
+
+
+@pytest.mark.parametrize("links_on", [False, True])
+@pytest.mark.parametrize("mode", ["pages", "by_id", "cli-export"])
+async def test_a_list_ending_short_of_its_total_is_a_pagination_error(
+    hostile: Callable[[Handler], Server], mode: str, links_on: bool, tmp_path: Path
+) -> None:
+    # The server holds ids 1-5 but page 1 brings only id 1 (total_entries: 5), linking to an
+    # empty page 2 or to nothing. Sequential paging and by_id() returned [1] without a word
+    # (and `cliniko export` reported 1 patient, exit 0); only concurrent paging objected.
+    def handler(request: Request, server: Server) -> Any:
+        wanted = request.query_params.getlist("q[]")
+        if any(q.startswith("id:>") for q in wanted):
+            after = int(next(q for q in wanted if q.startswith("id:>"))[4:])
+            ids = list(range(after + 1, 6))
+            return page(ids, total=len(ids))
+        if number(request) == 1:
+            return page([1], total=5, next="/patients?page=2&per_page=100" if links_on else None)
+        return page([], total=5)
+
+    server = hostile(handler)
+    if mode == "cli-export":
+        import subprocess
+        import sys
+
+        out = str(tmp_path / "patients.jsonl")
+        proc = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "cliniko_async", "--base-url", server.url, "export",
+             "patients", "-o", out],
+            env={"CLINIKO_API_KEY": DEFAULT_API_KEY, "CLINIKO_USER_AGENT": DEFAULT_USER_AGENT,
+                 "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+        assert "total_entries there says 5" in proc.stderr, proc.stderr
+        assert not (tmp_path / "patients.jsonl").exists()  # never looks finished
+        return
+    cliniko = client(server)
+    if mode == "pages":
+        got, error = await collect(cliniko, per_page=100)
+    else:
+        got, error = [], None
+        try:
+            async with asyncio.timeout(DEADLINE), cliniko:
+                async for record in cliniko.patients.list(per_page=100).by_id():
+                    got.append(record.id)
+        except ClinikoError as exc:
+            error = exc
+    assert got == [1]  # what came is yielded, then the error
+    assert isinstance(error, PaginationError), repr(error)
+    assert "total_entries there says 5" in str(error)
