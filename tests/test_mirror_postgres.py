@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import urllib.parse
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -240,5 +241,13 @@ def test_the_command_mirrors_an_account_of_a_shared_database(database: str) -> N
     assert "incremental" in status.output and "2000" in status.output
     other = runner.invoke(mirror_command, [*args[:-1], "clinic-8", "--status"], obj=settings)
     assert "not started" in other.output and "2000" not in other.output
+    # A password in the URL (trust auth here: any password connects) is never printed.
+    parts = urllib.parse.urlsplit(database)
+    user = parts.username or "postgres"
+    secret = parts._replace(netloc=f"{user}:s3cretpw@{parts.netloc.rpartition('@')[2]}")
+    with_password = urllib.parse.urlunsplit(secret)
+    shown = runner.invoke(mirror_command, [with_password, *args[1:], "--status"], obj=settings)
+    assert "incremental" in shown.output and "s3cretpw" not in shown.output, shown.output
+    assert f"{user}:***@" in shown.output
     bad = runner.invoke(mirror_command, ["sqlite:///x.db", "--account", "a"], obj=settings)
     assert bad.exit_code != 0 and "needs a postgresql://" in str(bad.exception)

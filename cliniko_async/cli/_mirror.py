@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -79,6 +80,20 @@ def summary(result: MirrorResult) -> Table:
     return table
 
 
+def _shown(database_url: str) -> str:
+    """The database URL as printed: a password in it masked (``postgresql://u:***@host/db``)."""
+    try:
+        parts = urllib.parse.urlsplit(database_url)
+        password = parts.password
+    except ValueError:
+        return "<database URL>"
+    if not password:
+        return database_url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+
+
 async def _status(database_url: str, resources: list[str] | None, account: str = "") -> Table:
     from ..mirror import open_store, plan
 
@@ -90,7 +105,7 @@ async def _status(database_url: str, resources: list[str] | None, account: str =
         counts = await store.table_counts()
     finally:
         await store.close()
-    table = Table(title=f"cliniko mirror: {database_url}", title_justify="left")
+    table = Table(title=f"cliniko mirror: {_shown(database_url)}", title_justify="left")
     for name in ("resource", "phase", "changes since", "rows", "tombstones"):
         table.add_column(name, justify="right" if name in ("rows", "tombstones") else "left")
     for p in plans:
