@@ -55,11 +55,18 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
+        try:
+            self.loop = asyncio.new_event_loop()
+        except OSError as exc:  # out of file descriptors (the loop's selector and self-pipe)
+            raise _no_thread(exc) from None
         self._lock = threading.Lock()  # orders submit() against stop()
         self._stopping = False
         self.thread = threading.Thread(target=self._run, name="cliniko-sync-loop", daemon=True)
-        self.thread.start()
+        try:
+            self.thread.start()
+        except RuntimeError as exc:  # "can't start new thread": out of threads
+            self.loop.close()
+            raise _no_thread(exc) from None
 
     def _run(self) -> None:
         loop = self.loop
@@ -102,6 +109,14 @@ class _LoopThread:
             self.loop.call_soon_threadsafe(self.loop.stop)
         if not self.in_loop_thread():
             self.thread.join(SHUTDOWN_TIMEOUT + 1.0)
+
+
+def _no_thread(exc: BaseException) -> ClinikoError:
+    return ClinikoError(
+        f"SyncCliniko could not start its event-loop thread ({exc}): the process is out of "
+        "file descriptors or threads. Each SyncCliniko has one thread; for many keys share "
+        "one (with_options) or use ClinikoAccounts from async code"
+    )
 
 
 class _Runtime:

@@ -182,7 +182,12 @@ def default_ssl_context() -> ssl.SSLContext:
     with _SSL_LOCK:
         context = _SSL_CONTEXTS.get(key)
         if context is None:
-            context = _SSL_CONTEXTS[key] = httpx.create_ssl_context(verify=True)
+            try:
+                context = httpx.create_ssl_context(verify=True)
+            except OSError as exc:  # (ssl.SSLError too) no CA file, or no file descriptor left
+                # A transport error: the pipeline reports it as APIConnectionError, not sent.
+                raise httpx.ConnectError(f"no CA certificates loaded: {exc}") from None
+            _SSL_CONTEXTS[key] = context
     return context
 
 

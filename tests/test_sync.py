@@ -195,3 +195,18 @@ def test_close_from_another_thread_ends_a_running_call_promptly() -> None:
     assert len(outcome) == 1 and isinstance(outcome[0], ClientClosedError), outcome
     with pytest.raises(ClientClosedError, match="closed"):
         cliniko.patients.get(1)
+
+
+def test_no_thread_left_for_the_loop_is_a_cliniko_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Outside finding G22: out of threads or file descriptors, the first call of a fresh
+    # SyncCliniko raised a raw RuntimeError/OSError.
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    cliniko = make(CountingServer())
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(ClinikoError, match="could not start its event-loop thread"):
+        cliniko.patients.get(1)
+    monkeypatch.undo()
+    assert cliniko.request("GET", "/patients/1") is not None  # a later call starts it
+    cliniko.close()

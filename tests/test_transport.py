@@ -773,3 +773,15 @@ def httpx_certifi_bundle() -> str:
     import certifi
 
     return certifi.where()
+
+
+async def test_ca_certificates_that_cannot_be_loaded_are_a_connection_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Outside finding G22: an OSError loading the CA bundle (SSL_CERT_FILE pointing nowhere, no
+    # file descriptor left) escaped every request raw.
+    monkeypatch.setattr(transport_module, "_SSL_CONTEXTS", {})
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ca.pem")
+    async with client("https://127.0.0.1:9/v1", max_retries=0) as cliniko:
+        with pytest.raises(APIConnectionError):
+            await cliniko.patients.get(1)
