@@ -482,6 +482,7 @@ class Session:
                 permit.release()  # closed while it waited: the slot (maybe a probe) goes back
                 raise
             failed: type[Exception] | None = None
+            detail = ""
             running[_SENDING] = True
             if deadline is not None:
                 loop = task.get_loop()  # type: ignore[union-attr]
@@ -490,8 +491,9 @@ class Session:
             try:
                 response = await self._send(method, url, params, content)
             except (httpx.TransportError, httpx.DecodingError) as exc:
-                # Only the class is kept: the exception (and its request) are dropped here.
-                failed = type(exc)
+                # Only the class and its text are kept: the exception (and its request, with
+                # the key in its headers) are dropped here.
+                failed, detail = type(exc), self._detail(exc)
             except asyncio.CancelledError:
                 if running[_REASON] != "deadline":
                     permit.release()
@@ -560,6 +562,8 @@ class Session:
                 what = (
                     f"the exchange took longer than the {deadline:g} s deadline"
                     if failed is _DeadlinePassed
+                    else f"{failed.__name__} ({detail})"
+                    if detail and detail != failed.__name__
                     else failed.__name__
                 )
                 raise error_cls(f"request {reason}: {what}", method=method, url=public_url)
@@ -726,6 +730,12 @@ class Session:
                 status_code=response.status_code,
                 snippet=_snippet(self.config.api_key.redact(content)),
             ) from None
+
+    def _detail(self, exc: BaseException) -> str:
+        """What a transport error says (a refused port, an unknown host, a certificate that
+        does not verify), on one short line, the key redacted should it ever appear."""
+        text = " ".join(str(exc).split())[:200]
+        return self.config.api_key.redact(text.encode()).decode() if text else ""
 
     def _paused_error(self, method: str, url: str, resume_in: float) -> RateLimitError:
         reset_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=resume_in)
