@@ -790,3 +790,21 @@ async def test_ca_certificates_that_cannot_be_loaded_are_a_connection_error(
     async with client("https://127.0.0.1:9/v1", max_retries=0) as cliniko:
         with pytest.raises(APIConnectionError):
             await cliniko.patients.get(1)
+
+
+async def test_a_transport_errors_text_never_carries_a_password_or_the_key() -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.ProxyError(
+            f"cannot reach http://user:s3cretpw@proxy:3128 for {DEFAULT_API_KEY} "
+            + request.headers["Authorization"]
+        )
+
+    async with client(
+        "http://127.0.0.1/v1", max_retries=0, transport=httpx.MockTransport(fail)
+    ) as cliniko:
+        with pytest.raises(APIConnectionError) as info:
+            await cliniko.patients.get(1)
+    text = str(info.value)
+    assert "ProxyError (cannot reach http://user:***@proxy:3128" in text, text
+    assert "s3cretpw" not in text and DEFAULT_API_KEY not in text
+    assert ApiKey.parse(DEFAULT_API_KEY).basic_auth_header()[6:] not in text
