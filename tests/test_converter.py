@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -352,7 +354,6 @@ def test_a_model_that_contains_itself() -> None:
 
 def test_first_use_from_many_threads_at_once() -> None:
     """Threads that structure a model for the first time together all get a finished one."""
-    import sys
     import threading
     import typing
 
@@ -372,16 +373,7 @@ def test_first_use_from_many_threads_at_once() -> None:
         except Exception as exc:
             results.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads often: inside the build, too
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    _race([threading.Thread(target=worker) for _ in range(8)])
     assert all(type(r) is fresh for r in results), results
     assert len(set(results)) == 1
 
@@ -495,7 +487,6 @@ def test_ids_in_every_form(sent: object, expected: int | str) -> None:
 def test_shapes_learned_from_many_threads_at_once() -> None:
     """Threads structuring records of several shapes while the shapes are being learned (the
     function's code replaced under them) all get the right records."""
-    import sys
     import threading
 
     from cliniko_async._converter import _SHAPES
@@ -519,16 +510,7 @@ def test_shapes_learned_from_many_threads_at_once() -> None:
                     if got != expected[n] or type(got) is not fresh:
                         failures.append((n, got))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    _race([threading.Thread(target=worker, args=(i,)) for i in range(8)])
     assert failures == []
     assert len(_learned(fresh)) == _SHAPES
 
@@ -633,3 +615,16 @@ def test_a_money_field_that_is_no_finite_amount_is_a_decode_error(amount: str) -
         structure({"id": "1", "net_amount": amount}, Invoice)
     ok = structure({"id": "1", "net_amount": "123.45"}, Invoice)
     assert ok.net_amount == Decimal("123.45")
+
+
+def _race(threads: list[threading.Thread]) -> None:
+    """Run ``threads`` together, switching between them often (inside a build, too)."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
