@@ -354,7 +354,6 @@ def test_a_model_that_contains_itself() -> None:
 
 def test_first_use_from_many_threads_at_once() -> None:
     """Threads that structure a model for the first time together all get a finished one."""
-    import threading
     import typing
 
     text = typing.cast(type, str | None)
@@ -487,7 +486,6 @@ def test_ids_in_every_form(sent: object, expected: int | str) -> None:
 def test_shapes_learned_from_many_threads_at_once() -> None:
     """Threads structuring records of several shapes while the shapes are being learned (the
     function's code replaced under them) all get the right records."""
-    import threading
 
     from cliniko_async._converter import _SHAPES
 
