@@ -41,14 +41,26 @@ T = TypeVar("T")
 converter = cattrs.Converter(detailed_validation=False)
 
 
+#: Cliniko's integers (ids among them) are 64-bit: anything wider is no id or count of its
+#: (and would overflow a database column: SQLite's INTEGER, PostgreSQL's bigint).
+_INT64 = 1 << 63
+
+
 def _int(value: Any, _: Any) -> int:
     if value.__class__ is str and value.isdigit():  # ids: int64 sent as strings
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    raise ModelDecodeError(f"expected an integer, got {value!r}")
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.lstrip("-").isdigit():
+        number = int(value)
+    else:
+        raise ModelDecodeError(f"expected an integer, got {value!r}")
+    if not -_INT64 <= number < _INT64:
+        text = str(value)
+        raise ModelDecodeError(
+            f"expected a 64-bit integer, got {text[:40]}{'...' if len(text) > 40 else ''}"
+        )
+    return number
 
 
 def _datetime(value: Any, _: Any) -> dt.datetime | None:
@@ -379,9 +391,10 @@ class _ModelCode:
         hook = converter.get_structure_hook(inner)
         h = self.ref("h", i, hook)
         if inner is int and hook is _int:  # ids: int64 sent as strings, converted inline
+            # (18 digits at most inline: a longer one is range-checked by the hook)
             return (
-                f"{v} if {v}.__class__ is {t} else {t}({v}) "
-                f"if {v}.__class__ is str and {v}.isdigit() else {h}({v}, {t})"
+                f"{v} if {v}.__class__ is {t} and {-_INT64} <= {v} < {_INT64} else {t}({v}) "
+                f"if {v}.__class__ is str and len({v}) < 19 and {v}.isdigit() else {h}({v}, {t})"
             )
         if inner in _PASS_THROUGH:
             return f"{v} if {v}.__class__ is {t} else {h}({v}, {t})"
