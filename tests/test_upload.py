@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +181,95 @@ async def test_a_huge_storage_answer_is_response_too_large_with_the_users_client
                 with anyio.fail_after(30):
                     await c.patient_attachments.upload(1, io.BytesIO(b"x"), filename="a")
     assert caught.value.limit == 100_000
+
+
+@contextlib.contextmanager
+def _slow_reader(per_step: int, pause: float) -> Iterator[str]:
+    """A storage server on loopback that reads the upload ``per_step`` bytes every ``pause``
+    seconds (a slow uplink), then answers 201."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    url: list[str] = []
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )  # fmt: skip
+        got = 0
+        while got < length:
+            chunk = await reader.read(min(per_step, length - got))
+            if not chunk:
+                break
+            got += len(chunk)
+            await asyncio.sleep(pause)
+        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        # A small receive buffer (inherited by the accepted connection), so that what the
+        # client has written is soon what the server has read, as with a slow uplink.
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        listener.bind(("127.0.0.1", 0))
+        server = await asyncio.start_server(connection, sock=listener)
+        url.append(f"http://127.0.0.1:{listener.getsockname()[1]}/v1/bucket")
+        ready.set()
+        async with server:
+            with contextlib.suppress(asyncio.CancelledError):  # stopped by the fixture
+                await server.serve_forever()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield url[0]
+    finally:
+        for task in asyncio.all_tasks(loop):
+            loop.call_soon_threadsafe(task.cancel)
+        thread.join(10)
+        loop.close()
+
+
+async def test_a_slow_but_steady_upload_is_not_cut_by_the_deadline() -> None:
+    # Outside finding G25: the deadline (there for a server that trickles its answer) also cut
+    # a file still going out: with the defaults, no upload taking over 90 s could succeed. It
+    # counts from the last chunk handed to the socket now. 24 MB read at ~3 MB/s: about 8 s,
+    # with a 3 s deadline (the socket's send buffer, ~4 MB here, drains in ~1.4 s after the
+    # last chunk).
+    fake = FakeCliniko()
+    with _slow_reader(64 << 10, 0.02) as storage:
+        async with _hostile_storage_client(fake, storage, timeout=5.0, deadline=3.0) as c:
+            started = anyio.current_time()
+            with anyio.fail_after(120):
+                record = await c.patient_attachments.upload(
+                    1, io.BytesIO(b"x" * (24 << 20)), filename="scan.pdf"
+                )
+            took = anyio.current_time() - started
+    assert record.id is not None
+    assert took > 3.0, took  # longer than the deadline: it was not what ended it
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "text", "closed"])
+async def test_a_file_that_cannot_be_uploaded_is_refused_before_any_request(
+    case: str, tmp_path: Path
+) -> None:
+    # Outside finding G28: these sent the presign request, then raised a raw OSError/TypeError.
+    fake = FakeCliniko()
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    file: Any = tmp_path / "nope.pdf" if case == "missing" else tmp_path
+    if case in ("text", "closed"):
+        file = text.open("r" if case == "text" else "rb")
+        if case == "closed":
+            file.close()
+    try:
+        async with _client(fake) as cliniko:
+            with pytest.raises(ConfigurationError, match="upload"):
+                await cliniko.patient_attachments.upload(1, file, filename="a")
+    finally:
+        if case == "text":
+            file.close()
+    assert fake.requests == 0

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import math
 import os
 import re
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any, Self, overload
 from urllib.parse import quote
@@ -84,6 +85,7 @@ class AsyncUpload(_Bound[UploadedPatientAttachment]):
             raise ConfigurationError(
                 f"upload() takes a file path or a binary file object, got {type(file).__name__}"
             )
+        _check_file(file)
         if filename is None:
             name = getattr(file, "name", None) if not isinstance(file, str | os.PathLike) else file
             if not isinstance(name, str | os.PathLike):
@@ -92,6 +94,37 @@ class AsyncUpload(_Bound[UploadedPatientAttachment]):
         return _upload(
             self._host._session, path, int(patient_id), file, filename, description, content_type
         )
+
+
+def _check_file(file: FileSource) -> None:
+    """What would fail only after the presign request: refused before anything is sent."""
+    if isinstance(file, str | os.PathLike):
+        if not os.path.isfile(file):
+            raise ConfigurationError(f"upload(): {os.fspath(file)!r} is not a file")
+        return
+    if getattr(file, "closed", False):
+        raise ConfigurationError("upload(): the file object is closed")
+    text: object = file  # (typed IO[bytes]; at run time anything with read())
+    if isinstance(text, io.TextIOBase) or "b" not in getattr(file, "mode", "b"):
+        raise ConfigurationError("upload() needs a binary file object: open the file with 'rb'")
+
+
+class _Progress:
+    """A binary file whose every read calls ``sent_more``: the upload's deadline counts from
+    the last chunk that went out, so a slow but steady upload is never cut (a server that
+    stops reading, or trickles its answer, still meets the deadline)."""
+
+    def __init__(self, file: IO[bytes], sent_more: Callable[[], None]) -> None:
+        self._file = file
+        self._sent_more = sent_more
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self._sent_more()
+        return data
+
+    def __getattr__(self, name: str) -> Any:  # fileno, seek, tell, name: httpx sizes the file
+        return getattr(self._file, name)
 
 
 class SyncUpload(_Bound[UploadedPatientAttachment]):
@@ -169,12 +202,18 @@ async def _post_file(
     try:
         stream = opened or file
         try:
-            async with asyncio.timeout(None if math.isinf(deadline) else deadline):
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(None if math.isinf(deadline) else deadline) as limit:
+
+                def sent_more() -> None:
+                    if limit.when() is not None:
+                        limit.reschedule(loop.time() + deadline)
+
                 request = http.build_request(
                     "POST",
                     url,
                     data={k: str(v) for k, v in fields.items()},
-                    files={"file": (filename, stream, content_type)},  # type: ignore[dict-item]
+                    files={"file": (filename, _Progress(stream, sent_more), content_type)},  # type: ignore[dict-item, arg-type]
                     headers={"Accept-Encoding": "gzip, deflate"},  # what read_capped decodes
                     extensions={MAX_SIZE_EXTENSION: max_response_size},
                 )
@@ -185,7 +224,8 @@ async def _post_file(
                     await response.aclose()
         except TimeoutError:
             raise APITimeoutError(
-                f"the upload to file storage did not finish within the deadline of {deadline:g} s",
+                f"file storage did not answer within the deadline of {deadline:g} s after the "
+                "last chunk of the file was sent",
                 method="POST",
                 url=where,
             ) from None
