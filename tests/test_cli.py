@@ -113,6 +113,24 @@ def test_export_of_a_list_without_ids(fake: FakeCliniko, base_url: str, tmp_path
     assert len(out.read_text().splitlines()) == len(fake.data["services"])
 
 
+def test_csv_keeps_a_lone_carriage_return_inside_its_record(
+    fake: FakeCliniko, base_url: str, tmp_path: Path
+) -> None:
+    # Outside finding G26: a value with a bare "\r" was written unquoted, so a CSV reader (or
+    # a spreadsheet) split that record into two rows.
+    fake.data["patients"][2]["address_1"] = "12 Main St\rFlat 3"
+    fake.data["patients"][3]["notes"] = "line one\r\nline two"
+    out = tmp_path / "p.csv"
+    done = cliniko("export", "patients", "--format", "csv", "-o", str(out),
+                   "--filter", "id<=4", environ=env(base_url))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == ["1", "2", "3", "4"]
+    assert rows[1]["address_1"] == "12 Main St\rFlat 3"
+    assert rows[2]["notes"] == "line one\r\nline two"
+
+
 def test_export_csv_with_filters(fake: FakeCliniko, base_url: str, tmp_path: Path) -> None:
     out = tmp_path / "p.csv"
     done = cliniko(

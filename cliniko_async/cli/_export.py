@@ -312,7 +312,10 @@ def _encode(records: list[Any], fmt: Format, columns: list[str]) -> bytes:
 
 def _csv_line(values: list[str]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
+    # With "\n" line ends the csv module leaves a lone "\r" unquoted, which readers take for a
+    # line break (one record split in two rows): such a row is quoted whole.
+    quoting = csv.QUOTE_ALL if any("\r" in v for v in values) else csv.QUOTE_MINIMAL
+    csv.writer(buffer, lineterminator="\n", quoting=quoting).writerow(values)
     return buffer.getvalue().encode("utf-8")
 
 
