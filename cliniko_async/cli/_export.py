@@ -314,8 +314,10 @@ def _csv_line(values: list[str]) -> bytes:
     buffer = io.StringIO()
     # With "\n" line ends the csv module leaves a lone "\r" unquoted, which readers take for a
     # line break (one record split in two rows): such a row is quoted whole.
-    quoting = csv.QUOTE_ALL if any("\r" in v for v in values) else csv.QUOTE_MINIMAL
-    csv.writer(buffer, lineterminator="\n", quoting=quoting).writerow(values)
+    if any("\r" in v for v in values):
+        csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(values)
+    else:
+        csv.writer(buffer, lineterminator="\n").writerow(values)
     return buffer.getvalue().encode("utf-8")
 
 
