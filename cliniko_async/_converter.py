@@ -306,7 +306,8 @@ def _sparse_hook(cls: type[Model], hints: dict[str, Any]) -> Callable[[dict[str,
         if a.name != "extra":
             inner = without_none(hints[a.name])
             slot = inspect.getattr_static(cls, a.name)  # the slot's descriptor: set it directly
-            fast = inner if inner in _PASS_THROUGH else _Never
+            # (an int goes through its hook: it must fit in 64 bits)
+            fast = inner if inner in _PASS_THROUGH and inner is not int else _Never
             fast = _UtcIsoString if inner is dt.datetime else fast
             handler = converter.get_structure_hook(inner)
             table[renames.get(a.name) or a.name] = (slot.__set__, fast, handler, inner)

@@ -639,5 +639,11 @@ def test_an_integer_wider_than_64_bits_is_a_decode_error(value: object) -> None:
     for _ in range(3):  # the third record takes the learned shape
         with pytest.raises(ModelDecodeError, match="64-bit integer"):
             structure({"id": value, "first_name": "A"}, Patient)
+    # A record of a learned length with other keys: the general code, for so few keys of a
+    # large model its loop over the keys (which let an int through unchecked).
+    for _ in range(2):
+        structure({"id": "5", "last_name": "B"}, Patient)
+    with pytest.raises(ModelDecodeError, match="64-bit integer"):
+        structure({"id": value, "preferred_first_name": "A"}, Patient)
     assert structure({"id": "9223372036854775807"}, Patient).id == 2**63 - 1
     assert structure({"id": -(2**63), "first_name": "A"}, Patient).id == -(2**63)
