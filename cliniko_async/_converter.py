@@ -609,10 +609,13 @@ _SPARSE_FROM = 12
 _SHAPES = 8
 
 
-def _nested_hook(t: Any) -> Callable[..., Any]:
-    """The one-argument structure function of a nested model (or tagged union)."""
-    hook: Callable[..., Any] = converter.get_structure_hook(t)
-    return hook
+def _nested_hook(t: Any) -> Callable[[Any], Any]:
+    """The one-argument structure function of a nested model (or tagged union): ours as it
+    is, a hook registered by hand (cattrs' two arguments) bound to its type."""
+    hook: Any = converter.get_structure_hook(t)
+    if hook is _BUILT.get(t) or hook in _UNION_HOOKS:
+        return hook  # type: ignore[no-any-return]
+    return _bind(hook, t)
 
 
 converter.register_structure_hook_factory(
@@ -627,14 +630,17 @@ def _is_tagged_union(t: Any) -> bool:
         return False
 
 
-def _bind(handler: Callable[[Any, Any], Any], cls: type[Model]) -> Callable[[Any], Model]:
+def _bind(handler: Callable[[Any, Any], Any], t: Any) -> Callable[[Any], Any]:
     """A hook registered by hand, called with cattrs' two arguments."""
 
-    def structure_member(data: Any) -> Model:
-        result: Model = handler(data, cls)
-        return result
+    def structure_nested(data: Any) -> Any:
+        return handler(data, t)
 
-    return structure_member
+    return structure_nested
+
+
+#: The tagged unions' hooks (one argument, like the generated model functions).
+_UNION_HOOKS: set[Callable[..., Any]] = set()
 
 
 def _tagged_union_hook(t: Any) -> Callable[..., Model]:
@@ -653,11 +659,7 @@ def _tagged_union_hook(t: Any) -> Callable[..., Model]:
             return known
         if value not in variants:
             return member(first)
-        cls = variants[value]
-        hook_of_cls: Any = converter.get_structure_hook(cls)
-        generated = hook_of_cls is _BUILT.get(cls)  # one argument; else cattrs' two
-        found: Callable[[Any], Model] = hook_of_cls if generated else _bind(hook_of_cls, cls)
-        one_arg[value] = found
+        found = one_arg[value] = _nested_hook(variants[value])
         return found
 
     def hook(data: Any, _: Any = None) -> Model:
@@ -670,6 +672,7 @@ def _tagged_union_hook(t: Any) -> Callable[..., Model]:
             raise ModelDecodeError(f"expected an object, got {type(data).__name__}")
         return member(str(data.get(tag)))(data)
 
+    _UNION_HOOKS.add(hook)
     return hook
 
 

@@ -553,6 +553,30 @@ def test_tagged_union_member_with_a_hook_registered_by_hand() -> None:
     assert odd.shapes == (_Circle(type="hexagon", radius=2),)
 
 
+@attrs.frozen(kw_only=True)
+class _Side(Model):
+    length: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _Polygon(Model):
+    first: _Side | None = None
+    sides: tuple[_Side, ...] | None = None
+
+
+def test_nested_model_with_a_hook_registered_by_hand() -> None:
+    """A nested model (alone or in an array) whose hook was registered on the converter gets
+    cattrs' two arguments, as a tagged-union member does (it got one: a TypeError)."""
+    from cliniko_async._converter import converter
+
+    converter.register_structure_hook(_Side, lambda data, cls: cls(length=int(data["n"]) * 2))
+    record = {"first": {"n": "3"}, "sides": [{"n": 1}, {"n": 2}]}
+    for _ in range(3):  # the general path, then the learned shape
+        polygon = structure(record, _Polygon)
+        assert polygon.first == _Side(length=6)
+        assert polygon.sides == (_Side(length=2), _Side(length=4))
+
+
 @pytest.mark.parametrize("depth", [64, 66, 100, 126])
 def test_json_depth_counts_objects_and_arrays_alike(depth: int) -> None:
     """Objects and arrays nested in turn count one level each: 66 levels are refused (the
