@@ -98,17 +98,17 @@ def rate_limit_delay(
     (so the local clock's skew does not matter); without a usable ``Date`` the local clock is
     used, bounded by the period. ``Retry-After`` (seconds, or an HTTP date) is the second
     source. A reset in the past or more than :data:`MAX_KEY_PAUSE` ahead, a skewed ``Date`` or
-    no usable header: a short, bounded,
-    jittered pause for the whole key: backoff on ``attempt``, at most ``fallback_cap`` and
-    never more than a period. The key's limiter owns what follows (``pause(probe=True)``): one
-    probe after the pause, and a pause twice as long each time the probe gets a 429 too.
+    no usable header: a short, bounded, jittered pause for the whole key: backoff on
+    ``attempt``, at most ``fallback_cap`` and never more than a period. The key's limiter owns
+    what follows (``pause(probe=True)``): one probe after the pause, and a pause twice as long
+    each time the probe gets a 429 too.
     """
     local_now = time.time()
     server_now = _parse_http_date(headers.get_list("date")[-1] if "date" in headers else None)
     # Each header may come more than once (a proxy adding its own): the latest usable reset
     # holds (the one that keeps every sender's pause).
-    found = _resets(headers, "x-ratelimit-reset", server_now, local_now, period) or _resets(
-        headers, "retry-after", server_now, local_now, period
+    found = _from_resets(headers, server_now, local_now, period) or _from_retry_after(
+        headers, server_now, local_now, period
     )
     wait, at = max(found, key=lambda pair: pair[0]) if found else (None, None)
     if wait is None:
@@ -117,27 +117,33 @@ def rate_limit_delay(
     return RateLimitDelay(wait, _utc(at if at is not None else local_now + wait), trusted=True)
 
 
-def _resets(
-    headers: httpx.Headers, name: str, server_now: float | None, local_now: float, period: float
+def _from_resets(
+    headers: httpx.Headers, server_now: float | None, local_now: float, period: float
 ) -> list[tuple[float, float | None]]:
-    """The usable waits in every ``name`` header: (seconds, when Cliniko said on its clock)."""
+    """The usable ``X-RateLimit-Reset`` values (unix seconds): (wait, when on Cliniko's clock)."""
     found: list[tuple[float, float | None]] = []
-    if name == "x-ratelimit-reset":  # unix seconds
-        for value in headers.get_list(name, split_commas=True):
-            reset = _number(value)
-            if reset is None or not _PLAUSIBLE_EPOCH[0] < reset < _PLAUSIBLE_EPOCH[1]:
-                continue
-            if (wait := _until(reset, server_now, local_now, period)) is not None:
-                found.append((wait, reset))
-        return found
-    for value in headers.get_list(name):  # Retry-After: seconds, or an HTTP date
+    for value in headers.get_list("x-ratelimit-reset", split_commas=True):
+        reset = _number(value)
+        if (
+            reset is not None
+            and _PLAUSIBLE_EPOCH[0] < reset < _PLAUSIBLE_EPOCH[1]
+            and (wait := _until(reset, server_now, local_now, period)) is not None
+        ):
+            found.append((wait, reset))
+    return found
+
+
+def _from_retry_after(
+    headers: httpx.Headers, server_now: float | None, local_now: float, period: float
+) -> list[tuple[float, float | None]]:
+    """The usable ``Retry-After`` values (seconds, or an HTTP date): (wait, when, if a date)."""
+    found: list[tuple[float, float | None]] = []
+    for value in headers.get_list("retry-after"):  # (a date has a comma: never split)
         seconds = _number(value)
-        if seconds is not None:
-            if 0 < seconds <= MAX_KEY_PAUSE:
-                found.append((seconds, None))
-            continue
-        when = _parse_http_date(value)
-        if when is not None and (wait := _until(when, server_now, local_now, period)) is not None:
+        when = _parse_http_date(value) if seconds is None else None
+        if seconds is not None and 0 < seconds <= MAX_KEY_PAUSE:
+            found.append((seconds, None))
+        elif when is not None and (wait := _until(when, server_now, local_now, period)) is not None:
             found.append((wait, when))
     return found
 
