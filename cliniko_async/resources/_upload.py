@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import html
 import io
-import math
 import os
 import re
 from collections.abc import Callable, Coroutine
@@ -81,10 +80,6 @@ class AsyncUpload(_Bound[UploadedPatientAttachment]):
     ) -> Coroutine[Any, Any, UploadedPatientAttachment]:
         op: UploadOp = self._op
         path = op.render_path((patient_id,))
-        if not isinstance(file, str | os.PathLike) and not hasattr(file, "read"):
-            raise ConfigurationError(
-                f"upload() takes a file path or a binary file object, got {type(file).__name__}"
-            )
         _check_file(file)
         if filename is None:
             name = getattr(file, "name", None) if not isinstance(file, str | os.PathLike) else file
@@ -97,11 +92,16 @@ class AsyncUpload(_Bound[UploadedPatientAttachment]):
 
 
 def _check_file(file: FileSource) -> None:
-    """What would fail only after the presign request: refused before anything is sent."""
+    """A file path or an open binary file, or ConfigurationError before anything is sent (what
+    would otherwise fail only after the presign request)."""
     if isinstance(file, str | os.PathLike):
         if not os.path.isfile(file):
             raise ConfigurationError(f"upload(): {os.fspath(file)!r} is not a file")
         return
+    if not hasattr(file, "read"):
+        raise ConfigurationError(
+            f"upload() takes a file path or a binary file object, got {type(file).__name__}"
+        )
     if getattr(file, "closed", False):
         raise ConfigurationError("upload(): the file object is closed")
     text: object = file  # (typed IO[bytes]; at run time anything with read())
@@ -167,10 +167,9 @@ async def _upload(
         if a.name != "extra" and (value := getattr(form, a.name)) is not None
     }
     fields.update(presigned.fields.extra)  # any field Cliniko adds: sent exactly as given
-    deadline = session.options.effective_deadline()
     key = await _post_file(
         session.http, storage, fields, file, filename, content_type,
-        math.inf if deadline is None else deadline, session.options.max_response_size,
+        session.options.effective_deadline(), session.options.max_response_size,
     )  # fmt: skip
     body: dict[str, Any] = {
         "patient_id": str(patient_id),
@@ -189,7 +188,7 @@ async def _post_file(
     file: FileSource,
     filename: str,
     content_type: str,
-    deadline: float,
+    deadline: float | None,
     max_response_size: int,
 ) -> str:
     """The storage POST: the form fields as given, then the file, streamed in chunks; the whole
@@ -203,10 +202,10 @@ async def _post_file(
         stream = opened or file
         try:
             loop = asyncio.get_running_loop()
-            async with asyncio.timeout(None if math.isinf(deadline) else deadline) as limit:
+            async with asyncio.timeout(deadline) as limit:
 
                 def sent_more() -> None:
-                    if limit.when() is not None:
+                    if deadline is not None:
                         limit.reschedule(loop.time() + deadline)
 
                 request = http.build_request(
