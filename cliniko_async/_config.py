@@ -21,6 +21,7 @@ __all__ = [
     "base_url_for_shard",
     "check_user_agent",
     "mask",
+    "without_passwords",
     "same_origin",
 ]
 
@@ -84,6 +85,16 @@ def mask(value: object) -> str:
     if isinstance(value, str):
         return f"a {len(value)}-character value, not shown: it could be a key"
     return f"a {type(value).__name__}"
+
+
+#: ``scheme://user:password@`` in a URL or in text around one: the password is what goes.
+_USERINFO = re.compile(r"(//[^/@\s:]*):[^/@\s]*@")
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@...`` in it masked
+    (``postgresql://u:***@host/db``): a database URL, or a proxy's in a transport's error."""
+    return _USERINFO.sub(r"\1:***@", text)
 
 
 @attrs.frozen(repr=False, eq=False)

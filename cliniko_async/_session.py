@@ -24,7 +24,6 @@ import contextlib
 import datetime as dt
 import logging
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -32,7 +31,7 @@ import anyio
 import attrs
 import httpx
 
-from ._config import ClientConfig
+from ._config import ClientConfig, without_passwords
 from ._json import JSON_DECODE_ERRORS as _JSONDecodeError
 from ._json import dumps as _dumps
 from ._json import loads as _loads
@@ -144,10 +143,6 @@ class RequestOptions:
         if isinstance(timeout, int | float) and not math.isinf(timeout):
             return DEADLINE_FACTOR * float(timeout)
         return None
-
-
-#: ``scheme://user:password@`` in a transport's error text (a proxy URL): the password goes.
-_USERINFO = re.compile(r"(//[^/@\s:]*):[^/@\s]*@")
 
 
 def _seconds(value: object, *, zero: bool = False, inf: bool = False) -> bool:
@@ -739,7 +734,7 @@ class Session:
     def _detail(self, exc: BaseException) -> str:
         """What a transport error says (a refused port, an unknown host, a certificate that
         does not verify), on one short line, the key redacted should it ever appear."""
-        text = _USERINFO.sub(r"\1:***@", " ".join(str(exc).split()))[:200]  # a proxy's password
+        text = without_passwords(" ".join(str(exc).split()))[:200]  # a proxy's URL, say
         return self.config.api_key.redact(text.encode()).decode() if text else ""
 
     def _paused_error(self, method: str, url: str, resume_in: float) -> RateLimitError:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from .._config import without_passwords
 from ._console import plain, stderr
 
 if TYPE_CHECKING:
@@ -80,20 +80,6 @@ def summary(result: MirrorResult) -> Table:
     return table
 
 
-def _shown(database_url: str) -> str:
-    """The database URL as printed: a password in it masked (``postgresql://u:***@host/db``)."""
-    try:
-        parts = urllib.parse.urlsplit(database_url)
-        password = parts.password
-    except ValueError:
-        return "<database URL>"
-    if not password:
-        return database_url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
-
-
 async def _status(database_url: str, resources: list[str] | None, account: str = "") -> Table:
     from ..mirror import open_store, plan
 
@@ -105,7 +91,7 @@ async def _status(database_url: str, resources: list[str] | None, account: str =
         counts = await store.table_counts()
     finally:
         await store.close()
-    table = Table(title=f"cliniko mirror: {_shown(database_url)}", title_justify="left")
+    table = Table(title=f"cliniko mirror: {without_passwords(database_url)}", title_justify="left")
     for name in ("resource", "phase", "changes since", "rows", "tombstones"):
         table.add_column(name, justify="right" if name in ("rows", "tombstones") else "left")
     for p in plans:
