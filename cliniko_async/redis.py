@@ -1371,9 +1371,11 @@ class RedisLimiterBackend:
             raise ConfigurationError("on_unavailable must be 'fail' or 'local'")
         if "{" in prefix or "}" in prefix:
             raise ConfigurationError("prefix must not contain '{' or '}' (Redis Cluster hash tags)")
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise ConfigurationError("max_connections must be a positive integer")
-        if max_connections < 1:
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
             raise ConfigurationError("max_connections must be a positive integer")
         if (
             isinstance(local_fraction, bool)
