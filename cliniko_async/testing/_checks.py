@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "MAX_RECORDS",
@@ -26,13 +26,13 @@ MAX_RECORDS = 1_000_000
 WINDOWS = ("rolling", "fixed")
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_count(name: str, value: object, low: int = 0, high: int = MAX_RECORDS) -> int:
     """``value`` as a count of records, or ValueError."""
-    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+    if _is_int(value) and low <= value <= high:
         return value
     raise ValueError(f"{name} must be a whole number from {low:,} to {high:,}, not {value!r}")
 
