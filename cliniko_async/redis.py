@@ -229,7 +229,14 @@ end
 # KEYS: slots, pause, bucket, epoch, recovering, members, registered, expected, half, probe.
 # ARGV: limit, hold, period, interval, burst, known epoch, has leases (0/1), new epoch,
 #       recovery ms, epoch ttl, this process's token, the view tag it knows, join wait ms,
-#       poll ms, then the ids of the leases wanted.
+#       poll ms, the number of reservations due (n), how many of the leases admitted Redis
+#       holds longer (k, the first k: so that their process may keep them as reservations
+#       even if Redis stalls before their release), by how much (ms), then the ids of the
+#       leases wanted: the first n those reservations' own. A reservation holds its slot for
+#       this process (it came due: its request's slot ended), so it is admitted without a free
+#       slot (the bucket still meters it); one Redis no longer holds (it expired) needs a free
+#       slot like any other.
+#       Admitted, it is held as a lease from now; not admitted, it keeps its reservation.
 # Returns {admitted, wait ms, paused (0/1), epoch, must register (0/1), view, probe (0/1)}.
 # Half-open (after a fallback pause, `half` exists): one lease at a time, the probe, whose id
 # is kept in `probe` for a period (a probe whose process died lets another go after that).
@@ -300,14 +307,25 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local free = limit - redis.call('ZCARD', KEYS[1])
 -- The bucket, kept as the time it will be empty: a request fits while it holds < burst.
 local empty_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))
-local wanted = #ARGV - 14
-if half then wanted = math.min(wanted, 1) end
+local renew, wanted = tonumber(ARGV[15]), #ARGV - 17
+local longer, extra = tonumber(ARGV[16]), tonumber(ARGV[17])
+if half then wanted, longer = math.min(wanted, 1), 0 end
 local admitted = 0
-while admitted < wanted and admitted < free and empty_at - now - (burst - 1) * interval <= 0 do
-  redis.call('ZADD', KEYS[1], now + hold, ARGV[15 + admitted])
+while admitted < wanted and empty_at - now - (burst - 1) * interval <= 0 do
+  local id = ARGV[18 + admitted]
+  if admitted >= renew or not redis.call('ZSCORE', KEYS[1], id) then
+    if free <= 0 then break end
+    free = free - 1
+  end
+  if admitted < longer then
+    redis.call('ZADD', KEYS[1], now + hold + extra, id)
+  else
+    redis.call('ZADD', KEYS[1], now + hold, id)
+  end
   empty_at = empty_at + interval
   admitted = admitted + 1
 end
+if admitted > 0 and longer > 0 then hold = hold + extra end
 if admitted > 0 then
   if redis.call('PTTL', KEYS[1]) < hold + 1000 then redis.call('PEXPIRE', KEYS[1], hold + 1000) end
   local ttl = math.ceil(empty_at - now) + 1000
@@ -316,8 +334,8 @@ if admitted > 0 then
   if me[1] < now + hold then me[1] = now + hold put(KEYS[6], token, me) end
   redis.call('PEXPIRE', KEYS[6], ARGV[10])
   if half then
-    redis.call('SET', KEYS[10], ARGV[15], 'PX', period)
-    redis.call('HSET', KEYS[9], 'last', ARGV[15])
+    redis.call('SET', KEYS[10], ARGV[18], 'PX', period)
+    redis.call('HSET', KEYS[9], 'last', ARGV[18])
     redis.call('PEXPIRE', KEYS[9], hold + period)
     return {admitted, 0, 0, epoch, 0, view, 1}
   end
@@ -335,13 +353,17 @@ end
 return {0, math.max(1, wait), 0, epoch, 0, view}
 """
 )
-# KEYS: slots, probe. ARGV: (lease id, ms it still holds its slot) pairs; 0 ms: remove it (never
-# used: if it was a half-open key's probe, the next request probes now).
+# KEYS: slots, probe, members. ARGV: this process's token, then (lease id, ms it still holds
+# its slot) pairs; 0 ms: remove it (never used: if it was a half-open key's probe, the next
+# request probes now). The member record is kept alive as long as the longest of them (a
+# reservation holds its slot longer than a lease). Returns 1 if this process is a live member
+# (its reservations in this release are then known to the key's recovery), 0 if not.
 RELEASE = (
     _NOW
+    + _MEMBERS
     + """
 local longest = 0
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   local left = tonumber(ARGV[i + 1])
   if left > 0 then
     redis.call('ZADD', KEYS[1], now + left, ARGV[i])
@@ -354,6 +376,11 @@ end
 if longest > 0 and redis.call('PTTL', KEYS[1]) < longest + 1000 then
   redis.call('PEXPIRE', KEYS[1], longest + 1000)
 end
+local v = redis.call('HGET', KEYS[3], ARGV[1])
+if not v then return 0 end
+local me = parse(v)
+if me[1] <= now then return 0 end
+if me[1] < now + longest then me[1] = now + longest put(KEYS[3], ARGV[1], me) end
 return 1
 """
 )
@@ -622,6 +649,14 @@ class RedisLimiter:
         self.view_ttl = max(1.0, 2 * self.recovery)
         #: How often a waiter asks again while the key recovers or it waits to be seen.
         self.poll = self.check_interval / 2
+        #: A Redis command unanswered this long is a stall: due reservations serve meanwhile.
+        self.stall_after = self.poll
+        #: How long after it came due a reservation may still be used (a stall's detection
+        #: included); Redis holds its slot that much plus a lease's hold past its due time.
+        self.reuse_window = 2 * self.check_interval
+        #: How much longer Redis holds a lease admitted while more wait (so that it covers a
+        #: reservation made at its release: due at most a hold after admission).
+        self._longer_ms = self._hold_ms + math.ceil(self.reuse_window * 1000)
         self._reset()
 
     def _reset(self) -> None:
@@ -640,6 +675,14 @@ class RedisLimiter:
         self._pump_task: asyncio.Task[None] | None = None
         #: This process's leases of the last period: id -> expiry (time.monotonic()).
         self._leases: dict[str, float] = {}
+        #: Reservations (see _release): lease id -> when its slot is ours again; those that
+        #: Redis confirmed (so usable while it stalls); leases served from one meanwhile.
+        self._reserved: dict[str, float] = {}
+        self._confirmed: set[str] = set()
+        self._blind: set[str] = set()
+        self._renewing: set[str] = set()  # reservations in the acquire command that is out
+        #: Leases Redis holds longer (for reservation): id -> when their acquire was sent.
+        self._longer: dict[str, float] = {}
         self._epoch = ""
         self._register = False
         #: The members of the key this process last saw (tokens), the view's tag, and when the
@@ -755,16 +798,37 @@ class RedisLimiter:
     def _give_back(self, lease_id: str) -> None:
         """A lease admitted for a waiter that went away: never used, so it frees at once."""
         with self._lock:
-            self._leases.pop(lease_id, None)
-            self._unused.append(lease_id)
+            self._forget(lease_id)
         self._kick(None)
 
     # -- releasing and pausing (sync, from any thread)
 
     def _release(self, lease_id: str, probe: bool = False) -> None:
+        now = time.monotonic()
         with self._lock:
+            blind = lease_id in self._blind
+            self._blind.discard(lease_id)
+            sent = self._longer.pop(lease_id, None)
             if lease_id in self._leases:
-                self._leases[lease_id] = time.monotonic() + self._period
+                due = now + self._period
+                if not (probe or blind) and self._may_reserve(now):
+                    # (Due a little later, jittered as every other wake-up for Redis: so that
+                    # this process does not always come first for the slots freeing with it.)
+                    due += random.uniform(0, 0.005)
+                    # Keep the slot for our next waiter: it is ours again when it frees (a
+                    # period after this response), and Redis holds it until reuse_window and
+                    # a lease's hold past that, so it may be used then even if Redis stalls.
+                    # Already so if Redis held it longer from admission and the response came
+                    # within max_in_flight of it; else once Redis confirms the release.
+                    self._reserved[lease_id] = due
+                    self._leases[lease_id] = due + self.reuse_window + self._hold
+                    if (
+                        sent is not None
+                        and due - self._period <= sent + self._backend.max_in_flight
+                    ):
+                        self._confirmed.add(lease_id)
+                else:
+                    self._leases[lease_id] = due
             self._released.append(lease_id)
             pauses = self._pauses
         if probe:
@@ -775,6 +839,73 @@ class RedisLimiter:
             except RuntimeError:
                 self._probe_back(lease_id, pauses)
         self._kick(None)
+
+    def _may_reserve(self, now: float) -> bool:
+        """(Lock held.) A released slot is kept for this process while it has waiters that
+        its reservations do not cover, up to its fair share, and never while the key is paused
+        or Redis is away."""
+        if self._degraded or self._resume_at > now:
+            return False
+        return len(self._reserved) < min(self._share(), len(self._waiters))
+
+    def _share(self) -> int:
+        """The limit over the key's members this process last saw."""
+        return math.ceil(self.rate_limit.requests / max(1, len(self._view)))
+
+    def _forget(self, lease_id: str) -> None:
+        """(Lock held.) A lease or reservation nobody will use: Redis frees it now."""
+        self._reserved.pop(lease_id, None)
+        self._longer.pop(lease_id, None)
+        self._confirmed.discard(lease_id)
+        self._leases.pop(lease_id, None)
+        self._unused.append(lease_id)
+
+    def _demote(self, now: float, keep: bool) -> None:
+        """(Lock held.) Give up reservations: every one unless ``keep`` (waiters remain to use
+        them), else those past their reuse window. Each then frees when its request's slot
+        did (a period after its response), as a plain release."""
+        for lease_id, due in list(self._reserved.items()):
+            if lease_id in self._renewing or (keep and now <= due + self.reuse_window):
+                continue
+            del self._reserved[lease_id]
+            self._confirmed.discard(lease_id)
+            if due > now:
+                self._leases[lease_id] = due
+                self._released.append(lease_id)
+            else:
+                self._leases.pop(lease_id, None)
+                self._unused.append(lease_id)
+
+    def _serve_reserved(self) -> float:
+        """A Redis command of ours is unanswered for ``stall_after``: serve the waiters from
+        reservations Redis confirmed, each once it is due (its slot freed; Redis holds it for
+        us until ``reuse_window`` past that, plus a lease's hold). Returns when to look again
+        while the command stays unanswered: the next due time, or a ``poll`` from now (a
+        release or a waiter may come meanwhile)."""
+        now = time.monotonic()
+        granted: list[tuple[_Waiter, _Lease]] = []
+        wake = now + self.poll
+        with self._lock:
+            if not self._degraded and self._resume_at <= now:
+                for lease_id in sorted(self._confirmed, key=self._reserved.__getitem__):
+                    due = self._reserved[lease_id]
+                    if due > now:
+                        wake = min(wake, due)
+                        break
+                    if now > due + self.reuse_window or not self._waiters:
+                        continue
+                    del self._reserved[lease_id]
+                    self._confirmed.discard(lease_id)
+                    self._renewing.discard(lease_id)
+                    self._leases[lease_id] = now + self._hold  # Redis holds it at least so long
+                    self._blind.add(lease_id)
+                    granted.append((self._waiters.popleft(), _Lease(self, lease_id)))
+        if granted:
+            log.debug("Redis is slow to answer: %d requests go on this process's reservations",
+                      len(granted))  # fmt: skip
+        for waiter, lease in granted:
+            _deliver(waiter, lease, self)
+        return wake
 
     def _probe_back(self, lease_id: str, pauses: int) -> None:
         """The probe came back: fine unless this process paused the key since (Redis also
@@ -792,6 +923,7 @@ class RedisLimiter:
             self._resume_at = max(self._resume_at, now + seconds)
             self._pause_ms = max(self._pause_ms, max(1, math.ceil(seconds * 1000)))
             self._pause_probe = self._pause_probe or probe
+            self._confirmed.clear()  # after a pause, only Redis admits (half-open, metering)
             fallback = self._fallback
         self._fail_paused(self._resume_at - now)
         if fallback is not None:
@@ -805,6 +937,7 @@ class RedisLimiter:
     def _note_pause(self, seconds: float) -> None:
         with self._lock:
             self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+            self._confirmed.clear()
 
     def _fail_paused(self, remaining: float) -> None:
         """Waiters that will not wait out the pause fail now."""
@@ -925,6 +1058,8 @@ class RedisLimiter:
                 if self._pump_gen != gen:
                     return
                 degraded = self._degraded
+                if self._reserved:
+                    self._demote(now, keep=bool(self._waiters) and not degraded)
                 if len(self._leases) > 2 * self.rate_limit.requests or not self._waiters:
                     self._leases = {k: t for k, t in self._leases.items() if t > now}
                 # Waiters on the local fallback count: they go back to Redis when it answers,
@@ -968,8 +1103,7 @@ class RedisLimiter:
                         await self._send_pause(state, pause_ms)
                         pause_ms = 0
                     if released or unused:
-                        args = self._release_args(released, unused)
-                        await self._call(state, "release", self._release_keys(), args)
+                        await self._send_release(state, released, unused)
                         released, unused = [], []
                     if probe_ok:
                         if await self._send_probe_ok(state, probe_ok):
@@ -980,8 +1114,8 @@ class RedisLimiter:
                         self._ack_due = False
                         if self._register or await self._check(state):
                             await self._reregister(state)
-                    if waiting and now >= next_try:
-                        next_try = await self._admit(state)
+                    if waiting and now >= min(next_try, self._next_due()):
+                        next_try = await self._admit(state, next_try)
             except _Busy:
                 next_try = time.monotonic() + random.uniform(0.01, 0.05)
                 failed = True
@@ -1029,6 +1163,11 @@ class RedisLimiter:
                 deadline = next_try  # back off before trying again
             else:
                 deadline = min(next_try if waiting else math.inf, next_check if watch else math.inf)
+                with self._lock:
+                    # A reservation is used (or given up) when it comes due; or dropped once
+                    # its reuse window passed (while the key is paused).
+                    for due in self._reserved.values():
+                        deadline = min(deadline, due if due > now else due + self.reuse_window)
             timeout = deadline - time.monotonic()
             if timeout > 0 and math.isfinite(timeout):
                 alarm = asyncio.get_running_loop().call_later(timeout, event.set)
@@ -1042,6 +1181,8 @@ class RedisLimiter:
         with self._lock:
             if self._degraded:
                 return
+            if self._reserved:
+                self._demote(time.monotonic(), keep=bool(self._waiters))
             released, self._released = self._released, []
             unused, self._unused = self._unused, []
             pause_ms, self._pause_ms = self._pause_ms, 0
@@ -1051,8 +1192,7 @@ class RedisLimiter:
                 await self._send_pause(state, pause_ms)
                 pause_ms = 0
             if released or unused:
-                args = self._release_args(released, unused)
-                await self._call(state, "release", self._release_keys(), args)
+                await self._send_release(state, released, unused)
                 released, unused = [], []
             if probe_ok:
                 await self._send_probe_ok(state, probe_ok)
@@ -1065,52 +1205,99 @@ class RedisLimiter:
                     self._pause_ms = max(self._pause_ms, pause_ms)
                     self._probe_ok[:0] = probe_ok
 
-    async def _admit(self, state: _LoopState) -> float:
-        """One round trip for the queue's head (and up to BATCH behind it); when to retry."""
+    async def _admit(self, state: _LoopState, next_try: float) -> float:
+        """One round trip for the queue's head (and up to BATCH behind it); when to retry
+        (``next_try``: when Redis said a slot may free)."""
         now = time.monotonic()
         if self._resume_at > now:  # our own 429, maybe not in Redis yet
             self._fail_paused(self._resume_at - now)
             return self._resume_at
         with self._lock:
             wanted = min(len(self._waiters), BATCH)
+            # Reservations due go first, as themselves. They stay reservations while the
+            # command is out, so a stall meanwhile may still use them (_serve_reserved takes
+            # one out of _renewing: then it is not handed out again whatever Redis answers).
+            due = sorted((t, k) for k, t in self._reserved.items() if t <= now)
+            renew = [k for _, k in due[:wanted]]
+            self._renewing = set(renew)
+            if renew:
+                # Only those: the slots that free with them (our other leases') go to whoever
+                # asks first when Redis said they free, this process or another.
+                wanted = len(renew)
             has_leases = bool(self._leases)
+            # Leases that waiters then may keep as reservations at their release: Redis holds
+            # them longer from the start (lowered at their release), up to this process's
+            # fair share.
+            longer = 0
+            if not self._degraded:
+                kept = len(self._reserved) - len(renew) + len(self._longer)
+                longer = max(0, min(wanted, self._share() - kept))
         if not wanted:
             return now
-        ids = [next(self._ids) for _ in range(wanted)]
+        ids = [*renew, *(next(self._ids) for _ in range(wanted - len(renew)))]
         args = [
             self.rate_limit.requests, self._hold_ms, self._period_ms, self._interval_ms,
             self._burst, self._epoch, int(has_leases), uuid.uuid4().hex,
             int(self.recovery * 1000), EPOCH_TTL_MS, self._token, self._view_tag,
-            int(self.view_ttl * 1000), max(1, int(self.poll * 1000)), *ids,
+            int(self.view_ttl * 1000), max(1, int(self.poll * 1000)), len(renew), longer,
+            self._longer_ms, *ids,
         ]  # fmt: skip
+        sent = time.monotonic()
         try:
             reply = await self._call(state, "acquire", self._acquire_keys(), args)
         except BaseException:
             # Maybe admitted, but nobody will use them: take them out again (harmless if not).
             with self._lock:
-                self._unused.extend(ids)
+                for lease_id in ids:
+                    if lease_id in self._renewing or lease_id not in renew:
+                        self._forget(lease_id)
+                self._renewing = set()
             raise
         admitted, wait_ms, paused, epoch, must_register, view = reply[:6]
         probe = len(reply) > 6 and bool(int(reply[6]))
         self._take_view(view, now)
         now = time.monotonic()
         if int(must_register):
+            with self._lock:
+                for lease_id in self._renewing:
+                    self._forget(lease_id)
+                self._renewing = set()
             self._register = True
             return now
         self._epoch = _text(epoch)
         if int(admitted):
             granted: list[tuple[_Waiter, _Lease]] = []
             with self._lock:
-                for lease_id in ids[: int(admitted)]:
+                for i, lease_id in enumerate(ids[: int(admitted)]):
+                    if lease_id in renew and lease_id not in self._renewing:
+                        continue  # used on a stall meanwhile: its request holds it
+                    self._reserved.pop(lease_id, None)
+                    self._confirmed.discard(lease_id)
                     if self._waiters:
                         self._leases[lease_id] = now + self._hold
+                        if i < longer and not probe:
+                            self._longer[lease_id] = sent
+                            self._leases[lease_id] = sent + self._hold + self._longer_ms / 1000
                         lease = _Lease(self, lease_id, probe=probe)
                         granted.append((self._waiters.popleft(), lease))
                     else:
-                        self._unused.append(lease_id)
+                        self._forget(lease_id)
+                for lease_id in ids[int(admitted) :]:
+                    if lease_id in self._renewing:
+                        self._forget(lease_id)  # not admitted (paused...): its slot ended
+                self._renewing = set()
             for waiter, lease in granted:
                 _deliver(waiter, lease, self)
+            if renew:
+                # Ask for more (the slots our other leases free now) only a little after the
+                # others that Redis told when: this process, whose reservations come due as
+                # they free, would otherwise always come first (and a newcomer never in).
+                return max(next_try, now + random.uniform(0.005, 0.015))
             return now
+        with self._lock:
+            for lease_id in self._renewing:
+                self._forget(lease_id)
+            self._renewing = set()
         wait = int(wait_ms) / 1000
         if int(paused):  # another process's 429
             self._note_pause(wait)
@@ -1177,8 +1364,22 @@ class RedisLimiter:
         self._degraded = False
 
     async def _call(self, state: _LoopState, script: str, keys: list[str], args: list[Any]) -> Any:
-        async with state.gate:
-            return await _guard(state.scripts[script](keys=keys, args=args))
+        loop = asyncio.get_running_loop()
+
+        def stalled() -> None:  # unanswered for stall_after: go on with our reservations
+            wake = self._serve_reserved()
+            timer[0] = loop.call_later(max(0.0, wake - time.monotonic()), stalled)
+
+        timer = [loop.call_later(self.stall_after, stalled)]
+        try:
+            async with state.gate:
+                return await _guard(state.scripts[script](keys=keys, args=args))
+        finally:
+            timer[0].cancel()
+
+    def _next_due(self) -> float:
+        with self._lock:
+            return min(self._reserved.values(), default=math.inf)
 
     def _acquire_keys(self) -> list[str]:
         names = ("slots", "pause", "bucket", "epoch", "recovering", "members", "registered")
@@ -1201,7 +1402,17 @@ class RedisLimiter:
         return [self.keys[k] for k in ("pause", "bucket", "half", "probe")]
 
     def _release_keys(self) -> list[str]:
-        return [self.keys["slots"], self.keys["probe"]]
+        return [self.keys["slots"], self.keys["probe"], self.keys["members"]]
+
+    async def _send_release(
+        self, state: _LoopState, released: list[str], unused: list[str]
+    ) -> None:
+        """Release leases; the reservations among them are confirmed once Redis holds them
+        (and the member record, which recovery reads, outlives them)."""
+        args = self._release_args(released, unused)
+        if int(await self._call(state, "release", self._release_keys(), args)):
+            with self._lock:
+                self._confirmed.update(k for k in released if k in self._reserved)
 
     async def _send_pause(self, state: _LoopState, pause_ms: int) -> None:
         """Pause the key in Redis; learn how long it is paused (a refused probe's pause is
@@ -1224,7 +1435,7 @@ class RedisLimiter:
         """Each released lease holds its slot until a period after its response (on our
         clock, so a release sent late is not held longer); an unused one frees now."""
         now = time.monotonic()
-        args: list[Any] = []
+        args: list[Any] = [self._token]
         with self._lock:
             for lease_id in released:
                 until = self._leases.get(lease_id, now)
@@ -1259,6 +1470,7 @@ class RedisLimiter:
             if starting:
                 self._lost_at = time.monotonic()
                 self._fallback = None  # a fresh one, loaded with the leases we hold now
+            self._demote(time.monotonic(), keep=False)
             waiters = list(self._waiters)
             self._waiters.clear()
         if starting:

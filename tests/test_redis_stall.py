@@ -1,0 +1,265 @@
+"""A stalled Redis (``DEBUG SLEEP``) is ridden out on reservations, never past the limit.
+
+A slot released while its process has more waiting is kept for that process (up to its fair
+share of the key): Redis holds it until a while after it frees, so the process may use it then
+even if Redis does not answer. These tests stall a redis-server of their own in real time
+(short) and check, from what the waiters saw, that every slot's use stayed inside the limit,
+that the stall did not stop the traffic, and what reservations must not do: outlive their
+need, starve a newcomer, or go out during a pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import multiprocessing
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from benchmarks.bench_redis_processes import burst_worker, warm
+from cliniko_async import RateLimit
+from cliniko_async.redis import RedisLimiter, RedisLimiterBackend
+from cliniko_async.testing import FakeCliniko, serve
+from cliniko_async.testing._redis_server import RedisServer
+
+#: A request's round trip in these tests.
+TRIP = 0.01
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def limiter(backend: RedisLimiterBackend, fingerprint: str, rl: RateLimit) -> RedisLimiter:
+    lim = backend.limiter_for(fingerprint, rl)
+    assert isinstance(lim, RedisLimiter)
+    return lim
+
+
+Use = tuple[float, float, str, str]  # admitted, released, lease id, who
+
+
+async def workers(
+    lim: RedisLimiter, n: int, until: float, uses: list[Use], who: str, trip: float = TRIP
+) -> None:
+    """``n`` tasks sending "requests" (a round trip of ``trip``) back to back until ``until``."""
+
+    async def one() -> None:
+        while time.monotonic() < until:
+            permit = await lim.acquire()
+            admitted = time.monotonic()
+            await asyncio.sleep(trip)  # the request's round trip
+            uses.append((admitted, time.monotonic(), getattr(permit, "_id", ""), who))
+            permit.release()
+
+    await asyncio.gather(*(one() for _ in range(n)))
+
+
+def most_slots_held(uses: list[Use], period: float) -> int:
+    """The most requests holding a slot at once: each from its admission until a period
+    after its response (the limiter's rule; so also the most in any server window)."""
+    events = sorted(
+        [(a, 1) for a, _, _, _ in uses] + [(r + period, -1) for _, r, _, _ in uses],
+        key=lambda e: (e[0], e[1]),
+    )
+    held = best = 0
+    for _, step in events:
+        held += step
+        best = max(best, held)
+    return best
+
+
+def double_handed(uses: list[Use]) -> list[str]:
+    """Lease ids held by two requests at the same time (a reservation handed out twice)."""
+    by_id: dict[str, list[tuple[float, float]]] = {}
+    for a, r, lease_id, _ in uses:
+        by_id.setdefault(lease_id, []).append((a, r))
+    bad = []
+    for lease_id, spans in by_id.items():
+        spans.sort()
+        if any(nxt[0] < prev[1] for prev, nxt in itertools.pairwise(spans)):
+            bad.append(lease_id)
+    return bad
+
+
+async def between_bursts(uses: list[Use], period: float) -> None:
+    """Wait until half a period after the last admission: with every slot busy, the traffic
+    comes in bursts a period apart (a period after their responses), so a stall of a period
+    starting now covers the next one."""
+    last = max(u[0] for u in uses)
+    while time.monotonic() - last > period / 2:  # pragma: no cover (a slow machine)
+        last += period
+    await asyncio.sleep(last + period / 2 - time.monotonic())
+
+
+async def stall(server: RedisServer, seconds: float) -> float:
+    """Stall Redis (``DEBUG SLEEP``) from a thread; returns when the command was sent."""
+    sent = time.monotonic()
+    await asyncio.to_thread(server.command, "DEBUG", "SLEEP", f"{seconds:g}", timeout=10)
+    return sent
+
+
+async def test_a_stall_of_a_period_is_ridden_out_on_reservations(own_redis: RedisServer) -> None:
+    rl = RateLimit(20, 1.0)
+    key = uuid.uuid4().hex[:16]
+    a = RedisLimiterBackend(own_redis.url, max_in_flight=1.0)
+    b = RedisLimiterBackend(own_redis.url, max_in_flight=1.0)
+    la, lb = limiter(a, key, rl), limiter(b, key, rl)
+    for lim in (la, lb):  # both are members before the clock starts
+        (await lim.acquire()).release()
+    await asyncio.sleep(0)
+    uses: list[Use] = []
+    until = time.monotonic() + 5.0
+    run = asyncio.gather(workers(la, 30, until, uses, "a"), workers(lb, 30, until, uses, "b"))
+    await asyncio.sleep(2.0)
+    await between_bursts(uses, rl.period)
+    sent = await stall(own_redis, 1.0)
+    await run
+    assert most_slots_held(uses, rl.period) <= rl.requests
+    assert double_handed(uses) == []
+    # Nothing could be admitted through Redis while it slept: what went, went on reservations.
+    inside = [u for u in uses if sent + 0.05 <= u[0] < sent + 0.95]
+    assert len(inside) >= rl.requests // 2, len(inside)
+    assert {u[3] for u in inside} == {"a", "b"}  # each on its own
+    # And the traffic kept its pace: at least 0.9 of the limit over the 5 s (20 per second).
+    assert len(uses) >= 0.9 * 5 * rl.requests, len(uses)
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_a_longer_stall_still_never_exceeds_the_limit(own_redis: RedisServer) -> None:
+    """A reservation serves once: a stall of 2.5 periods uses each once, then waits."""
+    rl = RateLimit(10, 0.5)
+    key = uuid.uuid4().hex[:16]
+    a = RedisLimiterBackend(own_redis.url, max_in_flight=0.5)
+    la = limiter(a, key, rl)
+    (await la.acquire()).release()
+    uses: list[Use] = []
+    until = time.monotonic() + 3.5
+    run = asyncio.ensure_future(workers(la, 25, until, uses, "a", trip=0.03))
+    await asyncio.sleep(1.0)
+    await between_bursts(uses, rl.period)
+    sent = await stall(own_redis, 1.25)
+    await run
+    assert most_slots_held(uses, rl.period) <= rl.requests
+    assert double_handed(uses) == []
+    inside = [u for u in uses if sent + 0.05 <= u[0] < sent + 1.2]
+    assert rl.requests // 2 <= len(inside) <= rl.requests, len(inside)
+    await a.aclose()
+
+
+async def test_reservations_are_not_used_while_this_process_is_paused(
+    own_redis: RedisServer,
+) -> None:
+    rl = RateLimit(20, 1.0)
+    key = uuid.uuid4().hex[:16]
+    a = RedisLimiterBackend(own_redis.url, max_in_flight=1.0)
+    la = limiter(a, key, rl)
+    (await la.acquire()).release()
+    uses: list[Use] = []
+    until = time.monotonic() + 3.5
+    run = asyncio.ensure_future(workers(la, 30, until, uses, "a"))
+    await asyncio.sleep(1.5)
+    assert la._confirmed  # reservations Redis confirmed: usable on a stall
+    la.pause(1.5)  # a 429, as a response reports it
+    paused_at = time.monotonic()
+    sent = await stall(own_redis, 1.0)
+    await run
+    assert sent - paused_at < 0.5
+    assert not [u for u in uses if paused_at < u[0] < paused_at + 1.45]
+    assert most_slots_held(uses, rl.period) <= rl.requests
+    await a.aclose()
+
+
+async def test_reservations_are_given_up_when_nobody_waits(own_redis: RedisServer) -> None:
+    """Redis holds a reservation longer than a lease (so that it can be used on a stall); once
+    the waiters are gone each frees when its request's slot does: a period after it."""
+    rl = RateLimit(10, 1.0)
+    key = uuid.uuid4().hex[:16]
+    a = RedisLimiterBackend(own_redis.url, max_in_flight=1.0)
+    la = limiter(a, key, rl)
+    uses: list[Use] = []
+    run = asyncio.ensure_future(workers(la, 30, time.monotonic() + 1.5, uses, "a"))
+    await asyncio.sleep(1.0)
+    assert la._reserved  # kept while 30 wait for 10 slots
+    await run
+    done = time.monotonic()
+    admin = aioredis.Redis.from_url(own_redis.url)
+    slots = f"{{cliniko-async:{key}}}:slots"
+
+    async def longest_hold() -> float:
+        stamp: Any = await admin.time()  # (seconds, microseconds) on the server's clock
+        scores: list[tuple[bytes, float]] = await admin.zrange(slots, 0, -1, withscores=True)  # type: ignore[assignment]
+        server_now = float(stamp[0]) + float(stamp[1]) / 1e6
+        return max((score for _, score in scores), default=0.0) / 1000 - server_now
+
+    deadline = time.monotonic() + 1.0
+    while await longest_hold() > rl.period + 0.2:
+        assert time.monotonic() < deadline, await longest_hold()
+        await asyncio.sleep(0.02)
+    assert not la._reserved
+    assert time.monotonic() - done < 1.0
+    await admin.aclose()
+    await a.aclose()
+
+
+async def test_reservations_leave_a_newcomer_its_share(own_redis: RedisServer) -> None:
+    """A busy process keeps at most its fair share (limit / members) of the slots it frees:
+    a process that joins the key gets the rest, not nothing."""
+    rl = RateLimit(10, 0.5)
+    key = uuid.uuid4().hex[:16]
+    a = RedisLimiterBackend(own_redis.url, max_in_flight=0.5)
+    b = RedisLimiterBackend(own_redis.url, max_in_flight=0.5)
+    la, lb = limiter(a, key, rl), limiter(b, key, rl)
+    uses: list[Use] = []
+    until = time.monotonic() + 4.0
+    first = asyncio.ensure_future(workers(la, 40, until, uses, "a"))
+    await asyncio.sleep(1.0)
+    await workers(lb, 40, until, uses, "b")
+    await first
+    late = [u for u in uses if until - 1.5 <= u[0] < until]
+    share_b = sum(1 for u in late if u[3] == "b") / max(1, len(late))
+    assert 0.3 <= share_b <= 0.7, (share_b, len(late))
+    assert most_slots_held(uses, rl.period) <= rl.requests
+    await a.aclose()
+    await b.aclose()
+
+
+def test_four_processes_ride_out_a_stall_of_a_period(own_redis: RedisServer) -> None:
+    """Real processes, 500 requests at once each, against a server counting arrivals: Redis
+    sleeps a whole period mid-run; the server still sees at most the limit in any window, no
+    429, and arrivals while Redis slept."""
+    limit, period = 200, 1.0
+    fake = FakeCliniko(rate_limit=(limit, period), window="rolling")
+    ctx = multiprocessing.get_context("spawn")
+    with serve(fake) as url, ctx.Pool(4, initializer=warm) as pool:
+        start_at = time.time() + 2.0
+        args: tuple[Any, ...] = (url, own_redis.url, start_at, 500, limit, period, "fail")
+        pending = [pool.apply_async(burst_worker, args) for _ in range(4)]
+        deadline = time.monotonic() + 60
+        while not fake.stats().accepted:
+            assert time.monotonic() < deadline, "no request arrived"
+            time.sleep(0.01)
+        # Between two bursts (a period apart while every slot is busy): the stall covers one.
+        time.sleep(max(0.0, fake.stats().accepted[0] + 3.5 * period - time.monotonic()))
+        sent = time.monotonic()
+        own_redis.command("DEBUG", "SLEEP", "1", timeout=10)
+        results = [r.get(120) for r in pending]
+    assert [errors for _, errors, _ in results] == [0, 0, 0, 0], results
+    stats = fake.stats()
+    assert len(stats.accepted) == 2000
+    assert stats.rejected == 0
+    assert stats.max_in_window <= limit
+    inside = [t for t in stats.accepted if sent + 0.05 <= t < sent + 0.95]
+    assert len(inside) >= limit // 2, len(inside)
