@@ -6,7 +6,8 @@ The rule is the in-memory limiter's: a request holds one of ``limit`` slots from
 until ``period`` after its response came back. Slots are leases in a sorted set per key,
 scored by their expiry on the Redis server's clock (``TIME``), so the hosts' clocks do not
 matter. An admitted lease first expires ``period + max_in_flight`` later (so a process killed
-mid-request frees its slots by itself) and is moved to ``response + period`` on release. The
+mid-request frees its slots by itself; longer if its process may keep it as a reservation, see
+*Stalls*) and is moved to ``response + period`` on release. The
 leaky bucket is kept there too, as the time it next empties (GCRA): it leaks ``limit / period``
 per second and holds ``burst`` (default ``limit``). A 429 seen by any process pauses the key for
 all of them and marks the bucket full, so after the pause every process together is metered
@@ -37,6 +38,33 @@ through a small gate per event loop (``max_connections``), so any number of conc
 uses a bounded number of connections; a full connection pool is "busy, retry", never
 "unreachable".
 
+*Stalls.* Without Redis nothing is admitted, so a Redis that stops answering for a while
+(``DEBUG SLEEP``, a slow script or command, a paused VM) would stop every process. So each
+process keeps *reservations*: a slot it releases while it has more waiting is kept for it, to
+be used when it frees (a period after the response), at most its fair share (``limit`` over
+the members it last saw). Redis holds a reserved slot ``reuse_window`` (two checks) and a
+lease's hold (``period + max_in_flight``) past the time it frees; a lease admitted while its
+process is under its share is held that much longer from admission (so a reservation made at
+its release is covered even if Redis stalls before the release arrives; the release lowers it).
+When a Redis command of the process goes unanswered for ``stall_after`` (half a check), each
+reservation that comes due serves a waiter of that process without Redis. Once Redis answers,
+a due reservation is renewed in the acquire for the head of the queue (as itself: it needs no
+free slot; the bucket still meters it), and one not needed (no waiters, the key paused, the
+reuse window passed, its event loop ending) frees as a plain release, a period after its
+response. It is safe because Redis holds the slot until ``due + reuse_window + hold``: a request
+sent on it goes between ``due`` and ``due + reuse_window`` and holds the slot at most a hold
+after that, and nobody else is admitted to it meanwhile.
+What it costs. Each reservation serves once per stall: a stall of up to about a period costs
+little, a longer one its length beyond that. A process killed while holding reservations keeps
+their slots from the others up to ``2 x period + max_in_flight + reuse_window`` after their
+responses (a released slot otherwise frees a period after), and its slots in flight up to
+``2 x hold + reuse_window`` after admission (otherwise a hold). While Redis stalls a process
+learns of no other process's 429 (its own 429s pause it at once): requests on reservations may go
+out in a pause that another process saw just before the stall. Fairness: a process that joins
+a busy key gets the slots the others do not reserve, and their shares shrink as soon as they
+see it; a process whose reservations come due asks for any other slot a little after the time
+Redis tells everyone (so it does not always come first).
+
 Losing Redis's state (``FLUSHALL``, a restart without persistence, failover to an empty
 replica) never resets the budget. Each key has a generation (``epoch``) that lives a day; each
 process remembers its leases of the last period (id and expiry on its own clock). Whoever finds
@@ -49,11 +77,11 @@ one unused for a day) waits that long once.
 
 *Members.* To know who must re-register, the key keeps a member record: each process (by a
 random token) with the time its last lease can expire (its last admission + ``period +
-max_in_flight``), the newest version of the record it has seen (its *ack*), when Redis last
-heard from it, and a version that grows when a member joins or expires. Every reply shows a
-member its *view* (the tokens) when the version changed, and confirms it otherwise; the view
-is "fresh" for ``view_ttl = max(1 s, 2 x recovery)`` after the request that last confirmed it
-was sent.
+max_in_flight``, or later: a lease held longer, a reservation), the newest version of the record
+it has seen (its *ack*), when Redis last heard from it, and a version that grows when a member
+joins or expires. Every reply shows a member its *view* (the tokens) when the version changed,
+and confirms it otherwise; the view is "fresh" for ``view_ttl = max(1 s, 2 x recovery)`` after
+the request that last confirmed it was sent.
 A process re-registering after a loss vouches for its view if it is fresh; the tokens it names
 become members of the new generation and must re-register too (a process holding no lease
 counts once it asks for one). Recovery ends early only when at least one process vouched and
@@ -86,7 +114,8 @@ process that was no member (so nobody names it) less than ``view_ttl`` before a 
 process joining a busy key pays for it: its first admission waits until every member saw it
 (about one check, ``period / 40``), at most ``view_ttl`` when one of them is blocked or died
 lately (one Redis has not heard from for ``view_ttl`` holds nobody back). A member that died
-less than ``period + max_in_flight`` ago is still named, so a loss then costs the full stall.
+less than ``period + max_in_flight`` ago (``2 x hold + reuse_window`` if it held reservations:
+its record outlives its longest lease) is still named, so a loss then costs the full stall.
 
 A restart then costs the time Redis is away, plus up to half a check until each process's next
 probe (redis-py is told not to retry or back off: the probe is ours) and the re-registrations'
