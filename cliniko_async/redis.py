@@ -815,7 +815,13 @@ class RedisLimiter:
                 # So nothing goes before that; this process's own leases (admitted before too)
                 # are free by then. Redis is usually back sooner: then nothing went locally.
                 now = time.monotonic()
-                opens = max(self._lost_at + self._hold, *self._leases.values(), now)
+                # (A lease Redis holds longer, for a reservation the fallback does not use,
+                # ends a hold after its acquire at the latest, like the others.)
+                ends = [
+                    self._longer[k] + self._hold if k in self._longer else t
+                    for k, t in self._leases.items()
+                ]
+                opens = max(self._lost_at + self._hold, *ends, now)
                 if opens > now:
                     for _ in range(share):
                         fallback.occupy(opens)

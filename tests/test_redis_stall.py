@@ -132,8 +132,9 @@ async def test_a_stall_of_a_period_is_ridden_out_on_reservations(own_redis: Redi
     inside = [u for u in uses if sent + 0.05 <= u[0] < sent + 0.95]
     assert len(inside) >= rl.requests // 2, len(inside)
     assert {u[3] for u in inside} == {"a", "b"}  # each on its own
-    # And the traffic kept its pace: at least 0.9 of the limit over the 5 s (20 per second).
-    assert len(uses) >= 0.9 * 5 * rl.requests, len(uses)
+    # And the traffic kept its pace: at least 0.85 of the limit over the 5 s (20 per second;
+    # a lost period would leave 0.8).
+    assert len(uses) >= 0.85 * 5 * rl.requests, len(uses)
     await a.aclose()
     await b.aclose()
 
@@ -234,6 +235,34 @@ async def test_reservations_leave_a_newcomer_its_share(own_redis: RedisServer) -
     assert most_slots_held(uses, rl.period) <= rl.requests
     await a.aclose()
     await b.aclose()
+
+
+async def test_the_local_fallback_does_not_wait_for_what_reservations_hold(
+    own_redis: RedisServer,
+) -> None:
+    """Redis holds a lease admitted while more wait longer (for a reservation at its release);
+    the local fallback, which uses no reservation, still opens a hold (period + max_in_flight)
+    after Redis was lost, not two."""
+    rl = RateLimit(10, 0.5)
+    backend = RedisLimiterBackend(
+        own_redis.url, on_unavailable="local", local_fraction=1.0, max_in_flight=0.5
+    )
+    lim = limiter(backend, uuid.uuid4().hex[:16], rl)
+    uses: list[Use] = []
+    until = time.monotonic() + 3.0
+    run = asyncio.ensure_future(workers(lim, 20, until, uses, "a", trip=0.2))
+    deadline = time.monotonic() + 2.0
+    while not lim._longer:  # leases in flight that Redis holds longer
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await asyncio.to_thread(own_redis.kill)
+    lost = time.monotonic()
+    await run
+    first_local = min(u[0] for u in uses if u[0] > lost + 0.05)
+    hold = rl.period + 0.5
+    assert hold - 0.05 <= first_local - lost <= hold + 0.5, first_local - lost
+    assert most_slots_held(uses, rl.period) <= rl.requests
+    await backend.aclose()
 
 
 def test_four_processes_ride_out_a_stall_of_a_period(own_redis: RedisServer) -> None:
