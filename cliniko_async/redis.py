@@ -60,7 +60,8 @@ their slots from the others up to ``2 x period + max_in_flight + reuse_window`` 
 responses (a released slot otherwise frees a period after), and its slots in flight up to
 ``2 x hold + reuse_window`` after admission (otherwise a hold). While Redis stalls a process
 learns of no other process's 429 (its own 429s pause it at once): requests on reservations may go
-out in a pause that another process saw just before the stall. Fairness: a process that joins
+out in a pause that another process announced less than a check (or its last reply from Redis)
+before the stall, up to its share. Fairness: a process that joins
 a busy key gets the slots the others do not reserve, and their shares shrink as soon as they
 see it; a process whose reservations come due asks for any other slot a little after the time
 Redis tells everyone (so it does not always come first).
