@@ -40,12 +40,13 @@ uses a bounded number of connections; a full connection pool is "busy, retry", n
 
 *Stalls.* Without Redis nothing is admitted, so a Redis that stops answering for a while
 (``DEBUG SLEEP``, a slow script or command, a paused VM) would stop every process. So each
-process keeps *reservations*: a slot it releases while it has more waiting is kept for it, to
-be used when it frees (a period after the response), at most its fair share (``limit`` over
-the members it last saw). Redis holds a reserved slot ``reuse_window`` (two checks) and a
-lease's hold (``period + max_in_flight``) past the time it frees; a lease admitted while its
-process is under its share is held that much longer from admission (so a reservation made at
-its release is covered even if Redis stalls before the release arrives; the release lowers it).
+process keeps *reservations*: a slot it releases while it has more waiting is kept for it, to be
+used when it frees (a period after the response), at most its fair share (``limit`` over the
+members it last saw, rounded down; a reservation beyond it frees when it comes due). Redis holds
+a reserved slot ``reuse_window`` (two checks) and a lease's hold (``period + max_in_flight``)
+past the time it frees; a lease admitted while its process is under its share is held that much
+longer from admission (so a reservation made at its release is covered even if Redis stalls
+before the release arrives; the release lowers it).
 When a Redis command of the process goes unanswered for ``stall_after`` (half a check), each
 reservation that comes due serves a waiter of that process without Redis. Once Redis answers,
 a due reservation is renewed in the acquire for the head of the queue (as itself: it needs no
@@ -61,10 +62,13 @@ responses (a released slot otherwise frees a period after), and its slots in fli
 ``2 x hold + reuse_window`` after admission (otherwise a hold). While Redis stalls a process
 learns of no other process's 429 (its own 429s pause it at once): requests on reservations may go
 out in a pause that another process announced less than a check (or its last reply from Redis)
-before the stall, up to its share. Fairness: a process that joins
-a busy key gets the slots the others do not reserve, and their shares shrink as soon as they
-see it; a process whose reservations come due asks for any other slot a little after the time
-Redis tells everyone (so it does not always come first).
+before the stall, up to its share. Requests on reservations are not metered by the bucket
+(``burst``): they go when their slots free. Fairness: a process that joins a busy key gets the
+slots the others do not reserve, and the others keep at most their new shares from the next
+time each reservation comes due, so it reaches its share within a few periods; a process whose
+reservations come due asks for any other slot a little after the time Redis tells everyone
+(so it does not always come first), and Redis tells a waiting process to ask again within a
+check when every slot is taken.
 
 Losing Redis's state (``FLUSHALL``, a restart without persistence, failover to an empty
 replica) never resets the budget. Each key has a generation (``epoch``) that lives a day; each
@@ -374,9 +378,10 @@ end
 local wait
 if free <= 0 then
   -- The earliest lease frees first; a lease in flight frees a period after its release at the
-  -- earliest, so never sleep longer than a period.
+  -- earliest, and a reservation may be given up when it comes due (neither known here): so
+  -- ask again within a check (two polls), never later than the earliest lease frees.
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  wait = math.min(tonumber(first[2]) - now, period)
+  wait = math.min(tonumber(first[2]) - now, period, 2 * tonumber(ARGV[14]))
 else
   wait = math.ceil(empty_at - now - (burst - 1) * interval)
 end
@@ -882,11 +887,13 @@ class RedisLimiter:
         or Redis is away."""
         if self._degraded or self._resume_at > now:
             return False
-        return len(self._reserved) < min(self._share(), len(self._waiters))
+        kept = len(self._reserved) + len(self._longer)
+        return kept < self._share() and len(self._reserved) < len(self._waiters)
 
     def _share(self) -> int:
-        """The limit over the key's members this process last saw."""
-        return math.ceil(self.rate_limit.requests / max(1, len(self._view)))
+        """The limit over the key's members this process last saw, rounded down (the shares
+        of all add up to at most the limit: the rest goes to whoever asks first)."""
+        return self.rate_limit.requests // max(1, len(self._view))
 
     def _forget(self, lease_id: str) -> None:
         """(Lock held.) A lease or reservation nobody will use: Redis frees it now."""
@@ -1254,7 +1261,12 @@ class RedisLimiter:
             # command is out, so a stall meanwhile may still use them (_serve_reserved takes
             # one out of _renewing: then it is not handed out again whatever Redis answers).
             due = sorted((t, k) for k, t in self._reserved.items() if t <= now)
-            renew = [k for _, k in due[:wanted]]
+            # Within this process's share as it is now (it shrinks when a process joins): a
+            # reservation beyond it, or beyond the waiters, frees now (its slot ended).
+            room = max(0, self._share() - (len(self._reserved) - len(due)) - len(self._longer))
+            renew = [k for _, k in due[: min(wanted, room)]]
+            for _, lease_id in due[len(renew) :]:
+                self._forget(lease_id)
             self._renewing = set(renew)
             if renew:
                 # Only those: the slots that free with them (our other leases') go to whoever
@@ -1264,10 +1276,7 @@ class RedisLimiter:
             # Leases that waiters then may keep as reservations at their release: Redis holds
             # them longer from the start (lowered at their release), up to this process's
             # fair share.
-            longer = 0
-            if not self._degraded:
-                kept = len(self._reserved) - len(renew) + len(self._longer)
-                longer = max(0, min(wanted, self._share() - kept))
+            longer = 0 if self._degraded else min(wanted, room)
         if not wanted:
             return now
         ids = [*renew, *(next(self._ids) for _ in range(wanted - len(renew)))]
@@ -1469,13 +1478,14 @@ class RedisLimiter:
 
     def _release_args(self, released: list[str], unused: list[str]) -> list[Any]:
         """Each released lease holds its slot until a period after its response (on our
-        clock, so a release sent late is not held longer); an unused one frees now."""
+        clock, so a release sent late is not held longer; 1 ms more, as Redis's clock counts
+        whole milliseconds, rounded down); an unused one frees now."""
         now = time.monotonic()
         args: list[Any] = [self._token]
         with self._lock:
             for lease_id in released:
                 until = self._leases.get(lease_id, now)
-                args += [lease_id, max(0, math.ceil((until - now) * 1000))]
+                args += [lease_id, math.ceil((until - now) * 1000) + 1 if until > now else 0]
         for lease_id in unused:
             args += [lease_id, 0]
         return args

@@ -215,26 +215,30 @@ async def test_reservations_are_given_up_when_nobody_waits(own_redis: RedisServe
     await a.aclose()
 
 
-async def test_reservations_leave_a_newcomer_its_share(own_redis: RedisServer) -> None:
-    """A busy process keeps at most its fair share (limit / members) of the slots it frees:
-    a process that joins the key gets the rest, not nothing."""
-    rl = RateLimit(10, 0.5)
+@pytest.mark.parametrize("busy", [1, 3])
+async def test_reservations_leave_a_newcomer_its_share(own_redis: RedisServer, busy: int) -> None:
+    """A busy process keeps at most its fair share (limit / members, rounded down) of the slots
+    it frees, and gives up the rest when a process joins: the newcomer gets in within a few
+    periods and then its share, not nothing."""
+    rl = RateLimit(10, 1.0)
     key = uuid.uuid4().hex[:16]
-    a = RedisLimiterBackend(own_redis.url, max_in_flight=0.5)
-    b = RedisLimiterBackend(own_redis.url, max_in_flight=0.5)
-    la, lb = limiter(a, key, rl), limiter(b, key, rl)
+    backends = [RedisLimiterBackend(own_redis.url, max_in_flight=1.0) for _ in range(busy + 1)]
+    lims = [limiter(b, key, rl) for b in backends]
     uses: list[Use] = []
-    until = time.monotonic() + 4.0
-    first = asyncio.ensure_future(workers(la, 40, until, uses, "a"))
-    await asyncio.sleep(1.0)
-    await workers(lb, 40, until, uses, "b")
+    until = time.monotonic() + 7.0
+    first = asyncio.gather(
+        *(workers(lim, 40, until, uses, f"busy{i}") for i, lim in enumerate(lims[1:]))
+    )
+    await asyncio.sleep(2.0)
+    await workers(lims[0], 40, until, uses, "new")
     await first
-    late = [u for u in uses if until - 1.5 <= u[0] < until]
-    share_b = sum(1 for u in late if u[3] == "b") / max(1, len(late))
-    assert 0.3 <= share_b <= 0.7, (share_b, len(late))
+    late = [u for u in uses if until - 3.0 <= u[0] < until]
+    share_new = sum(1 for u in late if u[3] == "new") / max(1, len(late))
+    fair = 1 / (busy + 1)
+    assert 0.5 * fair <= share_new <= 1.5 * fair, (share_new, len(late))
     assert most_slots_held(uses, rl.period) <= rl.requests
-    await a.aclose()
-    await b.aclose()
+    for b in backends:
+        await b.aclose()
 
 
 async def test_the_local_fallback_does_not_wait_for_what_reservations_hold(
