@@ -65,3 +65,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     note = _spec_missing_note()
     if note is not None:
         terminalreporter.write_sep("!", note, yellow=True, bold=True)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to flush, kill, stall and restart."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

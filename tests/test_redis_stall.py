@@ -15,7 +15,6 @@ import itertools
 import multiprocessing
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,24 +26,10 @@ from cliniko_async.redis import RedisLimiter, RedisLimiterBackend
 from cliniko_async.testing import FakeCliniko, serve
 from cliniko_async.testing._redis_server import RedisServer
 
+from .test_redis_limiter import limiter
+
 #: A request's round trip in these tests.
 TRIP = 0.01
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def limiter(backend: RedisLimiterBackend, fingerprint: str, rl: RateLimit) -> RedisLimiter:
-    lim = backend.limiter_for(fingerprint, rl)
-    assert isinstance(lim, RedisLimiter)
-    return lim
 
 
 Use = tuple[float, float, str, str]  # admitted, released, lease id, who
@@ -110,22 +95,41 @@ async def stall(server: RedisServer, seconds: float) -> float:
     return sent
 
 
+async def stalled_run(
+    server: RedisServer,
+    rl: RateLimit,
+    processes: int,
+    tasks: int,
+    seconds: float,
+    stall_at: float,
+    stall_for: float,
+    trip: float = TRIP,
+) -> tuple[list[Use], float]:
+    """``processes`` backends ("a", "b", ...) each running ``tasks`` tasks for ``seconds``;
+    Redis stalls for ``stall_for`` between two bursts after ``stall_at``. The uses, and when
+    the stall was sent."""
+    key = uuid.uuid4().hex[:16]
+    backends = [RedisLimiterBackend(server.url, max_in_flight=rl.period) for _ in range(processes)]
+    lims = [limiter(b, key, rl) for b in backends]
+    for lim in lims:  # all are members before the clock starts
+        (await lim.acquire()).release()
+    uses: list[Use] = []
+    until = time.monotonic() + seconds
+    run = asyncio.gather(
+        *(workers(lim, tasks, until, uses, "abcd"[i], trip) for i, lim in enumerate(lims))
+    )
+    await asyncio.sleep(stall_at)
+    await between_bursts(uses, rl.period)
+    sent = await stall(server, stall_for)
+    await run
+    for b in backends:
+        await b.aclose()
+    return uses, sent
+
+
 async def test_a_stall_of_a_period_is_ridden_out_on_reservations(own_redis: RedisServer) -> None:
     rl = RateLimit(20, 1.0)
-    key = uuid.uuid4().hex[:16]
-    a = RedisLimiterBackend(own_redis.url, max_in_flight=1.0)
-    b = RedisLimiterBackend(own_redis.url, max_in_flight=1.0)
-    la, lb = limiter(a, key, rl), limiter(b, key, rl)
-    for lim in (la, lb):  # both are members before the clock starts
-        (await lim.acquire()).release()
-    await asyncio.sleep(0)
-    uses: list[Use] = []
-    until = time.monotonic() + 5.0
-    run = asyncio.gather(workers(la, 30, until, uses, "a"), workers(lb, 30, until, uses, "b"))
-    await asyncio.sleep(2.0)
-    await between_bursts(uses, rl.period)
-    sent = await stall(own_redis, 1.0)
-    await run
+    uses, sent = await stalled_run(own_redis, rl, 2, 30, seconds=5.0, stall_at=2.0, stall_for=1.0)
     assert most_slots_held(uses, rl.period) <= rl.requests
     assert double_handed(uses) == []
     # Nothing could be admitted through Redis while it slept: what went, went on reservations.
@@ -135,29 +139,18 @@ async def test_a_stall_of_a_period_is_ridden_out_on_reservations(own_redis: Redi
     # And the traffic kept its pace: at least 0.85 of the limit over the 5 s (20 per second;
     # a lost period would leave 0.8).
     assert len(uses) >= 0.85 * 5 * rl.requests, len(uses)
-    await a.aclose()
-    await b.aclose()
 
 
 async def test_a_longer_stall_still_never_exceeds_the_limit(own_redis: RedisServer) -> None:
     """A reservation serves once: a stall of 2.5 periods uses each once, then waits."""
     rl = RateLimit(10, 0.5)
-    key = uuid.uuid4().hex[:16]
-    a = RedisLimiterBackend(own_redis.url, max_in_flight=0.5)
-    la = limiter(a, key, rl)
-    (await la.acquire()).release()
-    uses: list[Use] = []
-    until = time.monotonic() + 3.5
-    run = asyncio.ensure_future(workers(la, 25, until, uses, "a", trip=0.03))
-    await asyncio.sleep(1.0)
-    await between_bursts(uses, rl.period)
-    sent = await stall(own_redis, 1.25)
-    await run
+    uses, sent = await stalled_run(
+        own_redis, rl, 1, 25, seconds=3.5, stall_at=1.0, stall_for=1.25, trip=0.03
+    )
     assert most_slots_held(uses, rl.period) <= rl.requests
     assert double_handed(uses) == []
     inside = [u for u in uses if sent + 0.05 <= u[0] < sent + 1.2]
     assert rl.requests // 2 <= len(inside) <= rl.requests, len(inside)
-    await a.aclose()
 
 
 async def test_reservations_are_not_used_while_this_process_is_paused(
@@ -239,6 +232,53 @@ async def test_reservations_leave_a_newcomer_its_share(own_redis: RedisServer, b
     assert most_slots_held(uses, rl.period) <= rl.requests
     for b in backends:
         await b.aclose()
+
+
+def busy_process(redis_url: str, key: str, start: float, until: float) -> list[float]:
+    """One process: 40 tasks sending requests of 10-50 ms from ``start`` (time.monotonic(),
+    the same clock in every process) to ``until``; the admission times."""
+    import random
+
+    async def run() -> list[float]:
+        backend = RedisLimiterBackend(redis_url, max_in_flight=1.0)
+        lim = limiter(backend, key, RateLimit(10, 1.0))
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        admitted: list[float] = []
+
+        async def one() -> None:
+            while time.monotonic() < until:
+                permit = await lim.acquire()
+                admitted.append(time.monotonic())
+                await asyncio.sleep(random.uniform(0.01, 0.05))  # the request's round trip
+                permit.release()
+
+        await asyncio.gather(*(one() for _ in range(40)))
+        await backend.aclose()
+        return admitted
+
+    return asyncio.run(run())
+
+
+def test_a_process_joining_three_busy_ones_gets_its_share(own_redis: RedisServer) -> None:
+    """Real processes: three keep the key busy (10 per second), a fourth joins 2 s later. It
+    gets about its share (a quarter) from a few periods on: the others' reservations do not
+    keep it out."""
+    key = uuid.uuid4().hex[:16]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4, initializer=warm) as pool:
+        start = time.monotonic() + 3.0
+        until = start + 8.0
+        busy = [
+            pool.apply_async(busy_process, (own_redis.url, key, start, until)) for _ in range(3)
+        ]
+        new = pool.apply_async(busy_process, (own_redis.url, key, start + 2.0, until))
+        others = [t for r in busy for t in r.get(60)]
+        mine = new.get(60)
+    late = (start + 5.0, until)
+    n_mine = sum(1 for t in mine if late[0] <= t < late[1])
+    n_all = n_mine + sum(1 for t in others if late[0] <= t < late[1])
+    assert n_all >= 25, n_all  # the key stayed busy: 10 per second
+    assert 0.125 <= n_mine / n_all <= 0.375, (n_mine, n_all)
 
 
 async def test_the_local_fallback_does_not_wait_for_what_reservations_hold(
