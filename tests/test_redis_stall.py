@@ -44,9 +44,11 @@ async def workers(
         while time.monotonic() < until:
             permit = await lim.acquire()
             admitted = time.monotonic()
-            await asyncio.sleep(trip)  # the request's round trip
-            uses.append((admitted, time.monotonic(), getattr(permit, "_id", ""), who))
-            permit.release()
+            try:
+                await asyncio.sleep(trip)  # the request's round trip
+            finally:  # (cancelled too: as a request's response would, it releases)
+                uses.append((admitted, time.monotonic(), getattr(permit, "_id", ""), who))
+                permit.release()
 
     await asyncio.gather(*(one() for _ in range(n)))
 
@@ -178,16 +180,22 @@ async def test_reservations_are_not_used_while_this_process_is_paused(
 
 async def test_reservations_are_given_up_when_nobody_waits(own_redis: RedisServer) -> None:
     """Redis holds a reservation longer than a lease (so that it can be used on a stall); once
-    the waiters are gone each frees when its request's slot does: a period after it."""
+    the waiters are gone (the job was cancelled) each frees when its request's slot does: a
+    period after it."""
     rl = RateLimit(10, 1.0)
     key = uuid.uuid4().hex[:16]
     a = RedisLimiterBackend(own_redis.url, max_in_flight=1.0)
     la = limiter(a, key, rl)
     uses: list[Use] = []
-    run = asyncio.ensure_future(workers(la, 30, time.monotonic() + 1.5, uses, "a"))
-    await asyncio.sleep(1.0)
-    assert la._reserved  # kept while 30 wait for 10 slots
-    await run
+    run = asyncio.ensure_future(workers(la, 30, time.monotonic() + 10.0, uses, "a"))
+    deadline = time.monotonic() + 3.0
+    while not la._confirmed:  # kept while 30 wait for 10 slots, and Redis holds them
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert la._reserved
     done = time.monotonic()
     admin = aioredis.Redis.from_url(own_redis.url)
     slots = f"{{cliniko-async:{key}}}:slots"
