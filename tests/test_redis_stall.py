@@ -235,8 +235,7 @@ async def test_reservations_leave_a_newcomer_its_share(own_redis: RedisServer, b
     await first
     late = [u for u in uses if until - 3.0 <= u[0] < until]
     share_new = sum(1 for u in late if u[3] == "new") / max(1, len(late))
-    fair = 1 / (busy + 1)
-    assert 0.5 * fair <= share_new <= 1.5 * fair, (share_new, len(late))
+    assert share_new >= 0.5 / (busy + 1), (share_new, len(late))  # half its share at least
     assert most_slots_held(uses, rl.period) <= rl.requests
     for b in backends:
         await b.aclose()
@@ -286,7 +285,7 @@ def test_a_process_joining_three_busy_ones_gets_its_share(own_redis: RedisServer
     n_mine = sum(1 for t in mine if late[0] <= t < late[1])
     n_all = n_mine + sum(1 for t in others if late[0] <= t < late[1])
     assert n_all >= 25, n_all  # the key stayed busy: 10 per second
-    assert 0.125 <= n_mine / n_all <= 0.375, (n_mine, n_all)
+    assert n_mine / n_all >= 0.125, (n_mine, n_all)  # half its share at least
 
 
 async def test_the_local_fallback_does_not_wait_for_what_reservations_hold(
