@@ -910,14 +910,13 @@ class RedisLimiter:
         for lease_id, due in list(self._reserved.items()):
             if lease_id in self._renewing or (keep and now <= due + self.reuse_window):
                 continue
-            del self._reserved[lease_id]
-            self._confirmed.discard(lease_id)
             if due > now:
+                del self._reserved[lease_id]
+                self._confirmed.discard(lease_id)
                 self._leases[lease_id] = due
                 self._released.append(lease_id)
             else:
-                self._leases.pop(lease_id, None)
-                self._unused.append(lease_id)
+                self._forget(lease_id)
 
     def _serve_reserved(self) -> float:
         """A Redis command of ours is unanswered for ``stall_after``: serve the waiters from

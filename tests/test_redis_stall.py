@@ -27,6 +27,7 @@ from cliniko_async.testing import FakeCliniko, serve
 from cliniko_async.testing._redis_server import RedisServer
 
 from .test_redis_limiter import limiter
+from .test_redis_limiter import until as wait_until
 
 #: A request's round trip in these tests.
 TRIP = 0.01
@@ -188,10 +189,11 @@ async def test_reservations_are_given_up_when_nobody_waits(own_redis: RedisServe
     la = limiter(a, key, rl)
     uses: list[Use] = []
     run = asyncio.ensure_future(workers(la, 30, time.monotonic() + 10.0, uses, "a"))
-    deadline = time.monotonic() + 3.0
-    while not la._confirmed:  # kept while 30 wait for 10 slots, and Redis holds them
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+
+    async def confirmed() -> bool:  # kept while 30 wait for 10 slots, and Redis holds them
+        return bool(la._confirmed)
+
+    await wait_until(confirmed, within=3.0)
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
@@ -206,10 +208,10 @@ async def test_reservations_are_given_up_when_nobody_waits(own_redis: RedisServe
         server_now = float(stamp[0]) + float(stamp[1]) / 1e6
         return max((score for _, score in scores), default=0.0) / 1000 - server_now
 
-    deadline = time.monotonic() + 1.0
-    while await longest_hold() > rl.period + 0.2:
-        assert time.monotonic() < deadline, await longest_hold()
-        await asyncio.sleep(0.02)
+    async def held_no_longer_than_a_lease() -> bool:
+        return await longest_hold() <= rl.period + 0.2
+
+    await wait_until(held_no_longer_than_a_lease, within=1.0)
     assert not la._reserved
     assert time.monotonic() - done < 1.0
     await admin.aclose()
@@ -302,10 +304,11 @@ async def test_the_local_fallback_does_not_wait_for_what_reservations_hold(
     uses: list[Use] = []
     until = time.monotonic() + 3.0
     run = asyncio.ensure_future(workers(lim, 20, until, uses, "a", trip=0.2))
-    deadline = time.monotonic() + 2.0
-    while not lim._longer:  # leases in flight that Redis holds longer
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+
+    async def held_longer() -> bool:  # leases in flight that Redis holds longer
+        return bool(lim._longer)
+
+    await wait_until(held_longer, within=2.0)
     await asyncio.to_thread(own_redis.kill)
     lost = time.monotonic()
     await run
